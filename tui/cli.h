@@ -1,0 +1,57 @@
+/*
+ * cli.h - the command line: subcommand table, common options, exit codes.
+ *
+ * Every subcommand is a function taking (argc, argv) with argv[0] the subcommand name, and
+ * returning an exit code: LT_EXIT_OK, LT_EXIT_FAIL or LT_EXIT_USAGE. It parses its own options
+ * (getopt_long), prints `--help`, and calls pipeline/store/compute for the work. No logic of
+ * the domain lives here.
+ */
+#ifndef LATHE_CLI_H
+#define LATHE_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+enum { LT_EXIT_OK = 0, LT_EXIT_FAIL = 1, LT_EXIT_USAGE = 2 };
+
+typedef struct lt_command {
+    const char *name;
+    const char *summary; /* one line for `lathe --help` */
+    int (*run)(int argc, char **argv);
+} lt_command;
+
+/* The table of subcommands, terminated by a zeroed entry. */
+extern const lt_command lt_commands[];
+
+/* Options every computing command takes. Defaults come from the environment:
+ * LATHE_DEVICE, LATHE_THREADS, LATHE_HOME. */
+typedef struct lt_cli_common {
+    const char *device;    /* "auto", "cpu", "vulkan:N" */
+    int threads;           /* 0 = all usable cores */
+    const char *workspace; /* default ./.lathe */
+    bool json;
+} lt_cli_common;
+
+void lt_cli_common_defaults(lt_cli_common *c);
+
+/*
+ * Try to consume a common option at argv[*i] ("--device X", "--device=X", "--threads N",
+ * "--workspace DIR", "--json"). Returns 1 if consumed (advancing *i past its value), 0 if the
+ * argument is not a common option, -1 on a bad value (message printed to stderr).
+ */
+int lt_cli_common_parse(lt_cli_common *c, int argc, char **argv, int *i);
+
+/* Print "lathe <cmd>: <message>" to stderr; returns code. */
+int lt_cli_fail(const char *cmd, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Write s to f with control characters and escape sequences made visible (\x1b, \n kept
+ * only when keep_newlines). Every string that came from a dataset, a model or a driver goes
+ * through this before reaching the terminal. */
+void lt_cli_print_sanitized(FILE *f, const char *s, bool keep_newlines);
+
+/* Subcommands. */
+int lt_cmd_devices(int argc, char **argv);
+int lt_cmd_bench(int argc, char **argv);
+
+#endif
