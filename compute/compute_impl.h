@@ -1,7 +1,7 @@
 /*
  * compute_impl.h - what a backend implements, and the structs behind compute.h's handles.
  *
- * Only compute/ includes this file. The front end (compute/*.c) validates every argument
+ * Only compute/ includes this file. The front end (the .c files in compute/) validates every argument
  * (shapes, dtypes, devices) and writes the error message; a backend's op is called only with
  * arguments that passed, so backends never re-check and never format user-facing errors
  * except for device failures.

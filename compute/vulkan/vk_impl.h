@@ -1,0 +1,252 @@
+/*
+ * vk_impl.h - the Vulkan backend's private state, shared by the files of compute/vulkan/ only.
+ *
+ * Design in one paragraph. The loader is opened at run time (dlopen), every entry point is
+ * fetched through vkGetInstanceProcAddr / vkGetDeviceProcAddr into lt_vk_fns. Tensors live in
+ * a few large device-local blocks and are addressed by buffer device address (Vulkan 1.2
+ * bufferDeviceAddress, required by 1.3): shaders receive 64-bit addresses in push constants, so
+ * there are no descriptor sets and maxStorageBufferRange never limits a tensor's size. Ops are
+ * recorded into a command buffer; a global memory barrier is inserted only when a dispatch
+ * touches an address range written earlier in the same batch (or writes one read earlier).
+ * This file must never format user-facing argument errors: the front end validated them.
+ */
+#ifndef LATHE_VK_IMPL_H
+#define LATHE_VK_IMPL_H
+
+#include "compute_impl.h"
+
+#include <vulkan/vulkan.h>
+
+/* Entry points, fetched at run time. G = global, I = instance, D = device level. */
+#define LT_VK_GLOBAL_FNS(X)                                                                   \
+    X(vkCreateInstance)                                                                       \
+    X(vkEnumerateInstanceExtensionProperties)                                                 \
+    X(vkEnumerateInstanceLayerProperties)                                                     \
+    X(vkEnumerateInstanceVersion)
+
+#define LT_VK_INSTANCE_FNS(X)                                                                 \
+    X(vkDestroyInstance)                                                                      \
+    X(vkEnumeratePhysicalDevices)                                                             \
+    X(vkGetPhysicalDeviceProperties)                                                          \
+    X(vkGetPhysicalDeviceProperties2)                                                         \
+    X(vkGetPhysicalDeviceFeatures2)                                                           \
+    X(vkGetPhysicalDeviceMemoryProperties)                                                    \
+    X(vkGetPhysicalDeviceMemoryProperties2)                                                   \
+    X(vkGetPhysicalDeviceQueueFamilyProperties)                                               \
+    X(vkEnumerateDeviceExtensionProperties)                                                   \
+    X(vkCreateDevice)                                                                         \
+    X(vkGetDeviceProcAddr)
+
+#define LT_VK_DEVICE_FNS(X)                                                                   \
+    X(vkDestroyDevice)                                                                        \
+    X(vkGetDeviceQueue)                                                                       \
+    X(vkAllocateMemory)                                                                       \
+    X(vkFreeMemory)                                                                           \
+    X(vkMapMemory)                                                                            \
+    X(vkUnmapMemory)                                                                          \
+    X(vkCreateBuffer)                                                                         \
+    X(vkDestroyBuffer)                                                                        \
+    X(vkGetBufferMemoryRequirements)                                                          \
+    X(vkBindBufferMemory)                                                                     \
+    X(vkGetBufferDeviceAddress)                                                               \
+    X(vkCreateShaderModule)                                                                   \
+    X(vkDestroyShaderModule)                                                                  \
+    X(vkCreatePipelineLayout)                                                                 \
+    X(vkDestroyPipelineLayout)                                                                \
+    X(vkCreateComputePipelines)                                                               \
+    X(vkDestroyPipeline)                                                                      \
+    X(vkCreateCommandPool)                                                                    \
+    X(vkDestroyCommandPool)                                                                   \
+    X(vkAllocateCommandBuffers)                                                               \
+    X(vkBeginCommandBuffer)                                                                   \
+    X(vkEndCommandBuffer)                                                                     \
+    X(vkResetCommandBuffer)                                                                   \
+    X(vkCmdBindPipeline)                                                                      \
+    X(vkCmdPushConstants)                                                                     \
+    X(vkCmdDispatch)                                                                          \
+    X(vkCmdPipelineBarrier)                                                                   \
+    X(vkCmdCopyBuffer)                                                                        \
+    X(vkCmdWriteTimestamp)                                                                    \
+    X(vkCmdResetQueryPool)                                                                    \
+    X(vkCreateQueryPool)                                                                      \
+    X(vkDestroyQueryPool)                                                                     \
+    X(vkGetQueryPoolResults)                                                                  \
+    X(vkQueueSubmit)                                                                          \
+    X(vkCreateFence)                                                                          \
+    X(vkDestroyFence)                                                                         \
+    X(vkWaitForFences)                                                                        \
+    X(vkResetFences)                                                                          \
+    X(vkDeviceWaitIdle)
+
+typedef struct lt_vk_fns {
+    PFN_vkGetInstanceProcAddr vkGetInstanceProcAddr;
+#define LT_VK_DECLARE(name) PFN_##name name;
+    LT_VK_GLOBAL_FNS(LT_VK_DECLARE)
+    LT_VK_INSTANCE_FNS(LT_VK_DECLARE)
+    LT_VK_DEVICE_FNS(LT_VK_DECLARE)
+#undef LT_VK_DECLARE
+    PFN_vkCreateDebugUtilsMessengerEXT vkCreateDebugUtilsMessengerEXT;
+    PFN_vkDestroyDebugUtilsMessengerEXT vkDestroyDebugUtilsMessengerEXT;
+} lt_vk_fns;
+
+/* One large VkDeviceMemory + VkBuffer from which tensors are carved (first fit). */
+typedef struct lt_vk_span {
+    VkDeviceSize offset, size;
+} lt_vk_span;
+
+typedef struct lt_vk_block {
+    VkDeviceMemory mem;
+    VkBuffer buf;
+    VkDeviceAddress addr;
+    VkDeviceSize size;
+    void *mapped;          /* non-NULL when host-visible (unified memory) */
+    lt_vk_span *free_list; /* sorted by offset, coalesced */
+    int n_free, cap_free;
+    VkDeviceSize used;
+    int n_allocs;
+} lt_vk_block;
+
+/* The handle stored in lt_tensor.buf. */
+typedef struct lt_vk_alloc {
+    int block;
+    VkDeviceSize offset, size;
+    VkDeviceAddress addr;
+} lt_vk_alloc;
+
+/* A cached compute pipeline: shader name + specialization constants. */
+#define LT_VK_MAX_SPEC 8
+typedef struct lt_vk_pipeline {
+    const char *shader;
+    int n_spec;
+    uint32_t spec[LT_VK_MAX_SPEC];
+    VkPipeline pipe;
+} lt_vk_pipeline;
+
+/* An address range touched by a dispatch, for hazard tracking. */
+typedef struct lt_vk_range {
+    VkDeviceAddress lo, hi; /* [lo, hi) */
+} lt_vk_range;
+
+#define LT_VK_MAX_BLOCKS 64
+#define LT_VK_CMDBUFS 3
+#define LT_VK_OPS_PER_BATCH 1024 /* dispatches recorded before a batch is submitted */
+
+typedef struct lt_vk_batch {
+    VkCommandBuffer cb;
+    VkFence fence;
+    VkQueryPool queries;
+    bool recording, in_flight;
+    int n_dispatch;
+    int n_stamps;                         /* timestamps written */
+    const char *stamp_op[LT_VK_OPS_PER_BATCH]; /* op name of timestamp pair k */
+} lt_vk_batch;
+
+typedef struct lt_vk {
+    lt_device *dev;
+    void *lib;
+    lt_vk_fns f;
+    VkInstance instance;
+    VkDebugUtilsMessengerEXT messenger;
+    int validation_messages; /* errors + warnings seen by the debug messenger */
+    bool validation;
+    VkPhysicalDevice phys;
+    VkDevice device;
+    VkQueue queue;
+    uint32_t queue_family;
+    lt_vk_device_info info;
+    VkPhysicalDeviceProperties props;
+    VkPhysicalDeviceMemoryProperties memprops;
+    float timestamp_period_ns;
+    bool timestamps;
+
+    /* memory */
+    lt_vk_block blocks[LT_VK_MAX_BLOCKS];
+    int n_blocks;
+    uint32_t device_type_index;  /* memory type for tensor blocks */
+    uint32_t staging_type_index; /* host-visible coherent type for staging (UINT32_MAX: none) */
+    bool unified;                /* tensor blocks are host-visible: no staging needed */
+    VkDeviceSize block_bytes;    /* default block size */
+    VkDeviceSize heap_bytes;     /* size of the heap tensor blocks come from */
+    VkBuffer staging;
+    VkDeviceMemory staging_mem;
+    void *staging_map;
+    VkDeviceSize staging_bytes;
+    /* a small host-visible buffer the shaders raise error flags in (bad ids, bad labels) */
+    VkBuffer flag_buf;
+    VkDeviceMemory flag_mem;
+    uint32_t *flag_map;
+    VkDeviceAddress flag_addr;
+    /* scratch tensors (attention delta, grad-norm partials, ...) freed at the next sync */
+    lt_vk_alloc **deferred;
+    int n_deferred, cap_deferred;
+
+    /* pipelines */
+    VkPipelineLayout layout;
+    uint32_t push_bytes;
+    lt_vk_pipeline *pipes;
+    int n_pipes, cap_pipes;
+
+    /* recording */
+    VkCommandPool pool;
+    lt_vk_batch batch[LT_VK_CMDBUFS];
+    int cur; /* batch being recorded */
+    lt_vk_range *written, *read; /* since the last barrier */
+    int n_written, n_read, cap_written, cap_read;
+    const char *op_name; /* the op being recorded (profiling) */
+    int op_dispatches;
+} lt_vk;
+
+static inline lt_vk *lt_vk_of(const lt_device *dev) { return (lt_vk *)dev->impl; }
+
+/* vk_device.c */
+void lt_vk_close(lt_device *dev);
+const char *lt_vk_result_str(VkResult r);
+lt_status lt_vk_fail(lt_vk *vk, const char *what, VkResult r);
+
+/* vk_memory.c */
+lt_status lt_vk_memory_init(lt_vk *vk);
+void lt_vk_memory_free(lt_vk *vk);
+lt_status lt_vk_alloc_bytes(lt_device *dev, size_t bytes, void **buf);
+void lt_vk_release(lt_device *dev, void *buf);
+lt_status lt_vk_upload(lt_device *dev, lt_tensor *t, const void *src, size_t bytes);
+lt_status lt_vk_download(lt_device *dev, const lt_tensor *t, void *dst, size_t bytes);
+/* A scratch allocation that lives until the next sync completes. */
+lt_status lt_vk_scratch(lt_vk *vk, size_t bytes, VkDeviceAddress *addr);
+void lt_vk_release_deferred(lt_vk *vk);
+static inline VkDeviceAddress lt_vk_addr(const lt_tensor *t)
+{
+    return ((const lt_vk_alloc *)t->buf)->addr + t->offset;
+}
+
+/* vk_exec.c */
+lt_status lt_vk_exec_init(lt_vk *vk);
+void lt_vk_exec_free(lt_vk *vk);
+lt_status lt_vk_sync(lt_device *dev);
+/* Submit what is recorded and wait for it (sync without the error-flag check). */
+lt_status lt_vk_flush(lt_vk *vk);
+/* Start / end an op: profiling brackets every dispatch between them. */
+lt_status lt_vk_op_begin(lt_vk *vk, const char *name);
+lt_status lt_vk_op_end(lt_vk *vk);
+/*
+ * Record one dispatch of shader (with n_spec specialization constants) over groups
+ * (x, y, z) with push constants pc (pc_bytes <= 128). reads / writes: address ranges for
+ * hazard tracking.
+ */
+typedef struct lt_vk_dispatch {
+    const char *shader;
+    const uint32_t *spec;
+    int n_spec;
+    const void *pc;
+    uint32_t pc_bytes;
+    uint32_t groups[3];
+    lt_vk_range reads[12];
+    int n_reads;
+    lt_vk_range writes[4];
+    int n_writes;
+} lt_vk_dispatch;
+lt_status lt_vk_record(lt_vk *vk, const lt_vk_dispatch *d);
+
+/* vk_ops.c */
+extern const lt_backend lt_vk_backend;
+
+#endif
