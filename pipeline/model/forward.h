@@ -1,0 +1,56 @@
+/*
+ * forward.h - the forward pass of a loaded model on its device, and the KV cache.
+ *
+ * A forward workspace (lt_forward) owns the activation buffers for batches of up to
+ * max_batch x max_seq tokens. Each run takes token ids [B, T] from the host and leaves the
+ * logits on the device. With keep_activations every layer's activations are kept for a
+ * backward pass (model_impl.h describes them); without, buffers are shared across layers.
+ *
+ * A KV cache (lt_kv_cache) holds, per layer, keys and values [B, Tmax, Hkv, hd] F32 after
+ * rotary. A run given a cache treats its tokens as continuing the cached positions (the
+ * first run fills the prompt), writes their keys and values into the cache and attends over
+ * everything cached so far.
+ */
+#ifndef LATHE_FORWARD_H
+#define LATHE_FORWARD_H
+
+#include "model.h"
+
+typedef struct lt_kv_cache lt_kv_cache;
+
+/* A cache for batch rows of up to max_len positions. The caller owns *out and frees it with
+ * lt_kv_cache_free before freeing the model. */
+lt_model_status lt_kv_cache_new(lt_model *m, int64_t batch, int64_t max_len, lt_kv_cache **out,
+                                char *err, size_t errlen);
+void lt_kv_cache_free(lt_kv_cache *c);
+int64_t lt_kv_cache_len(const lt_kv_cache *c);      /* positions filled */
+int64_t lt_kv_cache_capacity(const lt_kv_cache *c); /* max_len */
+void lt_kv_cache_reset(lt_kv_cache *c);             /* forget every position */
+
+typedef struct lt_forward lt_forward;
+
+typedef struct lt_forward_opts {
+    int64_t max_batch, max_seq; /* largest [B, T] a run may take */
+    bool keep_activations;      /* keep every layer's activations (training) */
+    bool last_logits_only;      /* logits of each row's last position only: [B, V] */
+} lt_forward_opts;
+
+/* The caller owns *out (free with lt_forward_free before the model). */
+lt_model_status lt_forward_new(lt_model *m, const lt_forward_opts *o, lt_forward **out,
+                               char *err, size_t errlen);
+void lt_forward_free(lt_forward *f);
+
+/*
+ * Run ids [B * T] (row-major [B, T], host memory, each in [0, vocab)). cache: NULL, or a cache
+ * with batch B and room for T more positions. *logits (OUT) is [B*T, V] F32, or [B, V] with
+ * last_logits_only; it belongs to f and stays valid until the next run.
+ */
+lt_model_status lt_forward_run(lt_forward *f, const int32_t *ids, int64_t B, int64_t T,
+                               lt_kv_cache *cache, lt_tensor **logits, char *err, size_t errlen);
+
+/* The residual stream of the last run: l = 0 the embeddings, l = i after layer i (1-based),
+ * l = n_layers + 1 after the final norm; [B*T, D] F32, owned by f. Needs keep_activations
+ * (NULL otherwise, or when l is out of range). */
+lt_tensor *lt_forward_hidden(const lt_forward *f, int l);
+
+#endif
