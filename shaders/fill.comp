@@ -1,15 +1,24 @@
 #version 450
-// fill.comp - t[i] = value for an f32 tensor bound at an element offset.
+// fill.comp - t[:] = value for any dtype; 16-bit tensors are written a word per invocation.
+#include "lt_common.glsl"
 layout(local_size_x = 256) in;
-layout(std430, binding = 0) buffer Out { float data[]; };
-layout(push_constant) uniform Params {
-    uint offset; // elements
-    uint n;
+layout(push_constant) uniform P {
+    uvec2 t;
+    uint n, dt;
     float value;
+    int ivalue;
 } p;
 void main()
 {
-    uint i = gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * gl_NumWorkGroups.x * 256u;
-    if (i < p.n)
-        data[p.offset + i] = p.value;
+    uint i = lt_group() * 256u + gl_LocalInvocationID.x;
+    if (p.dt == DT_F32) {
+        if (i < p.n)
+            F32Buf(p.t).d[i] = p.value;
+    } else if (p.dt == DT_I32) {
+        if (i < p.n)
+            I32Buf(p.t).d[i] = p.ivalue;
+    } else if (i < lt_words(p.t, p.n)) {
+        uint b = lt_to16(p.dt, p.value);
+        lt_st16_word(p.t, i, p.n, b, b);
+    }
 }

@@ -1,0 +1,28 @@
+#version 450
+// rope.comp - rotary position embedding, "rotate_half" layout, in place on x [N, H, hd];
+// one invocation per (token, head, pair). inverse rotates the other way (the backward).
+#include "lt_common.glsl"
+layout(local_size_x = 64) in;
+layout(push_constant) uniform P {
+    uvec2 x, pos;
+    uint N, H, hd, inverse;
+    float theta;
+} p;
+void main()
+{
+    uint half_ = p.hd / 2u;
+    uint g = lt_group() * 64u + gl_LocalInvocationID.x;
+    if (g >= p.N * p.H * half_)
+        return;
+    uint i = g % half_, row = g / half_, n = row / p.H;
+    float f = pow(p.theta, -2.0 * float(i) / float(p.hd));
+    float a = float(I32Buf(p.pos).d[n]) * f;
+    float c = cos(a), s = sin(a);
+    if (p.inverse != 0u)
+        s = -s;
+    F32Buf x = F32Buf(p.x);
+    uint o = row * p.hd + i;
+    float x0 = x.d[o], x1 = x.d[o + half_];
+    x.d[o] = x0 * c - x1 * s;
+    x.d[o + half_] = x1 * c + x0 * s;
+}
