@@ -353,11 +353,15 @@ static bool assign(lt_model *m, const lt_wspec *s, lt_tensor *t)
     }
     lt_layer_weights *L = &m->layers[s->layer];
     lt_linear *lin = NULL;
-    if (strstr(n, "input_layernorm") || strstr(n, ".ln_1."))
+    if (strstr(n, "input_layernorm") || strstr(n, ".ln_1.")) {
         *(is_w ? &L->ln1_w : &L->ln1_b) = t;
-    else if (strstr(n, "post_attention_layernorm") || strstr(n, ".ln_2."))
+        return true;
+    }
+    if (strstr(n, "post_attention_layernorm") || strstr(n, ".ln_2.")) {
         *(is_w ? &L->ln2_w : &L->ln2_b) = t;
-    else if (strstr(n, ".c_attn.")) {
+        return true;
+    }
+    if (strstr(n, ".c_attn.")) {
         const int64_t D = c->dim;
         for (int j = 0; j < 3; j++) {
             lt_linear *qkv = j == 0 ? &L->q : j == 1 ? &L->k : &L->v;
