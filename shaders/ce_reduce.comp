@@ -1,7 +1,7 @@
 #version 450
 // ce_reduce.comp - the cross-entropy's single-workgroup reductions, fixed order:
 // mode 0: count[0] = number of labels that are not ignore_index (uint);
-// mode 1: loss[0] = sum(row_loss) / denom (denom 0: the count; no counted rows: 0).
+// mode 1: loss[0] = sum(row_loss) / denom (denom 0: the count; a zero denominator: 0).
 #include "lt_common.glsl"
 #define WG 256u
 #include "lt_reduce.glsl"
@@ -30,6 +30,6 @@ void main()
     } else {
         float c = float(U32Buf(p.count).d[0]);
         float denom = p.denom > 0.0 ? p.denom : c;
-        F32Buf(p.out_).d[0] = (c > 0.0 && denom > 0.0) ? s / denom : 0.0;
+        F32Buf(p.out_).d[0] = denom > 0.0 ? s / denom : 0.0;
     }
 }

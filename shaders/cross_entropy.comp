@@ -51,8 +51,8 @@ void main()
     if (tid == 0u)
         F32Buf(p.row_loss).d[row] = lse - xl;
     if (p.has_dl != 0u) {
-        float denom = p.denom > 0.0 ? p.denom : max(float(U32Buf(p.count).d[0]), 1.0);
-        float k = p.grad_scale / denom;
+        float denom = p.denom > 0.0 ? p.denom : float(U32Buf(p.count).d[0]);
+        float k = denom > 0.0 ? p.grad_scale / denom : 0.0;
         for (uint d = tid; d < p.V; d += WG) {
             float pr = exp(x.d[base + d] - lse);
             F32Buf(p.dlogits).d[base + d] = k * (pr - (d == uint(label) ? 1.0 : 0.0));

@@ -15,7 +15,7 @@ void main()
     if (g >= p.N * p.H * half_)
         return;
     uint i = g % half_, row = g / half_, n = row / p.H;
-    float f = pow(p.theta, -2.0 * float(i) / float(p.hd));
+    float f = 1.0 / pow(p.theta, float(2u * i) / float(p.hd)); // as the CPU backend
     float a = float(I32Buf(p.pos).d[n]) * f;
     float c = cos(a), s = sin(a);
     if (p.inverse != 0u)

@@ -222,6 +222,10 @@ static inline VkDeviceAddress lt_vk_addr(const lt_tensor *t)
 lt_status lt_vk_exec_init(lt_vk *vk);
 void lt_vk_exec_free(lt_vk *vk);
 lt_status lt_vk_sync(lt_device *dev);
+/* True while recorded work has not completed. */
+bool lt_vk_busy(const lt_vk *vk);
+/* The command buffer being recorded (begun if needed). */
+lt_status lt_vk_command_buffer(lt_vk *vk, VkCommandBuffer *cb);
 /* Submit what is recorded and wait for it (sync without the error-flag check). */
 lt_status lt_vk_flush(lt_vk *vk);
 /* Start / end an op: profiling brackets every dispatch between them. */

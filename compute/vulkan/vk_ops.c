@@ -1,17 +1,689 @@
 /*
- * vk_ops.c - the Vulkan backend's op table (temporary skeleton while the backend lands).
+ * vk_ops.c - the Vulkan backend's op table: each op fills its shader's push constants
+ * (tensor addresses and sizes), names the address ranges it reads and writes for the hazard
+ * tracker, and records one or more dispatches. Arguments were validated by the front end;
+ * this file only reports device limits it cannot meet (head dim, grid size).
+ * Push-constant structs mirror the shaders' blocks (std430: addresses first, 8-byte aligned).
  */
 #include "vk_impl.h"
 
+#include <math.h>
+#include <string.h>
 
+typedef uint64_t addr_t; /* a uvec2 in the shader: low word first */
 
-lt_status lt_vk_memory_init(lt_vk *vk)
+static addr_t A(const lt_tensor *t) { return t ? (addr_t)lt_vk_addr(t) : 0; }
+
+/* The bytes a tensor covers, widened to whole 32-bit words (16-bit tensors are accessed by
+ * word). */
+static lt_vk_range R(const lt_tensor *t)
 {
-    return lt_dev_error(vk->dev, LT_ERR_UNSUPPORTED, "%s: the Vulkan backend is not built yet",
-                        vk->dev->name);
+    VkDeviceAddress a = lt_vk_addr(t);
+    VkDeviceAddress e = a + (VkDeviceAddress)t->numel * lt_dtype_size(t->dtype);
+    return (lt_vk_range){a & ~(VkDeviceAddress)3, (e + 3) & ~(VkDeviceAddress)3};
 }
-void lt_vk_memory_free(lt_vk *vk) { (void)vk; }
-lt_status lt_vk_exec_init(lt_vk *vk) { (void)vk; return LT_ERR_UNSUPPORTED; }
-void lt_vk_exec_free(lt_vk *vk) { (void)vk; }
 
-const lt_backend lt_vk_backend = {.name = "vulkan", .close = lt_vk_close};
+static lt_vk_range RA(VkDeviceAddress a, size_t bytes) { return (lt_vk_range){a, a + bytes}; }
+
+static uint32_t u32(int64_t x) { return (uint32_t)x; }
+
+/* Grids beyond the x limit spill into y; shaders rebuild the flat group index. */
+static void grid(const lt_vk *vk, uint64_t n_groups, uint32_t g[3])
+{
+    uint64_t xmax = vk->props.limits.maxComputeWorkGroupCount[0];
+    if (n_groups <= xmax) {
+        g[0] = (uint32_t)n_groups;
+        g[1] = 1;
+    } else {
+        g[0] = (uint32_t)xmax;
+        g[1] = (uint32_t)((n_groups + xmax - 1) / xmax);
+    }
+    g[2] = 1;
+}
+
+/* Record one dispatch over a flat grid of n_groups workgroups. */
+static lt_status run(lt_vk *vk, const char *shader, const void *pc, uint32_t pc_bytes,
+                     uint64_t n_groups, const lt_vk_range *reads, int n_reads,
+                     const lt_vk_range *writes, int n_writes)
+{
+    lt_vk_dispatch d = {.shader = shader, .pc = pc, .pc_bytes = pc_bytes};
+    grid(vk, n_groups, d.groups);
+    memcpy(d.reads, reads, (size_t)n_reads * sizeof *reads);
+    d.n_reads = n_reads;
+    memcpy(d.writes, writes, (size_t)n_writes * sizeof *writes);
+    d.n_writes = n_writes;
+    return lt_vk_record(vk, &d);
+}
+
+#define RUN(vk, shader, pc, groups, reads, writes)                                            \
+    run(vk, shader, &(pc), sizeof(pc), groups, reads, (int)(sizeof(reads) / sizeof(reads[0])), \
+        writes, (int)(sizeof(writes) / sizeof(writes[0])))
+
+static uint64_t cdiv(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
+
+/* Invocations needed to cover n elements of t: a word per invocation for 16-bit dtypes. */
+static uint64_t cover(const lt_tensor *t)
+{
+    if (t->dtype == LT_F16 || t->dtype == LT_BF16)
+        return ((uint64_t)t->numel + ((A(t) >> 1) & 1) + 1) / 2;
+    return (uint64_t)t->numel;
+}
+
+/* ---- memory-like ops --------------------------------------------------------------------- */
+
+static lt_status vk_fill(lt_device *dev, lt_tensor *t, float value)
+{
+    lt_vk *vk = lt_vk_of(dev);
+    struct {
+        addr_t t;
+        uint32_t n, dt;
+        float value;
+        int32_t ivalue;
+    } pc = {A(t), u32(t->numel), (uint32_t)t->dtype, value, 0};
+    if (t->dtype == LT_I32)
+        pc.ivalue = isfinite(value) && fabsf(value) < 2147483520.0f ? (int32_t)value : 0;
+    lt_vk_range w[] = {R(t)}, r[] = {R(t)};
+    lt_status st = lt_vk_op_begin(vk, "fill");
+    if (st == LT_OK)
+        st = RUN(vk, "fill", pc, cdiv(cover(t), 256), r, w);
+    lt_vk_op_end(vk);
+    return st;
+}
+
+static lt_status vk_copy(lt_device *dev, lt_tensor *dst, const lt_tensor *src)
+{
+    lt_vk *vk = lt_vk_of(dev);
+    struct {
+        addr_t dst, src;
+        uint32_t n, ddt, sdt;
+    } pc = {A(dst), A(src), u32(dst->numel), (uint32_t)dst->dtype, (uint32_t)src->dtype};
+    lt_vk_range r[] = {R(src)}, w[] = {R(dst)};
+    lt_status st = lt_vk_op_begin(vk, "copy");
+    if (st == LT_OK)
+        st = RUN(vk, "copy", pc, cdiv(cover(dst), 256), r, w);
+    lt_vk_op_end(vk);
+    return st;
+}
+
+/* ---- matmul ------------------------------------------------------------------------------ */
+
+static lt_status vk_matmul(lt_device *dev, lt_tensor *C, const lt_tensor *Am,
+                           const lt_tensor *Bm, bool trans_a, bool trans_b, float alpha,
+                           float beta, const lt_matmul_geom *g)
+{
+    lt_vk *vk = lt_vk_of(dev);
+    struct {
+        addr_t c, a, b;
+        uint32_t M, N, K, a_bstride, b_bstride;
+        float alpha, beta;
+    } pc = {A(C), A(Am), A(Bm), u32(g->M), u32(g->N), u32(g->K),
+            g->a_batched ? u32(g->M * g->K) : 0, g->b_batched ? u32(g->K * g->N) : 0,
+            alpha, beta};
+    /* big tiles only where the product is large and the device is a real GPU */
+    bool big = g->M >= 1024 && g->N >= 1024 &&
+               vk->props.deviceType != VK_PHYSICAL_DEVICE_TYPE_CPU &&
+               vk->info.max_shared_memory_bytes >= 2 * 16 * 132 * 4;
+    uint32_t tile = big ? 128 : 64;
+    uint32_t spec[4] = {trans_a, trans_b, (uint32_t)Am->dtype, (uint32_t)Bm->dtype};
+    lt_vk_dispatch d = {.shader = big ? "matmul_big" : "matmul",
+                        .spec = spec,
+                        .n_spec = 4,
+                        .pc = &pc,
+                        .pc_bytes = sizeof pc,
+                        .groups = {(uint32_t)cdiv((uint64_t)g->N, tile),
+                                   (uint32_t)cdiv((uint64_t)g->M, tile), (uint32_t)g->batch},
+                        .reads = {R(Am), R(Bm), R(C)},
+                        .n_reads = beta != 0.0f ? 3 : 2,
+                        .writes = {R(C)},
+                        .n_writes = 1};
+    lt_status st = lt_vk_op_begin(vk, "matmul");
+    if (st == LT_OK)
+        st = lt_vk_record(vk, &d);
+    lt_vk_op_end(vk);
+    return st;
+}
+
+/* ---- embedding --------------------------------------------------------------------------- */
+
+static lt_status vk_embedding(lt_device *dev, lt_tensor *out, const lt_tensor *table,
+                              const lt_tensor *ids)
+{
+    lt_vk *vk = lt_vk_of(dev);
+    int64_t D = table->shape[table->ndim - 1], V = table->numel / D, N = ids->numel;
+    struct {
+        addr_t out, table, ids, flag;
+        uint32_t N, D, V, dt;
+    } pc = {A(out), A(table), A(ids), vk->flag_addr, u32(N), u32(D), u32(V),
+            (uint32_t)table->dtype};
+    lt_vk_range r[] = {R(table), R(ids)}, w[] = {R(out), RA(vk->flag_addr, 64)};
+    lt_status st = lt_vk_op_begin(vk, "embedding");
+    if (st == LT_OK)
+        st = RUN(vk, "embedding", pc, cdiv((uint64_t)(N * D), 256), r, w);
+    lt_vk_op_end(vk);
+    return st;
+}
+
+static lt_status vk_embedding_backward(lt_device *dev, lt_tensor *dtable, const lt_tensor *dout,
+                                       const lt_tensor *ids)
+{
+    lt_vk *vk = lt_vk_of(dev);
+    int64_t D = dtable->shape[dtable->ndim - 1], V = dtable->numel / D, N = ids->numel;
+    VkDeviceAddress chain;
+    lt_status st = lt_vk_op_begin(vk, "embedding_backward");
+    if (st == LT_OK)
+        st = lt_vk_scratch(vk, (size_t)(2 * N + 1) * 4, &chain);
+    if (st == LT_OK) {
+        struct {
+            addr_t ids, chain;
+            uint32_t N;
+        } pc = {A(ids), chain, u32(N)};
+        lt_vk_range r[] = {R(ids)}, w[] = {RA(chain, (size_t)N * 8)};
+        st = RUN(vk, "embedding_chain", pc, cdiv((uint64_t)N, 64), r, w);
+    }
+    if (st == LT_OK) {
+        struct {
+            addr_t dtable, dout, ids, chain;
+            uint32_t N, D, V;
+        } pc = {A(dtable), A(dout), A(ids), chain, u32(N), u32(D), u32(V)};
+        lt_vk_range r[] = {R(dout), R(ids), RA(chain, (size_t)N * 8), R(dtable)},
+                    w[] = {R(dtable)};
+        st = RUN(vk, "embedding_bwd", pc, (uint64_t)N, r, w);
+    }
+    lt_vk_op_end(vk);
+    return st;
+}
+
+/* ---- normalisation ----------------------------------------------------------------------- */
+
+static lt_status vk_rmsnorm(lt_device *dev, lt_tensor *out, lt_tensor *rstd, const lt_tensor *x,
+                            const lt_tensor *w, float eps)
+{
+    lt_vk *vk = lt_vk_of(dev);
+    int64_t D = x->shape[x->ndim - 1], N = x->numel / D;
+    struct {
+        addr_t out, rstd, x, w;
+        uint32_t N, D, wdt, has_rstd;
+        float eps;
+    } pc = {A(out), A(rstd), A(x), A(w), u32(N), u32(D), (uint32_t)w->dtype, rstd != NULL, eps};
+    lt_vk_range r[] = {R(x), R(w)}, wr[] = {R(out), rstd ? R(rstd) : R(out)};
+    lt_status st = lt_vk_op_begin(vk, "rmsnorm");
+    if (st == LT_OK)
+        st = RUN(vk, "rmsnorm", pc, (uint64_t)N, r, wr);
+    lt_vk_op_end(vk);
+    return st;
+}
+
+/* dw/db column sums (mode 0 rms, 1 layernorm, 2 bias) */
+static lt_status colsum(lt_vk *vk, lt_tensor *dw, lt_tensor *db, const lt_tensor *g,
+                        const lt_tensor *x, const lt_tensor *mean, const lt_tensor *rstd,
+                        int64_t N, int64_t D, uint32_t mode)
+{
+    struct {
+        addr_t dw, db, g, x, mean, rstd;
+        uint32_t N, D, mode, has_dw, has_db;
+    } pc = {A(dw), A(db), A(g), A(x), A(mean), A(rstd), u32(N), u32(D), mode, dw != NULL,
+            db != NULL};
+    lt_vk_dispatch d = {.shader = "colsum", .pc = &pc, .pc_bytes = sizeof pc};
+    grid(vk, cdiv((uint64_t)D, 64), d.groups);
+    const lt_tensor *ins[] = {g, x, mean, rstd, dw, db};
+    for (int i = 0; i < 6; i++)
+        if (ins[i])
+            d.reads[d.n_reads++] = R(ins[i]);
+    if (dw)
+        d.writes[d.n_writes++] = R(dw);
+    if (db)
+        d.writes[d.n_writes++] = R(db);
+    return lt_vk_record(vk, &d);
+}
+
+static lt_status vk_rmsnorm_backward(lt_device *dev, lt_tensor *dx, lt_tensor *dw,
+                                     const lt_tensor *dout, const lt_tensor *x,
+                                     const lt_tensor *w, const lt_tensor *rstd)
+{
+    lt_vk *vk = lt_vk_of(dev);
+    int64_t D = x->shape[x->ndim - 1], N = x->numel / D;
+    lt_status st = lt_vk_op_begin(vk, "rmsnorm_backward");
+    if (st == LT_OK && dx) {
+        struct {
+            addr_t dx, dout, x, w, rstd;
+            uint32_t N, D, wdt;
+        } pc = {A(dx), A(dout), A(x), A(w), A(rstd), u32(N), u32(D), (uint32_t)w->dtype};
+        lt_vk_range r[] = {R(dout), R(x), R(w), R(rstd)}, wr[] = {R(dx)};
+        st = RUN(vk, "rmsnorm_bwd", pc, (uint64_t)N, r, wr);
+    }
+    if (st == LT_OK && dw)
+        st = colsum(vk, dw, NULL, dout, x, NULL, rstd, N, D, 0);
+    lt_vk_op_end(vk);
+    return st;
+}
+
+static lt_status vk_layernorm(lt_device *dev, lt_tensor *out, lt_tensor *mean, lt_tensor *rstd,
+                              const lt_tensor *x, const lt_tensor *w, const lt_tensor *b,
+                              float eps)
+{
+    lt_vk *vk = lt_vk_of(dev);
+    int64_t D = x->shape[x->ndim - 1], N = x->numel / D;
+    struct {
+        addr_t out, mean, rstd, x, w, b;
+        uint32_t N, D, wdt, bdt, has_stats;
+        float eps;
+    } pc = {A(out), A(mean), A(rstd), A(x), A(w), A(b), u32(N), u32(D), (uint32_t)w->dtype,
+            (uint32_t)b->dtype, (mean ? 1u : 0u) | (rstd ? 2u : 0u), eps};
+    lt_vk_range r[] = {R(x), R(w), R(b)},
+                wr[] = {R(out), mean ? R(mean) : R(out), rstd ? R(rstd) : R(out)};
+    lt_status st = lt_vk_op_begin(vk, "layernorm");
+    if (st == LT_OK)
+        st = RUN(vk, "layernorm", pc, (uint64_t)N, r, wr);
+    lt_vk_op_end(vk);
+    return st;
+}
+
+static lt_status vk_layernorm_backward(lt_device *dev, lt_tensor *dx, lt_tensor *dw,
+                                       lt_tensor *db, const lt_tensor *dout, const lt_tensor *x,
+                                       const lt_tensor *w, const lt_tensor *mean,
+                                       const lt_tensor *rstd)
+{
+    lt_vk *vk = lt_vk_of(dev);
+    int64_t D = x->shape[x->ndim - 1], N = x->numel / D;
+    lt_status st = lt_vk_op_begin(vk, "layernorm_backward");
+    if (st == LT_OK && dx) {
+        struct {
+            addr_t dx, dout, x, w, mean, rstd;
+            uint32_t N, D, wdt;
+        } pc = {A(dx), A(dout), A(x), A(w), A(mean), A(rstd), u32(N), u32(D),
+                (uint32_t)w->dtype};
+        lt_vk_range r[] = {R(dout), R(x), R(w), R(mean), R(rstd)}, wr[] = {R(dx)};
+        st = RUN(vk, "layernorm_bwd", pc, (uint64_t)N, r, wr);
+    }
+    if (st == LT_OK && (dw || db))
+        st = colsum(vk, dw, db, dout, x, mean, rstd, N, D, 1);
+    lt_vk_op_end(vk);
+    return st;
+}
+
+/* ---- rope, attention --------------------------------------------------------------------- */
+
+static lt_status vk_rope(lt_device *dev, lt_tensor *x, const lt_tensor *pos, float theta,
+                         bool inverse)
+{
+    lt_vk *vk = lt_vk_of(dev);
+    int64_t hd = x->shape[x->ndim - 1], H = x->shape[x->ndim - 2], N = x->numel / (hd * H);
+    struct {
+        addr_t x, pos;
+        uint32_t N, H, hd, inverse;
+        float theta;
+    } pc = {A(x), A(pos), u32(N), u32(H), u32(hd), inverse, theta};
+    lt_vk_range r[] = {R(x), R(pos)}, w[] = {R(x)};
+    lt_status st = lt_vk_op_begin(vk, inverse ? "rope_backward" : "rope");
+    if (st == LT_OK)
+        st = RUN(vk, "rope", pc, cdiv((uint64_t)(N * H * (hd / 2)), 64), r, w);
+    lt_vk_op_end(vk);
+    return st;
+}
+
+typedef struct attn_geom {
+    uint32_t B, Tq, Tk, H, Hkv, hd, kvdt, q_offset, n_kv;
+} attn_geom;
+
+static lt_status attn_geometry(lt_vk *vk, const lt_tensor *q, const lt_tensor *k,
+                               const lt_attn_params *p, attn_geom *g)
+{
+    g->B = u32(q->shape[0]);
+    g->Tq = u32(q->shape[1]);
+    g->H = u32(q->shape[2]);
+    g->hd = u32(q->shape[3]);
+    g->Tk = u32(k->shape[1]);
+    g->Hkv = u32(k->shape[2]);
+    g->kvdt = (uint32_t)k->dtype;
+    g->q_offset = u32(p->q_offset);
+    g->n_kv = p->n_kv > 0 ? u32(p->n_kv) : g->Tk;
+    if (g->hd > 256)
+        return lt_dev_error(vk->dev, LT_ERR_UNSUPPORTED,
+                            "%s: attention supports head dims up to 256, got %u",
+                            vk->dev->name, g->hd);
+    return LT_OK;
+}
+
+static lt_status vk_attention(lt_device *dev, lt_tensor *out, lt_tensor *lse, const lt_tensor *q,
+                              const lt_tensor *k, const lt_tensor *v, const lt_tensor *seg,
+                              const lt_attn_params *p)
+{
+    lt_vk *vk = lt_vk_of(dev);
+    attn_geom g;
+    lt_status st = attn_geometry(vk, q, k, p, &g);
+    if (st != LT_OK)
+        return st;
+    struct {
+        addr_t out, lse, q, k, v, seg;
+        uint32_t B, Tq, Tk, H, Hkv, hd, kvdt, q_offset, n_kv, has_lse, has_seg;
+        float scale;
+    } pc = {A(out), A(lse), A(q), A(k), A(v), A(seg), g.B, g.Tq, g.Tk, g.H, g.Hkv, g.hd,
+            g.kvdt, g.q_offset, g.n_kv, lse != NULL, seg != NULL, p->scale};
+    lt_vk_range r[] = {R(q), R(k), R(v), seg ? R(seg) : R(q)},
+                w[] = {R(out), lse ? R(lse) : R(out)};
+    st = lt_vk_op_begin(vk, "attention");
+    if (st == LT_OK)
+        st = RUN(vk, "attention", pc, (uint64_t)g.B * g.H * g.Tq, r, w);
+    lt_vk_op_end(vk);
+    return st;
+}
+
+static lt_status vk_attention_backward(lt_device *dev, lt_tensor *dq, lt_tensor *dk,
+                                       lt_tensor *dv, const lt_tensor *dout, const lt_tensor *q,
+                                       const lt_tensor *k, const lt_tensor *v,
+                                       const lt_tensor *out, const lt_tensor *lse,
+                                       const lt_tensor *seg, const lt_attn_params *p)
+{
+    lt_vk *vk = lt_vk_of(dev);
+    attn_geom g;
+    lt_status st = attn_geometry(vk, q, k, p, &g);
+    if (st != LT_OK)
+        return st;
+    VkDeviceAddress delta;
+    size_t delta_bytes = (size_t)g.B * g.H * g.Tq * 4;
+    st = lt_vk_op_begin(vk, "attention_backward");
+    if (st == LT_OK)
+        st = lt_vk_scratch(vk, delta_bytes, &delta);
+    if (st == LT_OK) {
+        struct {
+            addr_t dq, delta, dout, out, q, k, v, lse, seg;
+            uint32_t B, Tq, Tk, H, Hkv, hd, kvdt, q_offset, n_kv, has_seg;
+            float scale;
+        } pc = {A(dq), delta, A(dout), A(out), A(q), A(k), A(v), A(lse), A(seg), g.B, g.Tq,
+                g.Tk, g.H, g.Hkv, g.hd, g.kvdt, g.q_offset, g.n_kv, seg != NULL, p->scale};
+        lt_vk_range r[] = {R(dout), R(out), R(q), R(k), R(v), R(lse), seg ? R(seg) : R(q)},
+                    w[] = {R(dq), RA(delta, delta_bytes)};
+        st = RUN(vk, "attention_bwd_dq", pc, (uint64_t)g.B * g.H * g.Tq, r, w);
+    }
+    if (st == LT_OK) {
+        struct {
+            addr_t dk, dv, dout, q, k, v, lse, delta, seg;
+            uint32_t B, Tq, Tk, H, Hkv, hd, kvdt, q_offset, n_kv, has_seg;
+            float scale;
+        } pc = {A(dk), A(dv), A(dout), A(q), A(k), A(v), A(lse), delta, A(seg), g.B, g.Tq,
+                g.Tk, g.H, g.Hkv, g.hd, g.kvdt, g.q_offset, g.n_kv, seg != NULL, p->scale};
+        lt_vk_range r[] = {R(dout), R(q), R(k), R(v), R(lse), RA(delta, delta_bytes),
+                           seg ? R(seg) : R(q)},
+                    w[] = {R(dk), R(dv)};
+        st = RUN(vk, "attention_bwd_dkdv", pc, (uint64_t)g.B * g.Hkv * g.Tk, r, w);
+    }
+    lt_vk_op_end(vk);
+    return st;
+}
+
+/* ---- elementwise ------------------------------------------------------------------------- */
+
+enum { EW_ADD, EW_SCALE, EW_AXPY, EW_SILU, EW_SILU_B, EW_GELU, EW_GELU_B, EW_SWIGLU,
+       EW_SWIGLU_B, EW_BIAS, EW_CLIP };
+
+static lt_status eltwise(lt_vk *vk, const char *name, uint32_t mode, lt_tensor *o, lt_tensor *o1,
+                         const lt_tensor *a, const lt_tensor *b, const lt_tensor *c, float alpha,
+                         int64_t D)
+{
+    struct {
+        addr_t o, o1, a, b, c;
+        uint32_t n, mode, D, adt;
+        float alpha;
+    } pc = {A(o), A(o1), A(a), A(b), A(c), u32(o->numel), mode, u32(D),
+            a ? (uint32_t)a->dtype : 0, alpha};
+    lt_vk_dispatch d = {.shader = "eltwise", .pc = &pc, .pc_bytes = sizeof pc};
+    grid(vk, cdiv((uint64_t)o->numel, 256), d.groups);
+    const lt_tensor *ins[] = {o, a, b, c};
+    for (int i = 0; i < 4; i++)
+        if (ins[i])
+            d.reads[d.n_reads++] = R(ins[i]);
+    d.writes[d.n_writes++] = R(o);
+    if (o1)
+        d.writes[d.n_writes++] = R(o1);
+    lt_status st = name ? lt_vk_op_begin(vk, name) : LT_OK;
+    if (st == LT_OK)
+        st = lt_vk_record(vk, &d);
+    if (name)
+        lt_vk_op_end(vk);
+    return st;
+}
+
+static lt_status vk_silu(lt_device *dev, lt_tensor *out, const lt_tensor *x)
+{
+    return eltwise(lt_vk_of(dev), "silu", EW_SILU, out, NULL, x, NULL, NULL, 0, 1);
+}
+static lt_status vk_silu_backward(lt_device *dev, lt_tensor *dx, const lt_tensor *dout,
+                                  const lt_tensor *x)
+{
+    return eltwise(lt_vk_of(dev), "silu_backward", EW_SILU_B, dx, NULL, x, dout, NULL, 0, 1);
+}
+static lt_status vk_gelu(lt_device *dev, lt_tensor *out, const lt_tensor *x)
+{
+    return eltwise(lt_vk_of(dev), "gelu", EW_GELU, out, NULL, x, NULL, NULL, 0, 1);
+}
+static lt_status vk_gelu_backward(lt_device *dev, lt_tensor *dx, const lt_tensor *dout,
+                                  const lt_tensor *x)
+{
+    return eltwise(lt_vk_of(dev), "gelu_backward", EW_GELU_B, dx, NULL, x, dout, NULL, 0, 1);
+}
+static lt_status vk_swiglu(lt_device *dev, lt_tensor *out, const lt_tensor *gate,
+                           const lt_tensor *up)
+{
+    return eltwise(lt_vk_of(dev), "swiglu", EW_SWIGLU, out, NULL, gate, NULL, up, 0, 1);
+}
+static lt_status vk_swiglu_backward(lt_device *dev, lt_tensor *dgate, lt_tensor *dup,
+                                    const lt_tensor *dout, const lt_tensor *gate,
+                                    const lt_tensor *up)
+{
+    return eltwise(lt_vk_of(dev), "swiglu_backward", EW_SWIGLU_B, dgate, dup, gate, dout, up,
+                   0, 1);
+}
+static lt_status vk_add(lt_device *dev, lt_tensor *out, const lt_tensor *a, const lt_tensor *b)
+{
+    return eltwise(lt_vk_of(dev), "add", EW_ADD, out, NULL, a, b, NULL, 0, 1);
+}
+static lt_status vk_scale(lt_device *dev, lt_tensor *x, float alpha)
+{
+    return eltwise(lt_vk_of(dev), "scale", EW_SCALE, x, NULL, NULL, NULL, NULL, alpha, 1);
+}
+static lt_status vk_axpy(lt_device *dev, lt_tensor *y, float alpha, const lt_tensor *x)
+{
+    return eltwise(lt_vk_of(dev), "axpy", EW_AXPY, y, NULL, x, NULL, NULL, alpha, 1);
+}
+static lt_status vk_bias_add(lt_device *dev, lt_tensor *x, const lt_tensor *b)
+{
+    return eltwise(lt_vk_of(dev), "bias_add", EW_BIAS, x, NULL, b, NULL, NULL, 0, b->numel);
+}
+static lt_status vk_bias_backward(lt_device *dev, lt_tensor *db, const lt_tensor *dout)
+{
+    lt_vk *vk = lt_vk_of(dev);
+    int64_t D = db->numel, N = dout->numel / D;
+    lt_status st = lt_vk_op_begin(vk, "bias_backward");
+    if (st == LT_OK)
+        st = colsum(vk, NULL, db, dout, NULL, NULL, NULL, N, D, 2);
+    lt_vk_op_end(vk);
+    return st;
+}
+
+/* ---- losses ------------------------------------------------------------------------------ */
+
+static lt_status vk_cross_entropy(lt_device *dev, lt_tensor *loss, lt_tensor *row_loss,
+                                  lt_tensor *dlogits, const lt_tensor *logits,
+                                  const lt_tensor *labels, int ignore_index, float grad_scale,
+                                  int64_t n_counted)
+{
+    lt_vk *vk = lt_vk_of(dev);
+    int64_t V = logits->shape[logits->ndim - 1], N = logits->numel / V;
+    float denom = n_counted > 0 ? (float)n_counted : 0.0f;
+    VkDeviceAddress count, rl;
+    lt_status st = lt_vk_op_begin(vk, "cross_entropy");
+    if (st == LT_OK)
+        st = lt_vk_scratch(vk, 4, &count);
+    if (st == LT_OK && !row_loss)
+        st = lt_vk_scratch(vk, (size_t)N * 4, &rl);
+    if (st != LT_OK)
+        goto done;
+    if (row_loss)
+        rl = A(row_loss);
+    struct {
+        addr_t out, in, count;
+        uint32_t N, mode;
+        int32_t ignore_index;
+        float denom;
+    } red = {count, A(labels), count, u32(N), 0, ignore_index, denom};
+    {
+        lt_vk_range r[] = {R(labels)}, w[] = {RA(count, 4)};
+        st = RUN(vk, "ce_reduce", red, 1, r, w);
+    }
+    if (st == LT_OK) {
+        struct {
+            addr_t dlogits, row_loss, logits, labels, count, flag;
+            uint32_t N, V, has_dl;
+            int32_t ignore_index;
+            float grad_scale, denom;
+        } pc = {A(dlogits), rl, A(logits), A(labels), count, vk->flag_addr, u32(N), u32(V),
+                dlogits != NULL, ignore_index, grad_scale, denom};
+        lt_vk_range r[] = {R(logits), R(labels), RA(count, 4)},
+                    w[] = {RA(rl, (size_t)N * 4), dlogits ? R(dlogits) : RA(rl, 4),
+                           RA(vk->flag_addr, 64)};
+        st = RUN(vk, "cross_entropy", pc, (uint64_t)N, r, w);
+    }
+    if (st == LT_OK) {
+        red.out = A(loss);
+        red.in = rl;
+        red.mode = 1;
+        lt_vk_range r[] = {RA(rl, (size_t)N * 4), RA(count, 4)}, w[] = {R(loss)};
+        st = RUN(vk, "ce_reduce", red, 1, r, w);
+    }
+done:
+    lt_vk_op_end(vk);
+    return st;
+}
+
+static lt_status logprob(lt_vk *vk, const char *name, uint32_t mode, lt_tensor *out,
+                         const lt_tensor *logits, const lt_tensor *ids, const lt_tensor *dout)
+{
+    int64_t V = logits->shape[logits->ndim - 1], N = logits->numel / V;
+    struct {
+        addr_t out, logits, ids, dout, flag;
+        uint32_t N, V, mode;
+    } pc = {A(out), A(logits), A(ids), A(dout), vk->flag_addr, u32(N), u32(V), mode};
+    lt_vk_range r[] = {R(logits), R(ids), dout ? R(dout) : R(ids), R(out)},
+                w[] = {R(out), RA(vk->flag_addr, 64)};
+    lt_status st = lt_vk_op_begin(vk, name);
+    if (st == LT_OK)
+        st = RUN(vk, "logprob", pc, (uint64_t)N, r, w);
+    lt_vk_op_end(vk);
+    return st;
+}
+
+static lt_status vk_logprob_gather(lt_device *dev, lt_tensor *out, const lt_tensor *logits,
+                                   const lt_tensor *ids)
+{
+    return logprob(lt_vk_of(dev), "logprob_gather", 0, out, logits, ids, NULL);
+}
+
+static lt_status vk_logprob_gather_backward(lt_device *dev, lt_tensor *dlogits,
+                                            const lt_tensor *dout, const lt_tensor *logits,
+                                            const lt_tensor *ids)
+{
+    return logprob(lt_vk_of(dev), "logprob_gather_backward", 1, dlogits, logits, ids, dout);
+}
+
+/* ---- optimizer --------------------------------------------------------------------------- */
+
+static lt_status vk_adamw(lt_device *dev, lt_tensor *param, const lt_tensor *grad, lt_tensor *m,
+                          lt_tensor *v, const lt_adamw_params *p, float grad_scale)
+{
+    lt_vk *vk = lt_vk_of(dev);
+    struct {
+        addr_t param, grad, m, v;
+        uint32_t n, pdt;
+        float lr, beta1, beta2, eps, wd, bc1, bc2, gscale;
+    } pc = {A(param), A(grad), A(m), A(v), u32(param->numel), (uint32_t)param->dtype, p->lr,
+            p->beta1, p->beta2, p->eps, p->weight_decay,
+            (float)(1.0 - pow((double)p->beta1, (double)p->step)),
+            (float)(1.0 - pow((double)p->beta2, (double)p->step)), grad_scale};
+    lt_vk_range r[] = {R(param), R(grad), R(m), R(v)}, w[] = {R(param), R(m), R(v)};
+    lt_status st = lt_vk_op_begin(vk, "adamw");
+    if (st == LT_OK)
+        st = RUN(vk, "adamw", pc, cdiv(cover(param), 256), r, w);
+    lt_vk_op_end(vk);
+    return st;
+}
+
+#define SUMSQ_PARTS 64
+
+static lt_status vk_grad_norm(lt_device *dev, lt_tensor *out, lt_tensor *const *grads,
+                              int n_grads)
+{
+    lt_vk *vk = lt_vk_of(dev);
+    VkDeviceAddress part;
+    size_t part_bytes = (size_t)(n_grads > 0 ? n_grads : 1) * SUMSQ_PARTS * 4;
+    lt_status st = lt_vk_op_begin(vk, "grad_norm");
+    if (st == LT_OK)
+        st = lt_vk_scratch(vk, part_bytes, &part);
+    struct sumsq_pc {
+        addr_t out, x;
+        uint32_t n, mode, slot;
+    } pc;
+    for (int i = 0; i < n_grads && st == LT_OK; i++) {
+        pc = (struct sumsq_pc){part, A(grads[i]), u32(grads[i]->numel), 0, (uint32_t)i};
+        lt_vk_range r[] = {R(grads[i])},
+                    w[] = {RA(part + (VkDeviceAddress)i * SUMSQ_PARTS * 4, SUMSQ_PARTS * 4)};
+        st = RUN(vk, "sumsq", pc, SUMSQ_PARTS, r, w);
+    }
+    if (st == LT_OK) {
+        pc = (struct sumsq_pc){A(out), part, (uint32_t)(n_grads * SUMSQ_PARTS), 1, 0};
+        lt_vk_range r[] = {RA(part, part_bytes)}, w[] = {R(out)};
+        st = RUN(vk, "sumsq", pc, 1, r, w);
+    }
+    lt_vk_op_end(vk);
+    return st;
+}
+
+static lt_status vk_clip_grad_norm(lt_device *dev, lt_tensor *const *grads, int n_grads,
+                                   const lt_tensor *norm, float max_norm)
+{
+    lt_vk *vk = lt_vk_of(dev);
+    lt_status st = lt_vk_op_begin(vk, "clip_grad_norm");
+    for (int i = 0; i < n_grads && st == LT_OK; i++)
+        st = eltwise(vk, NULL, EW_CLIP, grads[i], NULL, norm, NULL, NULL, max_norm, 1);
+    lt_vk_op_end(vk);
+    return st;
+}
+
+const lt_backend lt_vk_backend = {
+    .name = "vulkan",
+    .profiles_itself = true,
+    .close = lt_vk_close,
+    .sync = lt_vk_sync,
+    .alloc = lt_vk_alloc_bytes,
+    .release = lt_vk_release,
+    .upload = lt_vk_upload,
+    .download = lt_vk_download,
+    .fill = vk_fill,
+    .copy = vk_copy,
+    .matmul = vk_matmul,
+    .embedding = vk_embedding,
+    .embedding_backward = vk_embedding_backward,
+    .rmsnorm = vk_rmsnorm,
+    .rmsnorm_backward = vk_rmsnorm_backward,
+    .layernorm = vk_layernorm,
+    .layernorm_backward = vk_layernorm_backward,
+    .rope = vk_rope,
+    .attention = vk_attention,
+    .attention_backward = vk_attention_backward,
+    .silu = vk_silu,
+    .silu_backward = vk_silu_backward,
+    .gelu = vk_gelu,
+    .gelu_backward = vk_gelu_backward,
+    .swiglu = vk_swiglu,
+    .swiglu_backward = vk_swiglu_backward,
+    .cross_entropy = vk_cross_entropy,
+    .logprob_gather = vk_logprob_gather,
+    .logprob_gather_backward = vk_logprob_gather_backward,
+    .add = vk_add,
+    .scale = vk_scale,
+    .axpy = vk_axpy,
+    .bias_add = vk_bias_add,
+    .bias_backward = vk_bias_backward,
+    .adamw = vk_adamw,
+    .grad_norm = vk_grad_norm,
+    .clip_grad_norm = vk_clip_grad_norm,
+};
