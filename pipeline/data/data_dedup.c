@@ -1,0 +1,640 @@
+/*
+ * data_dedup.c - exact and near-duplicate removal: a new dataset version without them.
+ *
+ * 1. The universe: every sample of the dataset with a stored signature under these shingle
+ *    parameters, plus every member of the input version (signatures computed for those that
+ *    lack one, on all cores, and stored). Because stored rows stay in the universe, importing
+ *    more rows later and deduplicating again gives the same clusters as one run over
+ *    everything; rows outside the input version can join clusters but are never kept.
+ * 2. Exact duplicates: same hash of normalized text (see data_text.c for what is folded).
+ *    One representative per hash (the lowest row) goes on to step 3.
+ * 3. Near duplicates: MinHash (128 permutations) with LSH banding; bands x rows minimize the
+ *    false-positive plus false-negative area at the threshold (as text-dedup does). Every
+ *    candidate pair is verified by the true Jaccard similarity of the shingle sets; pairs at
+ *    or above the threshold are joined by union-find.
+ * 4. Keep rule, per cluster, among members of the input version: the longest response (ties:
+ *    the lowest row), or with --keep first the lowest row. Every other member is removed and
+ *    recorded with its cluster (the kept row's index), the kept sample and its similarity to
+ *    it (1.0 and kind 'exact' for the same normalized text, else Jaccard and kind 'near').
+ */
+#include "data_impl.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void lt_data_dedup_opts_default(lt_data_dedup_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->threshold = 0.8;
+    o->ngram = 5;
+    o->keep = LT_DATA_KEEP_LONGEST;
+}
+
+typedef struct item {
+    int64_t sample_id;
+    int64_t row;
+    int64_t resp_len;
+    char hash[33];
+    bool member;      /* in the input version */
+    bool has_sig;
+    uint32_t sig[LT_MINHASH_PERM];
+} item;
+
+typedef struct dedup {
+    lt_store *st;
+    const lt_data_dedup_opts *o;
+    lt_shingle_opts sh;
+    item *items;
+    size_t n, cap;
+    int *parent;      /* union-find over items */
+    uint64_t **shingles; /* lazily computed, for verification */
+    size_t *n_shingles;
+    bool *shingled;
+} dedup;
+
+static int uf_find(int *p, int x)
+{
+    while (p[x] != x) {
+        p[x] = p[p[x]];
+        x = p[x];
+    }
+    return x;
+}
+
+/* Joins two sets; the root is the smaller index, so roots are deterministic. */
+static void uf_union(int *p, int a, int b)
+{
+    a = uf_find(p, a);
+    b = uf_find(p, b);
+    if (a == b)
+        return;
+    if (a < b)
+        p[b] = a;
+    else
+        p[a] = b;
+}
+
+static item *push_item(dedup *d)
+{
+    if (d->n == d->cap) {
+        size_t nc = d->cap ? d->cap * 2 : 1024;
+        item *ni = realloc(d->items, nc * sizeof *ni);
+        if (!ni)
+            return NULL;
+        d->items = ni;
+        d->cap = nc;
+    }
+    item *it = &d->items[d->n++];
+    memset(it, 0, sizeof *it);
+    return it;
+}
+
+/* ---- signatures on all cores ---- */
+
+typedef struct sig_job {
+    dedup *d;
+    char **texts;      /* sample JSON per pending item */
+    size_t *idx;       /* item index per pending item */
+    size_t n;
+    int t, n_threads;
+} sig_job;
+
+static void *sig_worker(void *arg)
+{
+    sig_job *j = arg;
+    for (size_t k = (size_t)j->t; k < j->n; k += (size_t)j->n_threads) {
+        item *it = &j->d->items[j->idx[k]];
+        char *text = lt_data_sample_text(j->texts[k], NULL);
+        uint64_t *sh = NULL;
+        size_t n = text ? lt_shingles(text, strlen(text), &j->d->sh, &sh) : 0;
+        lt_minhash(sh, n, it->sig);
+        it->has_sig = true;
+        free(sh);
+        free(text);
+    }
+    return NULL;
+}
+
+static int thread_count(int want)
+{
+    if (want > 0)
+        return want;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)(n > 64 ? 64 : n) : 1;
+}
+
+static bool compute_pending(dedup *d, sig_job *base, int n_threads)
+{
+    pthread_t th[64];
+    sig_job jobs[64];
+    int started = 0;
+    for (int t = 0; t < n_threads; t++) {
+        jobs[t] = *base;
+        jobs[t].t = t;
+        jobs[t].n_threads = n_threads;
+        if (t > 0 && pthread_create(&th[t], NULL, sig_worker, &jobs[t]) == 0)
+            started++;
+        else if (t > 0)
+            jobs[t].n_threads = -1;
+    }
+    if (started != n_threads - 1) {
+        /* fall back to this thread alone */
+        jobs[0].n_threads = 1;
+        for (int t = 1; t < n_threads; t++)
+            if (jobs[t].n_threads > 0)
+                pthread_join(th[t], NULL);
+        sig_worker(&jobs[0]);
+        return true;
+    }
+    sig_worker(&jobs[0]);
+    for (int t = 1; t < n_threads; t++)
+        pthread_join(th[t], NULL);
+    (void)d;
+    return true;
+}
+
+/* Loads stored signatures and the input version's members; computes and stores missing
+ * signatures in batches. */
+static lt_data_status load_universe(dedup *d, int64_t dataset_id, int64_t version_id,
+                                    const char *params, lt_data_dedup_result *res, char *err,
+                                    size_t errlen)
+{
+    lt_store_iter *it = NULL;
+    lt_store_signature g;
+    lt_store_status s;
+    if (lt_store_signatures_iter(d->st, dataset_id, params, &it) != LT_STORE_OK)
+        goto store_error;
+    while ((s = lt_store_signatures_next(it, &g)) == LT_STORE_OK) {
+        item *x = push_item(d);
+        if (!x)
+            goto nomem;
+        x->sample_id = g.sample_id;
+        x->row = g.row;
+        x->resp_len = g.n_response_chars;
+        snprintf(x->hash, sizeof x->hash, "%s", g.text_hash ? g.text_hash : "");
+        if (g.bytes == sizeof x->sig) {
+            memcpy(x->sig, g.sig, sizeof x->sig);
+            x->has_sig = true;
+        }
+    }
+    lt_store_iter_free(it);
+    it = NULL;
+    if (s != LT_STORE_DONE)
+        goto store_error;
+    size_t n_stored = d->n;
+    /* stored items are in row order: binary search by row */
+    enum { BATCH = 4096 };
+    char **texts = calloc(BATCH, sizeof *texts);
+    size_t *idx = calloc(BATCH, sizeof *idx);
+    size_t pending = 0;
+    int n_threads = thread_count(d->o->threads);
+    lt_store_sample smp;
+    if (!texts || !idx) {
+        free(texts);
+        free(idx);
+        goto nomem;
+    }
+    if (lt_store_samples_iter(d->st, version_id, NULL, &it) != LT_STORE_OK)
+        goto store_error_batch;
+    for (;;) {
+        s = lt_store_samples_next(it, &smp);
+        if (s == LT_STORE_OK) {
+            res->n_in++;
+            size_t lo = 0, hi = n_stored;
+            while (lo < hi) {
+                size_t mid = (lo + hi) / 2;
+                if (d->items[mid].row < smp.row)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            if (lo < n_stored && d->items[lo].row == smp.row && d->items[lo].has_sig) {
+                d->items[lo].member = true;
+                continue;
+            }
+            item *x = push_item(d);
+            if (!x || !(texts[pending] = strdup(smp.data)))
+                goto nomem_batch;
+            x->sample_id = smp.id;
+            x->row = smp.row;
+            x->resp_len = smp.n_response_chars;
+            x->member = true;
+            snprintf(x->hash, sizeof x->hash, "%s", smp.text_hash);
+            idx[pending++] = d->n - 1;
+        } else if (s != LT_STORE_DONE) {
+            goto store_error_batch;
+        }
+        if (pending == BATCH || (s == LT_STORE_DONE && pending > 0)) {
+            sig_job job = {.d = d, .texts = texts, .idx = idx, .n = pending};
+            compute_pending(d, &job, n_threads);
+            for (size_t k = 0; k < pending; k++) {
+                item *x = &d->items[idx[k]];
+                if (lt_store_signature_put(d->st, dataset_id, params, x->sample_id, x->sig,
+                                           sizeof x->sig) != LT_STORE_OK)
+                    goto store_error_batch;
+                free(texts[k]);
+                texts[k] = NULL;
+            }
+            res->n_signatures_computed += (int64_t)pending;
+            pending = 0;
+        }
+        if (s == LT_STORE_DONE)
+            break;
+    }
+    lt_store_iter_free(it);
+    free(texts);
+    free(idx);
+    return LT_DATA_OK;
+store_error_batch:
+    for (size_t k = 0; k < pending; k++)
+        free(texts[k]);
+    free(texts);
+    free(idx);
+store_error:
+    lt_store_iter_free(it);
+    snprintf(err, errlen, "database error while loading signatures: %s",
+             lt_store_errmsg(d->st));
+    return LT_DATA_STORE;
+nomem_batch:
+    for (size_t k = 0; k < pending; k++)
+        free(texts[k]);
+    free(texts);
+    free(idx);
+nomem:
+    lt_store_iter_free(it);
+    snprintf(err, errlen, "out of memory while loading signatures");
+    return LT_DATA_NOMEM;
+}
+
+/* ---- exact groups, LSH candidates, verification ---- */
+
+static dedup *g_sort_ctx; /* qsort has no context argument in C11 */
+
+static int cmp_row(const void *a, const void *b)
+{
+    const item *x = a, *y = b;
+    return x->row < y->row ? -1 : x->row > y->row;
+}
+
+static int cmp_hash_idx(const void *a, const void *b)
+{
+    int i = *(const int *)a, j = *(const int *)b;
+    int c = strcmp(g_sort_ctx->items[i].hash, g_sort_ctx->items[j].hash);
+    return c ? c : (i > j) - (i < j);
+}
+
+typedef struct keyed {
+    uint64_t key;
+    int idx;
+} keyed;
+
+static int cmp_keyed(const void *a, const void *b)
+{
+    const keyed *x = a, *y = b;
+    if (x->key != y->key)
+        return x->key < y->key ? -1 : 1;
+    return (x->idx > y->idx) - (x->idx < y->idx);
+}
+
+static int cmp_pair(const void *a, const void *b)
+{
+    const int *x = a, *y = b;
+    if (x[0] != y[0])
+        return x[0] < y[0] ? -1 : 1;
+    return (x[1] > y[1]) - (x[1] < y[1]);
+}
+
+static bool shingles_of(dedup *d, int i)
+{
+    if (d->shingled[i])
+        return true;
+    lt_store_sample s;
+    if (lt_store_sample_get_id(d->st, d->items[i].sample_id, &s) != LT_STORE_OK)
+        return false;
+    char *text = lt_data_sample_text(s.data, NULL);
+    if (!text)
+        return false;
+    d->n_shingles[i] = lt_shingles(text, strlen(text), &d->sh, &d->shingles[i]);
+    free(text);
+    d->shingled[i] = true;
+    return true;
+}
+
+static double pair_jaccard(dedup *d, int i, int j)
+{
+    if (!shingles_of(d, i) || !shingles_of(d, j))
+        return -1.0;
+    return lt_jaccard_sorted(d->shingles[i], d->n_shingles[i], d->shingles[j], d->n_shingles[j]);
+}
+
+/* Appends a candidate pair, growing the array. */
+static bool add_pair(int **pairs, size_t *n, size_t *cap, int a, int b)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 4096;
+        int *np = realloc(*pairs, nc * 2 * sizeof *np);
+        if (!np)
+            return false;
+        *pairs = np;
+        *cap = nc;
+    }
+    (*pairs)[2 * *n] = a < b ? a : b;
+    (*pairs)[2 * *n + 1] = a < b ? b : a;
+    (*n)++;
+    return true;
+}
+
+#define BUCKET_ALL_PAIRS 48 /* larger buckets pair each member with the first and next only */
+
+static lt_data_status find_clusters(dedup *d, lt_data_dedup_result *res, char *err,
+                                    size_t errlen)
+{
+    int n = (int)d->n;
+    int *order = malloc((size_t)n * sizeof *order);
+    bool *rep = calloc((size_t)n, sizeof *rep);
+    keyed *keys = malloc((size_t)n * sizeof *keys);
+    int *pairs = NULL;
+    size_t n_pairs = 0, cap_pairs = 0;
+    lt_data_status r = LT_DATA_NOMEM;
+    if (!order || !rep || !keys)
+        goto done;
+    for (int i = 0; i < n; i++)
+        order[i] = i;
+    g_sort_ctx = d;
+    qsort(order, (size_t)n, sizeof *order, cmp_hash_idx);
+    for (int k = 0; k < n; k++) {
+        int i = order[k];
+        if (k > 0 && strcmp(d->items[order[k - 1]].hash, d->items[i].hash) == 0)
+            uf_union(d->parent, order[k - 1], i);
+        else
+            rep[i] = true;
+    }
+    if (!d->o->exact_only) {
+        lt_lsh_params(d->o->threshold, LT_MINHASH_PERM, &res->bands, &res->rows);
+        for (int b = 0; b < res->bands; b++) {
+            int m = 0;
+            for (int i = 0; i < n; i++) {
+                if (!rep[i])
+                    continue;
+                keys[m].key = lt_hash64(d->items[i].sig + b * res->rows,
+                                        (size_t)res->rows * sizeof(uint32_t), (uint64_t)b);
+                keys[m++].idx = i;
+            }
+            qsort(keys, (size_t)m, sizeof *keys, cmp_keyed);
+            for (int s = 0; s < m;) {
+                int e = s + 1;
+                while (e < m && keys[e].key == keys[s].key)
+                    e++;
+                for (int x = s; x < e; x++)
+                    for (int y = x + 1; y < e; y++) {
+                        if (e - s > BUCKET_ALL_PAIRS && x != s && y != x + 1)
+                            continue;
+                        if (!add_pair(&pairs, &n_pairs, &cap_pairs, keys[x].idx, keys[y].idx))
+                            goto done;
+                    }
+                s = e;
+            }
+        }
+        if (n_pairs)
+            qsort(pairs, n_pairs, 2 * sizeof *pairs, cmp_pair);
+        size_t u = 0;
+        for (size_t k = 0; k < n_pairs; k++)
+            if (u == 0 || cmp_pair(&pairs[2 * k], &pairs[2 * (u - 1)]) != 0) {
+                pairs[2 * u] = pairs[2 * k];
+                pairs[2 * u + 1] = pairs[2 * k + 1];
+                u++;
+            }
+        n_pairs = u;
+        res->n_candidates = (int64_t)n_pairs;
+        size_t n_out = 0;
+        for (size_t k = 0; k < n_pairs; k++) {
+            int a = pairs[2 * k], b = pairs[2 * k + 1];
+            bool want_pairs = d->o->pairs_out != NULL;
+            if (!want_pairs && uf_find(d->parent, a) == uf_find(d->parent, b))
+                continue;
+            double j = pair_jaccard(d, a, b);
+            if (j < 0) {
+                snprintf(err, errlen, "could not read back samples %lld and %lld to verify them",
+                         (long long)d->items[a].row, (long long)d->items[b].row);
+                r = LT_DATA_STORE;
+                goto done;
+            }
+            if (j >= d->o->threshold) {
+                uf_union(d->parent, a, b);
+                if (want_pairs) {
+                    /* reuse the candidate array's prefix for the verified pairs */
+                    pairs[2 * n_out] = a;
+                    pairs[2 * n_out + 1] = b;
+                    n_out++;
+                    if (d->o->pair_sim_out) {
+                        double *ns = realloc(*d->o->pair_sim_out, n_out * sizeof *ns);
+                        if (!ns)
+                            goto done;
+                        *d->o->pair_sim_out = ns;
+                        ns[n_out - 1] = j;
+                    }
+                }
+            }
+        }
+        if (d->o->pairs_out) {
+            int64_t *po = malloc((n_out ? n_out : 1) * 2 * sizeof *po);
+            if (!po)
+                goto done;
+            for (size_t k = 0; k < n_out; k++) {
+                po[2 * k] = d->items[pairs[2 * k]].row;
+                po[2 * k + 1] = d->items[pairs[2 * k + 1]].row;
+            }
+            *d->o->pairs_out = po;
+            *d->o->n_pairs_out = (int64_t)n_out;
+        }
+    }
+    r = LT_DATA_OK;
+done:
+    if (r == LT_DATA_NOMEM)
+        snprintf(err, errlen, "out of memory while finding duplicates");
+    free(order);
+    free(rep);
+    free(keys);
+    free(pairs);
+    return r;
+}
+
+/* Picks keepers and writes removals into the new version. */
+static lt_data_status write_removals(dedup *d, int64_t new_version, lt_data_dedup_result *res,
+                                     char *err, size_t errlen)
+{
+    int n = (int)d->n;
+    int *keeper = malloc((size_t)n * sizeof *keeper); /* per root */
+    int *size = calloc((size_t)n, sizeof *size);
+    lt_data_status r = LT_DATA_NOMEM;
+    if (!keeper || !size)
+        goto done;
+    for (int i = 0; i < n; i++)
+        keeper[i] = -1;
+    for (int i = 0; i < n; i++) {
+        int root = uf_find(d->parent, i);
+        size[root]++;
+        if (!d->items[i].member)
+            continue;
+        int k = keeper[root];
+        if (k < 0 || (d->o->keep == LT_DATA_KEEP_LONGEST &&
+                      d->items[i].resp_len > d->items[k].resp_len))
+            keeper[root] = i; /* items are in row order, so ties keep the lower row */
+    }
+    for (int i = 0; i < n; i++) {
+        int root = uf_find(d->parent, i);
+        int k = keeper[root];
+        if (!d->items[i].member || k < 0 || k == i)
+            continue;
+        bool exact = strcmp(d->items[i].hash, d->items[k].hash) == 0;
+        double sim = exact ? 1.0 : pair_jaccard(d, i, k);
+        if (exact)
+            res->n_exact++;
+        else
+            res->n_near++;
+        if (new_version &&
+            lt_store_dedup_removal_add(d->st, new_version, d->items[i].sample_id,
+                                       d->items[k].row, d->items[k].sample_id, sim,
+                                       exact ? "exact" : "near") != LT_STORE_OK) {
+            snprintf(err, errlen, "database error while recording a removal: %s",
+                     lt_store_errmsg(d->st));
+            r = LT_DATA_STORE;
+            goto done;
+        }
+    }
+    for (int i = 0; i < n; i++)
+        if (size[i] > 1 && keeper[i] >= 0)
+            res->n_clusters++;
+    r = LT_DATA_OK;
+done:
+    if (r == LT_DATA_NOMEM)
+        snprintf(err, errlen, "out of memory while choosing rows to keep");
+    free(keeper);
+    free(size);
+    return r;
+}
+
+/* Cluster of every member: the row of the cluster's lowest-row item. */
+static lt_data_status groups_out(dedup *d, const lt_data_dedup_opts *o, char *err,
+                                 size_t errlen)
+{
+    size_t m = 0;
+    for (size_t i = 0; i < d->n; i++)
+        m += d->items[i].member;
+    int64_t *rows = malloc((m ? m : 1) * sizeof *rows);
+    int64_t *ids = malloc((m ? m : 1) * sizeof *ids);
+    if (!rows || !ids) {
+        free(rows);
+        free(ids);
+        snprintf(err, errlen, "out of memory");
+        return LT_DATA_NOMEM;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < d->n; i++) {
+        if (!d->items[i].member)
+            continue;
+        rows[k] = d->items[i].row;
+        ids[k++] = d->items[uf_find(d->parent, (int)i)].row; /* roots are the lowest index */
+    }
+    *o->group_rows_out = rows;
+    *o->group_ids_out = ids;
+    *o->n_groups_out = (int64_t)m;
+    return LT_DATA_OK;
+}
+
+lt_data_status lt_data_dedup(lt_store *st, const char *name, const lt_data_dedup_opts *o,
+                             lt_data_dedup_result *res, char *err, size_t errlen)
+{
+    dedup d = {.st = st, .o = o, .sh = {.ngram = o->ngram, .char_shingles = o->char_shingles}};
+    lt_data_status r = LT_DATA_OK;
+    lt_store_version v;
+    char params[64], vparams[256];
+    memset(res, 0, sizeof *res);
+    if (o->threshold <= 0 || o->threshold > 1 || o->ngram < 1 || o->ngram > 64 ||
+        o->char_shingles < 0 || o->char_shingles > 64) {
+        snprintf(err, errlen, "--threshold must be in (0, 1], --ngram in 1..64, "
+                              "--char-shingles in 0..64");
+        return LT_DATA_USAGE;
+    }
+    if (lt_store_version_get(st, name, o->version, &v) != LT_STORE_OK) {
+        snprintf(err, errlen, "no dataset '%s'%s", name, o->version ? " at that version" : "");
+        return LT_DATA_NOT_FOUND;
+    }
+    int64_t dataset_id = v.dataset_id, in_version = v.version_id;
+    int in_number = v.version;
+    if (o->char_shingles > 0)
+        snprintf(params, sizeof params, "c%d:p%d", o->char_shingles, LT_MINHASH_PERM);
+    else
+        snprintf(params, sizeof params, "w%d:p%d", o->ngram, LT_MINHASH_PERM);
+    if (lt_store_begin(st) != LT_STORE_OK) {
+        snprintf(err, errlen, "database busy: %s", lt_store_errmsg(st));
+        return LT_DATA_STORE;
+    }
+    r = load_universe(&d, dataset_id, in_version, params, res, err, errlen);
+    if (r != LT_DATA_OK)
+        goto rollback;
+    qsort(d.items, d.n, sizeof *d.items, cmp_row);
+    size_t n = d.n ? d.n : 1;
+    d.parent = malloc(n * sizeof *d.parent);
+    d.shingles = calloc(n, sizeof *d.shingles);
+    d.n_shingles = calloc(n, sizeof *d.n_shingles);
+    d.shingled = calloc(n, sizeof *d.shingled);
+    if (!d.parent || !d.shingles || !d.n_shingles || !d.shingled) {
+        snprintf(err, errlen, "out of memory");
+        r = LT_DATA_NOMEM;
+        goto rollback;
+    }
+    for (size_t i = 0; i < d.n; i++)
+        d.parent[i] = (int)i;
+    r = find_clusters(&d, res, err, errlen);
+    if (r != LT_DATA_OK)
+        goto rollback;
+    if (!o->dry_run) {
+        snprintf(vparams, sizeof vparams,
+                 "{\"threshold\":%g,\"ngram\":%d,\"char_shingles\":%d,\"keep\":\"%s\","
+                 "\"exact_only\":%s,\"from_version\":%d}",
+                 o->threshold, o->ngram, o->char_shingles,
+                 o->keep == LT_DATA_KEEP_FIRST ? "first" : "longest",
+                 o->exact_only ? "true" : "false", in_number);
+        if (lt_store_version_create(st, dataset_id, in_version, "dedup", vparams,
+                                    &res->version_id, &res->version) != LT_STORE_OK)
+            goto store_error;
+    }
+    r = write_removals(&d, res->version_id, res, err, errlen);
+    if (r != LT_DATA_OK)
+        goto rollback;
+    if (o->group_rows_out) {
+        r = groups_out(&d, o, err, errlen);
+        if (r != LT_DATA_OK)
+            goto rollback;
+    }
+    if (!o->dry_run) {
+        int64_t kept = 0;
+        if (lt_store_version_copy_members(st, in_version, res->version_id, &kept) !=
+                LT_STORE_OK ||
+            lt_store_version_finish(st, res->version_id, v.format, kept, 0) != LT_STORE_OK)
+            goto store_error;
+    }
+    if (lt_store_commit(st) != LT_STORE_OK)
+        goto store_error;
+    goto free_all;
+store_error:
+    snprintf(err, errlen, "database error while writing the deduplicated version: %s",
+             lt_store_errmsg(st));
+    r = LT_DATA_STORE;
+rollback:
+    lt_store_rollback(st);
+    res->version_id = 0;
+free_all:
+    for (size_t i = 0; d.shingles && i < d.n; i++)
+        free(d.shingles[i]);
+    free(d.shingles);
+    free(d.n_shingles);
+    free(d.shingled);
+    free(d.parent);
+    free(d.items);
+    return r;
+}

@@ -1,0 +1,608 @@
+/*
+ * data_format.c - format detection (alpaca, sharegpt, OpenAI messages, preference pairs, raw
+ * text), field mapping, row validation with reasons, and normalization into the sample shape
+ * described in data.h.
+ *
+ * A row is either normalized (maybe with a warning: control characters) or rejected with one
+ * sentence naming the field and what was expected. Never touches files or the store.
+ */
+#include "data_impl.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- a small string builder for the normalized JSON ---- */
+
+typedef struct sbuf {
+    char *p;
+    size_t n, cap;
+    bool oom;
+} sbuf;
+
+static void sb_put(sbuf *b, const char *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->n + n + 1 > b->cap) {
+        size_t nc = b->cap ? b->cap : 256;
+        while (nc < b->n + n + 1)
+            nc *= 2;
+        char *np = realloc(b->p, nc);
+        if (!np) {
+            b->oom = true;
+            return;
+        }
+        b->p = np;
+        b->cap = nc;
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+}
+
+static void sb_str(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
+
+/* Appends s as a JSON string literal. */
+static void sb_json(sbuf *b, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    sb_put(b, "\"", 1);
+    const char *run = s;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        unsigned c = *p;
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        sb_put(b, run, (size_t)((const char *)p - run));
+        char e[7] = {'\\', 0, 0, 0, 0, 0, 0};
+        size_t en = 2;
+        switch (c) {
+        case '"': e[1] = '"'; break;
+        case '\\': e[1] = '\\'; break;
+        case '\n': e[1] = 'n'; break;
+        case '\t': e[1] = 't'; break;
+        case '\r': e[1] = 'r'; break;
+        default:
+            e[1] = 'u';
+            e[2] = '0';
+            e[3] = '0';
+            e[4] = hex[c >> 4];
+            e[5] = hex[c & 15];
+            en = 6;
+        }
+        sb_put(b, e, en);
+        run = (const char *)p + 1;
+    }
+    sb_str(b, run);
+    sb_put(b, "\"", 1);
+}
+
+/* ---- field mapping ---- */
+
+bool lt_field_map_parse(lt_field_map *m, const char *const *specs, int n, char *err,
+                        size_t errlen)
+{
+    static const char *canon[] = {"instruction", "input",   "output", "system",  "history",
+                                  "conversations", "from",  "value",  "messages", "role",
+                                  "content",     "prompt",  "chosen", "rejected", "text"};
+    m->n = 0;
+    for (int i = 0; i < n && i < LT_DATA_MAX_FIELD_MAP; i++) {
+        const char *eq = strchr(specs[i], '=');
+        if (!eq || eq == specs[i] || !eq[1]) {
+            snprintf(err, errlen, "--field-map '%s': expected FIELD=COLUMN, e.g. output=answer",
+                     specs[i]);
+            return false;
+        }
+        size_t kl = (size_t)(eq - specs[i]);
+        bool known = false;
+        for (size_t k = 0; k < sizeof canon / sizeof canon[0]; k++)
+            if (strlen(canon[k]) == kl && strncmp(canon[k], specs[i], kl) == 0) {
+                m->canon[m->n] = canon[k];
+                known = true;
+            }
+        if (!known) {
+            snprintf(err, errlen,
+                     "--field-map '%s': unknown field; known fields: instruction input output "
+                     "system history conversations from value messages role content prompt "
+                     "chosen rejected text",
+                     specs[i]);
+            return false;
+        }
+        m->column[m->n++] = eq + 1;
+    }
+    return true;
+}
+
+static const char *col(const lt_field_map *m, const char *canon)
+{
+    for (int i = 0; m && i < m->n; i++)
+        if (strcmp(m->canon[i], canon) == 0)
+            return m->column[i];
+    return canon;
+}
+
+static const cJSON *get(const cJSON *o, const lt_field_map *m, const char *canon)
+{
+    return cJSON_GetObjectItemCaseSensitive(o, col(m, canon));
+}
+
+lt_data_format lt_format_detect(const cJSON *row, const lt_field_map *m)
+{
+    if (get(row, m, "messages"))
+        return LT_DATA_FORMAT_MESSAGES;
+    if (get(row, m, "conversations"))
+        return LT_DATA_FORMAT_SHAREGPT;
+    if (get(row, m, "chosen") && get(row, m, "rejected"))
+        return LT_DATA_FORMAT_PREFERENCE;
+    if (get(row, m, "instruction") || get(row, m, "output"))
+        return LT_DATA_FORMAT_ALPACA;
+    if (get(row, m, "text"))
+        return LT_DATA_FORMAT_TEXT;
+    return LT_DATA_FORMAT_AUTO;
+}
+
+/* ---- validation helpers ---- */
+
+typedef struct norm {
+    const lt_field_map *m;
+    char *reason;
+    size_t rlen;
+    lt_norm_sample *out;
+    sbuf json, text;
+    int n_fields;          /* fields written into json so far */
+    int n_turns;
+    const char *last_response;
+} norm;
+
+static const char *type_name(const cJSON *j)
+{
+    if (!j)
+        return "missing";
+    if (cJSON_IsString(j))
+        return "a string";
+    if (cJSON_IsNumber(j))
+        return "a number";
+    if (cJSON_IsArray(j))
+        return "an array";
+    if (cJSON_IsObject(j))
+        return "an object";
+    if (cJSON_IsBool(j))
+        return "a boolean";
+    return "null";
+}
+
+/* Looks for control characters other than tab/newline/CR: C0, DEL, and C1 (which include
+ * the CSI that starts terminal escape sequences). Records the first as a warning. */
+static void check_controls(norm *z, const char *s, const char *field)
+{
+    if (z->out->warning[0])
+        return;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        unsigned c = *p, cp = 0;
+        if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f)
+            cp = c;
+        else if (c == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+            cp = p[1];
+        if (cp) {
+            snprintf(z->out->warning, sizeof z->out->warning,
+                     "control character U+%04X%s in field '%s'; row kept and flagged", cp,
+                     cp == 0x1b ? " (escape)" : cp == 0x07 ? " (bell)" : "", field);
+            z->out->flags |= LT_SAMPLE_FLAG_CONTROL_CHARS;
+            return;
+        }
+    }
+}
+
+/* Fetches a required (or optional) string field; sets the reason and returns NULL when it is
+ * missing, empty or not a string. *absent tells an allowed absence apart. */
+static const char *str_field(norm *z, const cJSON *o, const char *canon, bool required,
+                             bool *bad)
+{
+    const char *name = col(z->m, canon);
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, name);
+    *bad = false;
+    if (!j || cJSON_IsNull(j)) {
+        if (required) {
+            snprintf(z->reason, z->rlen, "missing field '%s'%s", name,
+                     strcmp(name, canon) == 0 ? "" : " (mapped by --field-map)");
+            *bad = true;
+        }
+        return NULL;
+    }
+    if (!cJSON_IsString(j)) {
+        snprintf(z->reason, z->rlen, "field '%s' is %s, expected a string", name, type_name(j));
+        *bad = true;
+        return NULL;
+    }
+    if (required && !j->valuestring[strspn(j->valuestring, " \t\r\n")]) {
+        snprintf(z->reason, z->rlen, "field '%s' is empty", name);
+        *bad = true;
+        return NULL;
+    }
+    check_controls(z, j->valuestring, name);
+    return j->valuestring;
+}
+
+static void add_text(norm *z, const char *s)
+{
+    if (z->text.n)
+        sb_put(&z->text, "\n", 1);
+    sb_str(&z->text, s);
+    z->out->n_chars += lt_utf8_count(s, strlen(s));
+}
+
+static void json_field(norm *z, const char *key, const char *val)
+{
+    sb_str(&z->json, z->n_fields++ ? ",\"" : "{\"");
+    sb_str(&z->json, key);
+    sb_str(&z->json, "\":");
+    sb_json(&z->json, val);
+    add_text(z, val);
+}
+
+static void turn(norm *z, const char *role, const char *content)
+{
+    if (z->n_turns == 0) {
+        sb_str(&z->json, z->n_fields++ ? ",\"turns\":[" : "{\"turns\":[");
+    } else {
+        sb_put(&z->json, ",", 1);
+    }
+    sb_str(&z->json, "{\"role\":\"");
+    sb_str(&z->json, role);
+    sb_str(&z->json, "\",\"content\":");
+    sb_json(&z->json, content);
+    sb_put(&z->json, "}", 1);
+    add_text(z, content);
+    if (strcmp(role, "assistant") == 0)
+        z->last_response = content;
+    z->n_turns++;
+}
+
+static void end_turns(norm *z)
+{
+    if (z->n_turns)
+        sb_put(&z->json, "]", 1);
+}
+
+/* Maps a role name from sharegpt's "from" or messages' "role" to user/assistant/tool/system. */
+static const char *map_role(const char *r)
+{
+    static const char *user[] = {"user", "human", "USER", "Human", "prompter"};
+    static const char *asst[] = {"assistant", "gpt", "chatgpt", "bard", "bing", "model",
+                                 "ASSISTANT", "Assistant", "function_call"};
+    static const char *tool[] = {"tool", "observation", "function", "ipython"};
+    for (size_t i = 0; i < sizeof user / sizeof *user; i++)
+        if (strcmp(r, user[i]) == 0)
+            return "user";
+    for (size_t i = 0; i < sizeof asst / sizeof *asst; i++)
+        if (strcmp(r, asst[i]) == 0)
+            return "assistant";
+    for (size_t i = 0; i < sizeof tool / sizeof *tool; i++)
+        if (strcmp(r, tool[i]) == 0)
+            return "tool";
+    if (strcmp(r, "system") == 0)
+        return "system";
+    return NULL;
+}
+
+/* Content of a message: a string, or an array of {"type":"text","text":...} parts joined. */
+static char *message_content(const cJSON *c)
+{
+    if (cJSON_IsString(c))
+        return strdup(c->valuestring);
+    if (!cJSON_IsArray(c))
+        return NULL;
+    sbuf b = {0};
+    const cJSON *part;
+    cJSON_ArrayForEach(part, c)
+    {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(part, "text");
+        if (cJSON_IsString(t)) {
+            if (b.n)
+                sb_put(&b, "\n", 1);
+            sb_str(&b, t->valuestring);
+        }
+    }
+    if (!b.p)
+        return strdup("");
+    return b.p;
+}
+
+/* Validates and emits a list of turns (sharegpt or messages). role_key/content_key are the
+ * canonical names; prompt_only: the list is a preference prompt (must end with user). */
+static bool chat_turns(norm *z, const cJSON *list, const char *list_name, const char *role_key,
+                       const char *content_key, bool prompt_only)
+{
+    if (!cJSON_IsArray(list)) {
+        snprintf(z->reason, z->rlen, "field '%s' is %s, expected an array of turns", list_name,
+                 type_name(list));
+        return false;
+    }
+    int n = cJSON_GetArraySize(list);
+    if (n == 0) {
+        snprintf(z->reason, z->rlen, "field '%s' is an empty list of turns", list_name);
+        return false;
+    }
+    const char *prev = NULL;
+    int idx = 0;
+    const cJSON *t;
+    char *sys = NULL;
+    bool ok = false;
+    cJSON_ArrayForEach(t, list)
+    {
+        idx++;
+        if (!cJSON_IsObject(t)) {
+            snprintf(z->reason, z->rlen, "turn %d of '%s' is %s, expected an object", idx,
+                     list_name, type_name(t));
+            goto done;
+        }
+        const char *rk = col(z->m, role_key), *ck = col(z->m, content_key);
+        const cJSON *r = cJSON_GetObjectItemCaseSensitive(t, rk);
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(t, ck);
+        if (!cJSON_IsString(r)) {
+            snprintf(z->reason, z->rlen, "turn %d: field '%s' is %s, expected a string", idx, rk,
+                     type_name(r));
+            goto done;
+        }
+        const char *role = map_role(r->valuestring);
+        if (!role) {
+            snprintf(z->reason, z->rlen,
+                     "turn %d has unknown role '%.40s' (expected user/human, assistant/gpt, "
+                     "system or tool)",
+                     idx, r->valuestring);
+            goto done;
+        }
+        char *content = message_content(c);
+        if (!content) {
+            snprintf(z->reason, z->rlen, "turn %d: field '%s' is %s, expected a string", idx, ck,
+                     type_name(c));
+            goto done;
+        }
+        if (!content[strspn(content, " \t\r\n")] && strcmp(role, "tool") != 0) {
+            snprintf(z->reason, z->rlen, "turn %d (%s) has empty content", idx, role);
+            free(content);
+            goto done;
+        }
+        check_controls(z, content, ck);
+        if (strcmp(role, "system") == 0) {
+            if (prev || sys) {
+                snprintf(z->reason, z->rlen,
+                         "turn %d is a system turn after the conversation started (expected "
+                         "only as the first turn)",
+                         idx);
+                free(content);
+                goto done;
+            }
+            sys = content;
+            json_field(z, "system", sys);
+            continue;
+        }
+        if (!prev && strcmp(role, "user") != 0) {
+            snprintf(z->reason, z->rlen, "turns out of order: the conversation starts with %s "
+                     "turn %d, expected a user turn first", role, idx);
+            free(content);
+            goto done;
+        }
+        if (prev && strcmp(prev, role) == 0 && strcmp(role, "tool") != 0) {
+            snprintf(z->reason, z->rlen,
+                     "turns out of order: turns %d and %d are both from %s%s", idx - 1, idx,
+                     role, strcmp(role, "user") == 0 ? " (no assistant reply between them)" : "");
+            free(content);
+            goto done;
+        }
+        if (prev && strcmp(role, "tool") == 0 && strcmp(prev, "user") == 0) {
+            snprintf(z->reason, z->rlen, "turns out of order: tool turn %d follows a user turn",
+                     idx);
+            free(content);
+            goto done;
+        }
+        turn(z, role, content);
+        free(content);
+        prev = role;
+    }
+    if (!prev) {
+        snprintf(z->reason, z->rlen, "'%s' has no user or assistant turn", list_name);
+        goto done;
+    }
+    if (!prompt_only && strcmp(prev, "assistant") != 0) {
+        snprintf(z->reason, z->rlen,
+                 "turns out of order: the conversation ends with a %s turn and has no assistant "
+                 "reply",
+                 prev);
+        goto done;
+    }
+    ok = true;
+done:
+    free(sys);
+    return ok;
+}
+
+static bool norm_alpaca(norm *z, const cJSON *row)
+{
+    bool bad;
+    const char *ins = str_field(z, row, "instruction", true, &bad);
+    if (bad)
+        return false;
+    const char *input = str_field(z, row, "input", false, &bad);
+    if (bad)
+        return false;
+    const char *out = str_field(z, row, "output", true, &bad);
+    if (bad)
+        return false;
+    const char *sys = str_field(z, row, "system", false, &bad);
+    if (bad)
+        return false;
+    if (sys && *sys)
+        json_field(z, "system", sys);
+    const cJSON *hist = get(row, z->m, "history");
+    if (hist && !cJSON_IsNull(hist)) {
+        const cJSON *pair;
+        int i = 0;
+        if (!cJSON_IsArray(hist)) {
+            snprintf(z->reason, z->rlen, "field 'history' is %s, expected [[question, answer], ...]",
+                     type_name(hist));
+            return false;
+        }
+        cJSON_ArrayForEach(pair, hist)
+        {
+            i++;
+            const cJSON *q = cJSON_GetArrayItem(pair, 0), *a = cJSON_GetArrayItem(pair, 1);
+            if (!cJSON_IsArray(pair) || !cJSON_IsString(q) || !cJSON_IsString(a)) {
+                snprintf(z->reason, z->rlen,
+                         "history entry %d is not a [question, answer] pair of strings", i);
+                return false;
+            }
+            turn(z, "user", q->valuestring);
+            turn(z, "assistant", a->valuestring);
+        }
+    }
+    if (input && input[strspn(input, " \t\r\n")]) {
+        size_t n = strlen(ins) + strlen(input) + 2;
+        char *prompt = malloc(n);
+        if (!prompt)
+            return false;
+        snprintf(prompt, n, "%s\n%s", ins, input);
+        turn(z, "user", prompt);
+        free(prompt);
+    } else {
+        turn(z, "user", ins);
+    }
+    turn(z, "assistant", out);
+    end_turns(z);
+    return true;
+}
+
+/* A preference answer: a string, or a list of messages whose last one is the answer. */
+static const char *pref_answer(norm *z, const cJSON *row, const char *canon)
+{
+    const cJSON *j = get(row, z->m, canon);
+    const char *name = col(z->m, canon);
+    if (cJSON_IsArray(j) && cJSON_GetArraySize(j) > 0) {
+        const cJSON *last = cJSON_GetArrayItem(j, cJSON_GetArraySize(j) - 1);
+        j = cJSON_GetObjectItemCaseSensitive(last, col(z->m, "content"));
+    }
+    if (!j) {
+        snprintf(z->reason, z->rlen, "missing field '%s'", name);
+        return NULL;
+    }
+    if (!cJSON_IsString(j)) {
+        snprintf(z->reason, z->rlen, "field '%s' is %s, expected a string or a list of messages",
+                 name, type_name(j));
+        return NULL;
+    }
+    if (!j->valuestring[strspn(j->valuestring, " \t\r\n")]) {
+        snprintf(z->reason, z->rlen, "field '%s' is empty", name);
+        return NULL;
+    }
+    check_controls(z, j->valuestring, name);
+    return j->valuestring;
+}
+
+static bool norm_preference(norm *z, const cJSON *row)
+{
+    bool bad;
+    const char *sys = str_field(z, row, "system", false, &bad);
+    if (bad)
+        return false;
+    if (sys && *sys)
+        json_field(z, "system", sys);
+    const cJSON *p = get(row, z->m, "prompt");
+    if (cJSON_IsArray(p)) {
+        if (!chat_turns(z, p, col(z->m, "prompt"), "role", "content", true))
+            return false;
+    } else {
+        const char *ps = str_field(z, row, "prompt", true, &bad);
+        if (bad)
+            return false;
+        turn(z, "user", ps);
+    }
+    end_turns(z);
+    const char *c = pref_answer(z, row, "chosen");
+    if (!c)
+        return false;
+    const char *r = pref_answer(z, row, "rejected");
+    if (!r)
+        return false;
+    if (strcmp(c, r) == 0) {
+        snprintf(z->reason, z->rlen, "chosen and rejected are identical");
+        return false;
+    }
+    json_field(z, "chosen", c);
+    json_field(z, "rejected", r);
+    z->last_response = c;
+    return true;
+}
+
+bool lt_format_normalize(const cJSON *row, lt_data_format f, const lt_field_map *m,
+                         lt_norm_sample *out, char *reason, size_t reason_len)
+{
+    memset(out, 0, sizeof *out);
+    norm z = {.m = m, .reason = reason, .rlen = reason_len, .out = out};
+    bool ok = false, bad = false;
+    reason[0] = '\0';
+    switch (f) {
+    case LT_DATA_FORMAT_ALPACA: ok = norm_alpaca(&z, row); break;
+    case LT_DATA_FORMAT_SHAREGPT:
+    case LT_DATA_FORMAT_MESSAGES: {
+        bool sg = f == LT_DATA_FORMAT_SHAREGPT;
+        const char *lname = col(m, sg ? "conversations" : "messages");
+        const cJSON *list = get(row, m, sg ? "conversations" : "messages");
+        if (!list) {
+            snprintf(reason, reason_len, "missing field '%s'", lname);
+            break;
+        }
+        const char *sys = str_field(&z, row, "system", false, &bad);
+        if (bad)
+            break;
+        if (sys && *sys)
+            json_field(&z, "system", sys);
+        ok = chat_turns(&z, list, lname, sg ? "from" : "role", sg ? "value" : "content", false);
+        end_turns(&z);
+        break;
+    }
+    case LT_DATA_FORMAT_PREFERENCE: ok = norm_preference(&z, row); break;
+    case LT_DATA_FORMAT_TEXT: {
+        const char *t = str_field(&z, row, "text", true, &bad);
+        if (!bad) {
+            json_field(&z, "text", t);
+            z.last_response = t;
+            ok = true;
+        }
+        break;
+    }
+    case LT_DATA_FORMAT_AUTO:
+        snprintf(reason, reason_len,
+                 "row fits no known format (expected instruction/output, conversations, "
+                 "messages, prompt/chosen/rejected or text; map columns with --field-map)");
+        break;
+    }
+    if (ok && (z.json.oom || z.text.oom)) {
+        snprintf(reason, reason_len, "out of memory");
+        ok = false;
+    }
+    if (!ok) {
+        free(z.json.p);
+        free(z.text.p);
+        memset(out, 0, sizeof *out);
+        return false;
+    }
+    sb_put(&z.json, "}", 1);
+    out->json = z.json.p;
+    out->text = z.text.p ? z.text.p : strdup("");
+    out->n_turns = z.n_turns;
+    out->n_response_chars =
+        z.last_response ? lt_utf8_count(z.last_response, strlen(z.last_response)) : 0;
+    if (!out->json || !out->text) {
+        lt_norm_sample_free(out);
+        snprintf(reason, reason_len, "out of memory");
+        return false;
+    }
+    return true;
+}
+
+void lt_norm_sample_free(lt_norm_sample *s)
+{
+    free(s->json);
+    free(s->text);
+    s->json = s->text = NULL;
+}

@@ -1,0 +1,114 @@
+/*
+ * data_impl.h - what the data workbench's files share: the streaming file reader, the
+ * row normalizer/validator, text normalization, hashing and MinHash. Not a public contract;
+ * tests include it to check the pieces one by one.
+ */
+#ifndef LATHE_DATA_IMPL_H
+#define LATHE_DATA_IMPL_H
+
+#include "data.h"
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- data_read.c: streaming readers for JSONL, JSON arrays and CSV ---- */
+
+typedef enum lt_container { LT_CONTAINER_JSONL, LT_CONTAINER_ARRAY, LT_CONTAINER_CSV } lt_container;
+
+typedef struct lt_reader lt_reader;
+
+typedef enum lt_read_kind {
+    LT_READ_ROW,  /* row->json holds the parsed object */
+    LT_READ_BAD,  /* row->reason says why; row->raw is the (possibly truncated) raw text */
+    LT_READ_EOF,
+} lt_read_kind;
+
+typedef struct lt_read_row {
+    cJSON *json;        /* owned by the reader, freed at the next call */
+    const char *raw;    /* the row's raw bytes, NUL-terminated; valid until the next call */
+    size_t raw_len;
+    int64_t line;       /* 1-based line where the row starts */
+    int64_t column;     /* 1-based byte column of the problem for bad rows; 0 if none */
+    char reason[512];
+} lt_read_row;
+
+/* Opens a file and checks it is non-empty UTF-8 text; detects the container from the name
+ * and the first bytes. File-level problems return LT_DATA_ENCODING/EMPTY/IO with err set. */
+lt_data_status lt_reader_open(const char *path, int64_t max_row_bytes, lt_reader **out,
+                              char *err, size_t errlen);
+lt_read_kind lt_reader_next(lt_reader *r, lt_read_row *row);
+lt_container lt_reader_container(const lt_reader *r);
+int64_t lt_reader_bytes_read(const lt_reader *r);
+int64_t lt_reader_file_size(const lt_reader *r);
+/* Valid after LT_READ_EOF: hex sha256 of every byte of the file. */
+const char *lt_reader_sha256(lt_reader *r);
+void lt_reader_close(lt_reader *r);
+
+/* Returns the byte offset of the first invalid UTF-8 sequence in s[0..n), or -1. */
+int64_t lt_utf8_invalid_at(const char *s, size_t n);
+/* Number of code points in valid UTF-8. */
+int64_t lt_utf8_count(const char *s, size_t n);
+
+/* ---- data_format.c: detection, validation, normalization ---- */
+
+typedef struct lt_field_map {
+    const char *canon[LT_DATA_MAX_FIELD_MAP];
+    const char *column[LT_DATA_MAX_FIELD_MAP];
+    int n;
+} lt_field_map;
+
+/* Parses "canon=column" strings; err says which is malformed. */
+bool lt_field_map_parse(lt_field_map *m, const char *const *specs, int n, char *err,
+                        size_t errlen);
+
+/* Detects the format of one parsed row; LT_DATA_FORMAT_AUTO when it fits none. */
+lt_data_format lt_format_detect(const cJSON *row, const lt_field_map *m);
+
+typedef struct lt_norm_sample {
+    char *json;            /* normalized sample JSON (malloc'd) */
+    char *text;            /* dedup text (malloc'd) */
+    int64_t n_chars;
+    int64_t n_response_chars;
+    int n_turns;
+    int flags;
+    char warning[256];     /* non-empty when a warning applies (row kept) */
+} lt_norm_sample;
+
+/* Validates and normalizes one row in format f. Returns true with *out filled, or false with
+ * reason set (the row is bad). Frees nothing of row. */
+bool lt_format_normalize(const cJSON *row, lt_data_format f, const lt_field_map *m,
+                         lt_norm_sample *out, char *reason, size_t reason_len);
+void lt_norm_sample_free(lt_norm_sample *s);
+
+/* ---- data_text.c: normalization for exact dedup, shingles, MinHash ---- */
+
+/* Normalizes text for duplicate detection into out (capacity >= n + 1): see data_text.c for
+ * what is and is not folded. Returns the length written. */
+size_t lt_text_normalize(const char *s, size_t n, char *out);
+/* 128-bit hash of bytes as 32 hex digits. */
+void lt_hash128_hex(const void *data, size_t n, char hex[33]);
+uint64_t lt_hash64(const void *data, size_t n, uint64_t seed);
+
+#define LT_MINHASH_PERM 128
+
+typedef struct lt_shingle_opts {
+    int ngram;         /* word n-grams (when char_shingles == 0) */
+    int char_shingles; /* character k-grams when > 0 */
+} lt_shingle_opts;
+
+/* Sorted, unique 64-bit shingle hashes of normalized text. OUT *hashes malloc'd. Returns the
+ * count (a text shorter than one shingle gives one shingle of the whole text; empty: 0). */
+size_t lt_shingles(const char *text, size_t n, const lt_shingle_opts *o, uint64_t **hashes);
+/* Jaccard similarity of two sorted unique sets. */
+double lt_jaccard_sorted(const uint64_t *a, size_t na, const uint64_t *b, size_t nb);
+/* Jaccard similarity of two texts under the shingle options. */
+double lt_text_jaccard(const char *a, const char *b, const lt_shingle_opts *o);
+/* MinHash signature of a shingle set (LT_MINHASH_PERM values). */
+void lt_minhash(const uint64_t *shingles, size_t n, uint32_t sig[LT_MINHASH_PERM]);
+/* Chooses bands x rows (b*r <= n_perm) minimizing false-positive plus false-negative area
+ * at the threshold. */
+void lt_lsh_params(double threshold, int n_perm, int *bands, int *rows);
+
+#endif

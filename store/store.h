@@ -1,0 +1,215 @@
+/*
+ * store.h - the workspace and its SQLite database (lathe.db): opening, schema migrations,
+ * transactions, and the statements the data workbench needs.
+ *
+ * A workspace is a folder (--workspace DIR, LATHE_HOME, or ./.lathe) holding lathe.db plus
+ * checkpoints, exports and logs. The database runs in WAL mode so one process writes while
+ * others read. The schema is versioned with PRAGMA user_version; opening an older database
+ * copies it to lathe.db.bak-vN and migrates it forward; a newer one is refused.
+ *
+ * The store knows SQL and the schema. It knows nothing about tensors, tokenizers or the
+ * terminal. Every statement is prepared; strings handed in are bound, never pasted.
+ *
+ * Ownership: lt_store_open returns a handle the caller frees with lt_store_close. Strings
+ * returned inside structs filled by *_next / *_get functions belong to the store and stay valid
+ * until the next call on the same iterator (or on the store, for *_get); copy them to keep them.
+ */
+#ifndef LATHE_STORE_H
+#define LATHE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct lt_store lt_store;
+typedef struct lt_store_iter lt_store_iter;
+
+typedef enum lt_store_status {
+    LT_STORE_OK = 0,
+    LT_STORE_NOT_FOUND,  /* the named thing does not exist */
+    LT_STORE_EXISTS,     /* a unique name is taken */
+    LT_STORE_IO,         /* the folder or file could not be created or read */
+    LT_STORE_TOO_NEW,    /* the database was written by a newer lathe */
+    LT_STORE_BUSY,       /* another process holds the lock past busy_timeout */
+    LT_STORE_SQL,        /* SQLite reported an error (message says which statement) */
+    LT_STORE_DONE,       /* an iterator has no more rows */
+} lt_store_status;
+
+const char *lt_store_status_str(lt_store_status s);
+
+/* The schema version this build writes. */
+int lt_store_schema_version(void);
+
+/* Resolves the workspace folder: dir if non-NULL and non-empty, else $LATHE_HOME, else
+ * ".lathe". Returns a pointer to one of those strings (not owned). */
+const char *lt_store_workspace_resolve(const char *dir);
+
+/*
+ * Opens (creating when needed) the workspace folder and its lathe.db, applies pending
+ * migrations (backing up first), and removes half-written imports left by processes that
+ * died. OUT *out: the handle, freed with lt_store_close. err gets a sentence on failure.
+ */
+lt_store_status lt_store_open(const char *workspace, lt_store **out, char *err, size_t errlen);
+void lt_store_close(lt_store *st);
+
+/* The workspace folder this store was opened on (owned by the store). */
+const char *lt_store_workspace(const lt_store *st);
+/* The last SQLite error message (owned by the store). */
+const char *lt_store_errmsg(const lt_store *st);
+
+lt_store_status lt_store_begin(lt_store *st);
+lt_store_status lt_store_commit(lt_store *st);
+lt_store_status lt_store_rollback(lt_store *st);
+
+/* Removes every version still marked 'building' whose process is gone (or every one when
+ * all is true), with its samples, files and issues, then datasets with no finished version.
+ * OUT *n_removed (may be NULL): versions removed. Called by lt_store_open. */
+lt_store_status lt_store_cleanup_partial(lt_store *st, bool all, int *n_removed);
+
+/* ---- datasets and versions ---- */
+
+typedef struct lt_store_version {
+    int64_t dataset_id;
+    int64_t version_id;
+    int version;          /* 1, 2, ... within the dataset */
+    int64_t parent_id;    /* 0 when none */
+    const char *name;     /* dataset name */
+    const char *kind;     /* import, append, dedup, filter */
+    const char *format;   /* detected sample format */
+    const char *params;   /* JSON of the options that made it */
+    int64_t n_rows;
+    int64_t n_issues;
+    int64_t created_at;   /* unix seconds */
+} lt_store_version;
+
+/* Finds a dataset by name; OUT *dataset_id. LT_STORE_NOT_FOUND when absent or unfinished. */
+lt_store_status lt_store_dataset_find(lt_store *st, const char *name, int64_t *dataset_id);
+/* Creates a dataset (status 'building' until its first version finishes). */
+lt_store_status lt_store_dataset_create(lt_store *st, const char *name, int64_t *dataset_id);
+
+/* Looks a version up: version 0 means the latest finished one. Fills *v (strings owned by
+ * the store, valid until the next lt_store_version_get on st). */
+lt_store_status lt_store_version_get(lt_store *st, const char *name, int version,
+                                     lt_store_version *v);
+
+/* Starts a new version of a dataset marked 'building' with this process's pid.
+ * OUT *version_id, *version (the number). parent_id 0 for none. */
+lt_store_status lt_store_version_create(lt_store *st, int64_t dataset_id, int64_t parent_id,
+                                        const char *kind, const char *params,
+                                        int64_t *version_id, int *version);
+/* Marks a version finished with its counts and format; marks its dataset finished. */
+lt_store_status lt_store_version_finish(lt_store *st, int64_t version_id, const char *format,
+                                        int64_t n_rows, int64_t n_issues);
+/* Deletes a version and what it introduced (used when an import is abandoned). */
+lt_store_status lt_store_version_delete(lt_store *st, int64_t version_id);
+
+/* Makes every member of from_version a member of to_version, except samples recorded as
+ * removed in to_version (dedup_removals or filter_drops). OUT *n_copied. */
+lt_store_status lt_store_version_copy_members(lt_store *st, int64_t from_version,
+                                              int64_t to_version, int64_t *n_copied);
+
+/* Iterates the datasets with their latest finished version. */
+lt_store_status lt_store_datasets_iter(lt_store *st, lt_store_iter **it);
+lt_store_status lt_store_datasets_next(lt_store_iter *it, lt_store_version *v);
+
+/* ---- files, samples and issues ---- */
+
+lt_store_status lt_store_file_add(lt_store *st, int64_t version_id, const char *path,
+                                  int64_t *file_id);
+lt_store_status lt_store_file_finish(lt_store *st, int64_t file_id, int64_t size_bytes,
+                                     const char *sha256_hex, int64_t n_rows, int64_t n_issues);
+
+typedef struct lt_store_sample {
+    int64_t id;
+    int64_t row;          /* row index within the dataset, stable across versions */
+    int64_t version_id;   /* the version that introduced it */
+    int64_t file_id;
+    int64_t line;
+    const char *format;
+    const char *data;     /* normalized sample JSON */
+    const char *text_hash;/* hex hash of the normalized text (exact dedup) */
+    int64_t n_chars;      /* characters (code points) over all fields */
+    int64_t n_response_chars;
+    int n_turns;
+    int flags;            /* LT_SAMPLE_FLAG_* from the pipeline */
+    const char *split;    /* train/val/test for the iterated version, or NULL */
+    const char *path;     /* source file path (sample_get only) */
+} lt_store_sample;
+
+/* Inserts a sample and makes it a member of version_id. OUT *sample_id (may be NULL). */
+lt_store_status lt_store_sample_add(lt_store *st, int64_t dataset_id, int64_t version_id,
+                                    const lt_store_sample *s, int64_t *sample_id);
+/* Fetches the sample with row index row of a dataset if it is a member of version_id. */
+lt_store_status lt_store_sample_get(lt_store *st, int64_t version_id, int64_t row,
+                                    lt_store_sample *s);
+/* Fetches a sample by id (no membership check). */
+lt_store_status lt_store_sample_get_id(lt_store *st, int64_t sample_id, lt_store_sample *s);
+/* Iterates members of a version in row order; split filters by split name (NULL for all). */
+lt_store_status lt_store_samples_iter(lt_store *st, int64_t version_id, const char *split,
+                                      lt_store_iter **it);
+lt_store_status lt_store_samples_next(lt_store_iter *it, lt_store_sample *s);
+/* Number of members of a version. */
+lt_store_status lt_store_samples_count(lt_store *st, int64_t version_id, int64_t *n);
+/* Highest row index used in a dataset, -1 if none. */
+lt_store_status lt_store_rows_max(lt_store *st, int64_t dataset_id, int64_t *max_row);
+
+typedef struct lt_store_issue {
+    int64_t id;
+    int64_t version_id;
+    const char *path;
+    int64_t line;
+    int64_t column;       /* byte column, 1-based; 0 when not known */
+    const char *severity; /* "error" (row dropped) or "warning" (row kept) */
+    const char *reason;
+    const char *raw;      /* raw text, possibly truncated */
+    int64_t row;          /* row index of the kept sample for warnings, -1 otherwise */
+} lt_store_issue;
+
+lt_store_status lt_store_issue_add(lt_store *st, int64_t version_id, int64_t file_id,
+                                   const lt_store_issue *is);
+/* Issues recorded by every version up to and including version_id's import lineage
+ * (all versions of the dataset numbered <= the given one). */
+lt_store_status lt_store_issues_iter(lt_store *st, int64_t dataset_id, int version,
+                                     lt_store_iter **it);
+lt_store_status lt_store_issues_next(lt_store_iter *it, lt_store_issue *is);
+
+/* ---- dedup, filters, splits ---- */
+
+/* Stores one sample's MinHash signature under a parameter key (e.g. "w5:p128:s1"). */
+lt_store_status lt_store_signature_put(lt_store *st, int64_t dataset_id, const char *params,
+                                       int64_t sample_id, const void *sig, size_t bytes);
+/* Iterates every stored signature of a dataset under params with its sample's row,
+ * text hash and response length. */
+typedef struct lt_store_signature {
+    int64_t sample_id;
+    int64_t row;
+    const char *text_hash;
+    int64_t n_response_chars;
+    const void *sig;
+    size_t bytes;
+} lt_store_signature;
+lt_store_status lt_store_signatures_iter(lt_store *st, int64_t dataset_id, const char *params,
+                                         lt_store_iter **it);
+lt_store_status lt_store_signatures_next(lt_store_iter *it, lt_store_signature *s);
+
+lt_store_status lt_store_dedup_removal_add(lt_store *st, int64_t version_id, int64_t sample_id,
+                                           int64_t cluster, int64_t kept_sample_id,
+                                           double similarity, const char *kind);
+/* Counts removals by kind in a version; OUT *n_exact, *n_near. */
+lt_store_status lt_store_dedup_counts(lt_store *st, int64_t version_id, int64_t *n_exact,
+                                      int64_t *n_near, int64_t *n_clusters);
+/* Counts dedup removals over a dataset's versions up to version_id, for inspect. */
+lt_store_status lt_store_dedup_counts_lineage(lt_store *st, int64_t dataset_id, int version,
+                                              int64_t *n_exact, int64_t *n_near, bool *ran);
+
+lt_store_status lt_store_filter_drop_add(lt_store *st, int64_t version_id, int64_t sample_id,
+                                         const char *rule);
+
+/* Assigns a split to a sample for a version (replacing an earlier one). */
+lt_store_status lt_store_split_set(lt_store *st, int64_t version_id, int64_t sample_id,
+                                   const char *split, int64_t seed);
+lt_store_status lt_store_split_clear(lt_store *st, int64_t version_id);
+
+void lt_store_iter_free(lt_store_iter *it);
+
+#endif
