@@ -96,8 +96,9 @@ int32_t lt_sample(float *logits, int64_t V, const int32_t *history, int64_t n_hi
         n = s->top_k;
     /* softmax over the kept candidates (sorted, so c[0] is the max) */
     double sum = 0;
+    const float top = c[0].v;
     for (int64_t i = 0; i < n; i++) {
-        c[i].v = expf(c[i].v - c[0].v);
+        c[i].v = expf(c[i].v - top);
         sum += c[i].v;
     }
     if (s->top_p > 0 && s->top_p < 1) {
