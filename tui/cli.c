@@ -13,6 +13,7 @@ const lt_command lt_commands[] = {
     {"bench", "benchmark ops on a device (lathe bench ops)", lt_cmd_bench},
     {"model", "inspect a model folder, or create a random one (model info|init)", lt_cmd_model},
     {"generate", "generate text from a model (greedy or sampled, streaming)", lt_cmd_generate},
+    {"tokenizer", "encode, decode, or train a tokenizer (tokenizer encode|decode|train)", lt_cmd_tokenizer},
     {0, 0, 0},
 };
 

@@ -55,5 +55,6 @@ int lt_cmd_devices(int argc, char **argv);
 int lt_cmd_bench(int argc, char **argv);
 int lt_cmd_model(int argc, char **argv);
 int lt_cmd_generate(int argc, char **argv);
+int lt_cmd_tokenizer(int argc, char **argv);
 
 #endif
