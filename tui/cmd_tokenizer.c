@@ -50,22 +50,42 @@ static char *read_all(FILE *f, size_t *n)
     return buf;
 }
 
-/* A JSON string with every control character (C0, DEL, C1) escaped. */
+/* Length of the valid UTF-8 sequence at p (lead byte >= 0x80), or 0. */
+static int utf8_len(const unsigned char *p)
+{
+    int n = p[0] >= 0xF0 && p[0] <= 0xF4 ? 4 : p[0] >= 0xE0 ? 3 : p[0] >= 0xC2 && p[0] < 0xE0 ? 2 : 0;
+    if (p[0] >= 0xF5)
+        return 0;
+    for (int i = 1; i < n; i++)
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+    if ((n == 3 && p[0] == 0xE0 && p[1] < 0xA0) || (n == 3 && p[0] == 0xED && p[1] >= 0xA0) ||
+        (n == 4 && p[0] == 0xF0 && p[1] < 0x90) || (n == 4 && p[0] == 0xF4 && p[1] >= 0x90))
+        return 0;
+    return n;
+}
+
+/* A JSON string with every control character (C0, DEL, C1) escaped and each byte that is
+ * not valid UTF-8 written as U+FFFD. */
 static void json_string(FILE *f, const char *s)
 {
     fputc('"', f);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        int n;
         if (*p == '"' || *p == '\\')
             fprintf(f, "\\%c", *p);
         else if (*p < 0x20 || *p == 0x7f)
             fprintf(f, "\\u%04x", *p);
+        else if (*p < 0x80)
+            fputc(*p, f);
         else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
             fprintf(f, "\\u%04x", p[1]);
             p++;
-        } else if (*p >= 0x80 && (p[1] & 0xC0) != 0x80 && *p < 0xC0)
-            fprintf(f, "\\ufffd"); /* a stray byte: JSON text must be UTF-8 */
-        else
-            fputc(*p, f);
+        } else if ((n = utf8_len(p)) > 0) {
+            fwrite(p, 1, (size_t)n, f);
+            p += n - 1;
+        } else
+            fprintf(f, "\\ufffd");
     }
     fputc('"', f);
 }
