@@ -10,6 +10,7 @@
 
 const lt_command lt_commands[] = {
     {"devices", "list compute devices (CPU and Vulkan)", lt_cmd_devices},
+    {"data", "import, inspect, dedup, filter, split and export datasets", lt_cmd_data},
     {"bench", "benchmark ops on a device (lathe bench ops)", lt_cmd_bench},
     {"model", "inspect a model folder, or create a random one (model info|init)", lt_cmd_model},
     {"generate", "generate text from a model (greedy or sampled, streaming)", lt_cmd_generate},

@@ -81,6 +81,7 @@ typedef struct lt_data_import_result {
     int64_t n_bad;       /* rows rejected (each with a row issue) */
     int64_t n_warnings;  /* rows kept with a warning */
     int64_t bytes;       /* bytes read over all files */
+    char name[256];      /* the dataset's name (given or taken from the first file) */
 } lt_data_import_result;
 
 void lt_data_import_opts_default(lt_data_import_opts *o);

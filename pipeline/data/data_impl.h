@@ -107,8 +107,8 @@ double lt_jaccard_sorted(const uint64_t *a, size_t na, const uint64_t *b, size_t
 double lt_text_jaccard(const char *a, const char *b, const lt_shingle_opts *o);
 /* MinHash signature of a shingle set (LT_MINHASH_PERM values). */
 void lt_minhash(const uint64_t *shingles, size_t n, uint32_t sig[LT_MINHASH_PERM]);
-/* Chooses bands x rows (b*r <= n_perm) minimizing false-positive plus false-negative area
- * at the threshold. */
+/* Chooses bands x rows (b*r <= n_perm) minimizing the weighted false-positive plus
+ * false-negative area at the threshold (weights in data_text.c). */
 void lt_lsh_params(double threshold, int n_perm, int *bands, int *rows);
 
 #endif

@@ -224,7 +224,7 @@ static lt_data_status import_file(importer *im, lt_reader *rd, const char *path,
     const char *sha = lt_reader_sha256(rd);
     int64_t size = lt_reader_bytes_read(rd);
     im->res->bytes += size;
-    if (im->o->progress)
+    if (im->o->progress && size >= (4 << 20))
         im->o->progress(im->o->progress_ctx, path, size, size, im->res->n_rows);
     if (lt_store_file_finish(im->st, file_id, size, sha, im->res->n_rows - rows0,
                              im->res->n_bad - bad0) != LT_STORE_OK)
@@ -312,6 +312,7 @@ lt_data_status lt_data_import(lt_store *st, const char *const *paths, int n_path
     im.next_row++;
     res->dataset_id = im.dataset_id;
     res->version_id = im.version_id;
+    snprintf(res->name, sizeof res->name, "%s", name);
     if (lt_store_begin(st) != LT_STORE_OK) {
         r = store_fail(&im, "starting a batch", err, errlen);
         goto abandon;

@@ -38,6 +38,7 @@ struct lt_reader {
     size_t row_cap;
     bool done;
     bool array_open;        /* '[' consumed */
+    bool need_sep;          /* an element was read: ',' or ']' comes next */
     char **header;          /* CSV column names */
     int n_header;
 };
@@ -220,8 +221,7 @@ static lt_read_kind next_jsonl(lt_reader *r, lt_read_row *row)
 static lt_read_kind next_array(lt_reader *r, lt_read_row *row)
 {
     size_t i = r->start;
-    /* skip whitespace and one separator */
-    bool need_sep = r->array_open;
+    bool need_sep = r->need_sep;
     if (!r->array_open) {
         for (;;) {
             if (i == r->end) {
@@ -294,6 +294,7 @@ static lt_read_kind next_array(lt_reader *r, lt_read_row *row)
         }
         i++;
         r->start = i;
+        r->need_sep = false;
         return next_array(r, row); /* skips whitespace, now without a separator */
     }
     /* scan one element: depth, strings and escapes */
@@ -362,6 +363,7 @@ static lt_read_kind next_array(lt_reader *r, lt_read_row *row)
     const char *p = r->buf + r->start;
     r->start += off;
     r->line += lines;
+    r->need_sep = true;
     if (skipping) {
         row->raw = r->row;
         row->raw_len = RAW_KEEP;
@@ -372,7 +374,7 @@ static lt_read_kind next_array(lt_reader *r, lt_read_row *row)
         return LT_READ_EOF;
     while (off && is_ws(r->row[off - 1]))
         r->row[--off] = '\0';
-    r->array_open = true;
+    r->need_sep = true;
     return parse_row(r, row, off);
 }
 
