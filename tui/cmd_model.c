@@ -49,7 +49,7 @@ static void tokenizer_facts(const char *dir, char *kind, size_t kn, char *tmpl, 
         }
         return;
     }
-    snprintf(kind, kn, "%s, %d tokens", lt_tokenizer_kind(tok), lt_tokenizer_n_vocab(tok));
+    snprintf(kind, kn, "%s", lt_tokenizer_kind(tok));
     const char *t = lt_tokenizer_chat_template(tok);
     if (t) {
         lt_chat_family fam = lt_chat_detect(t);
