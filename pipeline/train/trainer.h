@@ -1,0 +1,117 @@
+/*
+ * trainer.h - one model being trained: its trainable parameters (full, freeze or LoRA), their
+ * gradients and optimizer state, and the two moves of a training step: forward+backward on a
+ * batch (gradients accumulate) and the optimizer update.
+ *
+ * This is the boundary between the numerics (model backward, LoRA, AdamW; trainer.c,
+ * backward.c, lora.c) and the run loop (config, batches, checkpoints, store; train.c). The
+ * loop never touches model internals; the numerics never touch the store or files.
+ * All device work is recorded on the model's device; values come back to the host only where
+ * a function says so (the loss, the gradient norm).
+ */
+#ifndef LATHE_TRAINER_H
+#define LATHE_TRAINER_H
+
+#include "model/model.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* A batch in host memory, rows of equal length T (padding carries label -100). */
+typedef struct lt_batch {
+    int64_t B, T;
+    const int32_t *ids;       /* [B*T] input token ids */
+    const int32_t *labels;    /* [B*T] target of each position (the next token), -100 = none */
+    const int32_t *positions; /* [B*T] position ids (restart per packed example), or NULL =
+                                 0..T-1 in every row */
+    const int32_t *segments;  /* [B*T] segment ids for packed rows, or NULL = one per row */
+} lt_batch;
+
+typedef enum lt_train_method {
+    LT_METHOD_FULL = 0, /* every parameter trains */
+    LT_METHOD_FREEZE,   /* only chosen layers (and optionally embeddings/head) train */
+    LT_METHOD_LORA,     /* frozen base, low-rank adapters on chosen projections */
+} lt_train_method;
+
+/* LoRA target modules, as Hugging Face module names. */
+enum {
+    LT_LORA_Q = 1u << 0,    /* q_proj (gpt2: the q block of c_attn) */
+    LT_LORA_K = 1u << 1,    /* k_proj */
+    LT_LORA_V = 1u << 2,    /* v_proj */
+    LT_LORA_O = 1u << 3,    /* o_proj / attn.c_proj */
+    LT_LORA_GATE = 1u << 4, /* gate_proj */
+    LT_LORA_UP = 1u << 5,   /* up_proj / mlp.c_fc */
+    LT_LORA_DOWN = 1u << 6, /* down_proj / mlp.c_proj */
+    LT_LORA_ATTN = 1u << 7, /* gpt2 c_attn as one fused module (q, k and v together) */
+};
+
+typedef struct lt_lora_opts {
+    int r;
+    float alpha;
+    float dropout;     /* on the adapter's input, as PEFT */
+    bool rslora;       /* scale alpha / sqrt(r) instead of alpha / r */
+    uint32_t targets;  /* LT_LORA_* bits */
+    uint64_t seed;     /* A ~ kaiming-uniform(a = sqrt(5)), B = 0, as PEFT */
+} lt_lora_opts;
+
+typedef struct lt_trainer_opts {
+    lt_train_method method;
+    lt_lora_opts lora;
+    /* freeze: train_layer[i] says whether layer i trains (n_layers entries, NULL = all) */
+    const bool *train_layer;
+    bool train_embeddings; /* freeze: also train embeddings / lm_head / final norm */
+    /* AdamW hyper-parameters (the learning rate comes with each step) */
+    float beta1, beta2, eps, weight_decay; /* decay skips norms and biases */
+    int64_t max_batch, max_seq;            /* largest batch a step takes */
+} lt_trainer_opts;
+
+typedef struct lt_trainer lt_trainer;
+
+/* Make a trainer for m (which must outlive it). err names what is wrong. The caller owns *out
+ * and frees it with lt_trainer_free. */
+lt_model_status lt_trainer_new(lt_model *m, const lt_trainer_opts *o, lt_trainer **out,
+                               char *err, size_t errlen);
+void lt_trainer_free(lt_trainer *t);
+
+/*
+ * Forward and backward on one micro-batch; gradients accumulate into the trainer's gradient
+ * buffers. The loss gradient is scaled by grad_scale / n_counted where n_counted is the batch's
+ * own count of labelled tokens, or denom_tokens when > 0 (a token-weighted mean over several
+ * micro-batches). *loss (OUT, may be NULL) is the batch's mean NLL over labelled tokens,
+ * read back from the device; *n_tokens (OUT, may be NULL) the labelled tokens counted.
+ * train: false = evaluation only (no gradients, dropout off).
+ */
+lt_model_status lt_trainer_forward_backward(lt_trainer *t, const lt_batch *b, int64_t denom_tokens,
+                                            float grad_scale, double *loss, int64_t *n_tokens,
+                                            char *err, size_t errlen);
+lt_model_status lt_trainer_eval(lt_trainer *t, const lt_batch *b, double *loss_sum,
+                                int64_t *n_tokens, char *err, size_t errlen);
+
+/*
+ * The update: global gradient norm (OUT *grad_norm, read back), clipping to max_norm when
+ * max_norm > 0, a check for NaN/Inf (then nothing is updated and *skipped is true), AdamW with
+ * learning rate lr (the optimizer's step count advances only on applied updates), and the
+ * gradients zeroed for the next accumulation.
+ */
+lt_model_status lt_trainer_step(lt_trainer *t, float lr, float max_norm, double *grad_norm,
+                                bool *skipped, char *err, size_t errlen);
+
+/* Zero the accumulated gradients without updating. */
+lt_model_status lt_trainer_zero_grad(lt_trainer *t, char *err, size_t errlen);
+
+/* ---- state for checkpoints and export -------------------------------------------------- */
+
+typedef struct lt_trainer_state {
+    const char *name;   /* the parameter's name: the HF tensor name for base weights, the
+                           PEFT name (base_model.model.<module>.lora_A.weight) for adapters */
+    lt_tensor *param;   /* the trainable tensor (F32) */
+    lt_tensor *m, *v;   /* AdamW moments, F32, same shape */
+} lt_trainer_state;
+
+int lt_trainer_n_state(const lt_trainer *t);
+const lt_trainer_state *lt_trainer_state_at(const lt_trainer *t, int i);
+int64_t lt_trainer_adam_step(const lt_trainer *t); /* updates applied so far */
+void lt_trainer_set_adam_step(lt_trainer *t, int64_t step);
+int64_t lt_trainer_n_trainable(const lt_trainer *t); /* trainable parameters (elements) */
+
+#endif
