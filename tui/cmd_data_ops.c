@@ -480,7 +480,7 @@ int lt_data_cmd_split(int argc, char **argv, lt_cli_common *c)
         "usage: lathe data split NAME [--val 0.05] [--test 0.05] [--seed S]\n"
         "                        [--stratify-by FIELD] [--version N] [--json]\n\n"
         "Assigns every row of the version to train, val or test. Deterministic for a seed;\n"
-        "near-duplicate clusters (MinHash, threshold 0.8) stay in one split so nothing leaks\n"
+        "near-duplicate clusters (MinHash, Jaccard >= 0.7) stay in one split so nothing leaks\n"
         "into evaluation. --stratify-by keeps the shares per value of FIELD (response, system,\n"
         "or any top-level sample field).\n";
     lt_data_split_opts o = {.val = 0.05, .test = 0.05};

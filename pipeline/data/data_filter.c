@@ -6,8 +6,9 @@
  * first rule it breaks, in this order: min-chars, max-chars, repeated lines, repeated
  * n-grams, non-printable share, regexes in the order given.
  *
- * Split: rows are grouped by near-duplicate cluster (MinHash at threshold 0.8, verified, the
- * same machinery as dedup) so a cluster never straddles two splits; groups are ordered by a
+ * Split: rows are grouped by near-duplicate cluster (MinHash at threshold 0.7, verified, the
+ * same machinery as dedup, looser than dedup's default so that pairs around 0.8 that LSH
+ * might miss at 0.8 banding are still caught) so a cluster never straddles two splits; groups are ordered by a
  * seeded hash of their first row and filled into val, then test, then train until each has
  * its share of rows (per stratum with --stratify-by). Same seed, same split.
  */
@@ -349,6 +350,7 @@ lt_data_status lt_data_split(lt_store *st, const char *name, const lt_data_split
     lt_data_dedup_opts dd;
     lt_data_dedup_result dr;
     lt_data_dedup_opts_default(&dd);
+    dd.threshold = 0.7; /* looser than dedup's 0.8, so pairs near 0.8 are caught too */
     dd.version = version;
     dd.dry_run = true;
     dd.group_rows_out = &rows;

@@ -698,7 +698,7 @@ lt_data_status lt_reader_open(const char *path, int64_t max_row_bytes, lt_reader
     size_t k = r->start;
     while (k < n && is_ws(r->buf[k]))
         k++;
-    if (k == n && r->eof) {
+    if (k == n && (r->eof || (int64_t)n >= r->file_size)) {
         snprintf(err, errlen, "%s: the file holds only whitespace", path);
         st = LT_DATA_EMPTY;
         goto free_reader;
