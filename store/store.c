@@ -146,7 +146,8 @@ close_out:
     return r;
 }
 
-static lt_store_status migrate(lt_store *st, const char *dbpath, char *err, size_t errlen)
+static lt_store_status migrate(lt_store *st, const char *dbpath, const lt_store_migration *steps,
+                               int n_steps, char *err, size_t errlen)
 {
     sqlite3_stmt *s = NULL;
     int have = 0;
@@ -158,7 +159,7 @@ static lt_store_status migrate(lt_store *st, const char *dbpath, char *err, size
     if (sqlite3_step(s) == SQLITE_ROW)
         have = sqlite3_column_int(s, 0);
     sqlite3_finalize(s);
-    int want = lt_store_schema_version();
+    int want = steps[n_steps - 1].version;
     if (have > want) {
         snprintf(err, errlen,
                  "%s has schema version %d but this lathe knows only up to %d; "
@@ -175,8 +176,8 @@ static lt_store_status migrate(lt_store *st, const char *dbpath, char *err, size
         if (r != LT_STORE_OK)
             return r;
     }
-    for (int i = 0; i < lt_store_n_migrations; i++) {
-        const lt_store_migration *m = &lt_store_migrations[i];
+    for (int i = 0; i < n_steps; i++) {
+        const lt_store_migration *m = &steps[i];
         if (m->version <= have)
             continue;
         char pragma[64];
@@ -197,6 +198,13 @@ static lt_store_status migrate(lt_store *st, const char *dbpath, char *err, size
 }
 
 lt_store_status lt_store_open(const char *workspace, lt_store **out, char *err, size_t errlen)
+{
+    return lt_store_open_steps(workspace, lt_store_migrations, lt_store_n_migrations, out, err,
+                               errlen);
+}
+
+lt_store_status lt_store_open_steps(const char *workspace, const lt_store_migration *steps,
+                                    int n_steps, lt_store **out, char *err, size_t errlen)
 {
     lt_store_status r = LT_STORE_IO;
     char dbpath[4120];
@@ -234,7 +242,7 @@ lt_store_status lt_store_open(const char *workspace, lt_store **out, char *err, 
         r = LT_STORE_SQL;
         goto close_db;
     }
-    r = migrate(st, dbpath, err, errlen);
+    r = migrate(st, dbpath, steps, n_steps, err, errlen);
     if (r != LT_STORE_OK)
         goto close_db;
     r = lt_store_cleanup_partial(st, false, NULL);

@@ -18,6 +18,10 @@ typedef struct lt_store_migration {
 extern const lt_store_migration lt_store_migrations[];
 extern const int lt_store_n_migrations;
 
+/* lt_store_open with another list of steps: lets tests check backups and failed steps. */
+lt_store_status lt_store_open_steps(const char *workspace, const lt_store_migration *steps,
+                                    int n_steps, lt_store **out, char *err, size_t errlen);
+
 /* Statements kept prepared for the hot import path. */
 enum {
     STMT_SAMPLE_ADD,
