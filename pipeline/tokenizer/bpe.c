@@ -219,15 +219,32 @@ void lt_tok_ids_free(lt_tok_ids *v)
 void tok_cache_init(lt_tokenizer *tok)
 {
     pthread_mutex_init(&tok->cache_lock, NULL);
-    tok->cache_ok = tok_map_init(&tok->cache, CACHE_MAX_ENTRIES) == 0;
+    tok->cache_ok = true; /* the buffers come with the first insertion */
+}
+
+/* Allocates the cache's buffers (lock held); false when out of memory. */
+static bool cache_alloc(lt_tokenizer *tok)
+{
+    if (tok->cache_entries)
+        return true;
     tok->cache_entries = malloc(CACHE_MAX_ENTRIES * sizeof *tok->cache_entries);
     tok->cache_keys_cap = (size_t)CACHE_MAX_ENTRIES * 12;
     tok->cache_keys = malloc(tok->cache_keys_cap);
     tok->cache_ids_cap = (size_t)CACHE_MAX_ENTRIES * 8;
     tok->cache_ids = malloc(tok->cache_ids_cap * sizeof *tok->cache_ids);
     tok->cache_cap = CACHE_MAX_ENTRIES;
-    if (!tok->cache_entries || !tok->cache_keys || !tok->cache_ids)
-        tok->cache_ok = false;
+    if (!tok->cache_entries || !tok->cache_keys || !tok->cache_ids ||
+        tok_map_init(&tok->cache, CACHE_MAX_ENTRIES) < 0) {
+        free(tok->cache_entries);
+        free(tok->cache_keys);
+        free(tok->cache_ids);
+        tok_map_free(&tok->cache);
+        tok->cache_entries = NULL;
+        tok->cache_keys = NULL;
+        tok->cache_ids = NULL;
+        return false; /* tried again next time */
+    }
+    return true;
 }
 
 void tok_cache_free(lt_tokenizer *tok)
@@ -276,6 +293,10 @@ static void cache_put(lt_tokenizer *tok, const char *p, size_t n, const lt_tok_i
 {
     size_t k = out->n - from;
     pthread_mutex_lock(&tok->cache_lock);
+    if (!cache_alloc(tok)) {
+        pthread_mutex_unlock(&tok->cache_lock);
+        return;
+    }
     if (tok->cache_n == tok->cache_cap || tok->cache_keys_n + n > tok->cache_keys_cap ||
         tok->cache_ids_n + 2 * k > tok->cache_ids_cap)
         cache_clear(tok);
