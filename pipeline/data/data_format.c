@@ -151,7 +151,7 @@ typedef struct norm {
     sbuf json, text;
     int n_fields;          /* fields written into json so far */
     int n_turns;
-    const char *last_response;
+    int64_t response_chars;   /* characters of the last assistant turn / chosen / text */
 } norm;
 
 static const char *type_name(const cJSON *j)
@@ -254,7 +254,7 @@ static void turn(norm *z, const char *role, const char *content)
     sb_put(&z->json, "}", 1);
     add_text(z, content);
     if (strcmp(role, "assistant") == 0)
-        z->last_response = content;
+        z->response_chars = lt_utf8_count(content, strlen(content));
     z->n_turns++;
 }
 
@@ -529,7 +529,7 @@ static bool norm_preference(norm *z, const cJSON *row)
     }
     json_field(z, "chosen", c);
     json_field(z, "rejected", r);
-    z->last_response = c;
+    z->response_chars = lt_utf8_count(c, strlen(c));
     return true;
 }
 
@@ -565,7 +565,7 @@ bool lt_format_normalize(const cJSON *row, lt_data_format f, const lt_field_map 
         const char *t = str_field(&z, row, "text", true, &bad);
         if (!bad) {
             json_field(&z, "text", t);
-            z.last_response = t;
+            z.response_chars = lt_utf8_count(t, strlen(t));
             ok = true;
         }
         break;
@@ -590,8 +590,7 @@ bool lt_format_normalize(const cJSON *row, lt_data_format f, const lt_field_map 
     out->json = z.json.p;
     out->text = z.text.p ? z.text.p : strdup("");
     out->n_turns = z.n_turns;
-    out->n_response_chars =
-        z.last_response ? lt_utf8_count(z.last_response, strlen(z.last_response)) : 0;
+    out->n_response_chars = z.response_chars;
     if (!out->json || !out->text) {
         lt_norm_sample_free(out);
         snprintf(reason, reason_len, "out of memory");
