@@ -368,10 +368,10 @@ static void test_keep_rules_and_normalization(void)
     lt_store_close(st);
     /* keep longest between near duplicates */
     static const char *near[] = {
-        "{\"text\": \"one two three four five six seven eight nine ten eleven twelve thirteen "
-        "fourteen fifteen sixteen seventeen eighteen nineteen twenty\"}",
-        "{\"text\": \"one two three four five six seven eight nine ten eleven twelve thirteen "
-        "fourteen fifteen sixteen seventeen eighteen nineteen twenty twentyone\"}",
+        ("{\"text\": \"one two three four five six seven eight nine ten eleven twelve thirteen "
+         "fourteen fifteen sixteen seventeen eighteen nineteen twenty\"}"),
+        ("{\"text\": \"one two three four five six seven eight nine ten eleven twelve thirteen "
+         "fourteen fifteen sixteen seventeen eighteen nineteen twenty twentyone\"}"),
     };
     snprintf(p, sizeof p, "%s/near.jsonl", tmpdir);
     write_lines(p, near, 2);
@@ -456,8 +456,8 @@ static void test_split_filter_export(void)
         "{\"instruction\": \"hi\", \"output\": \"ok\"}",
         "{\"instruction\": \"Tell me a story\", \"output\": \"Once.\\nOnce.\\nOnce.\\nOnce.\"}",
         "{\"instruction\": \"Explain\", \"output\": \"As an AI language model, I cannot.\"}",
-        "{\"instruction\": \"Explain gravity\", \"output\": \"Mass attracts mass; the force "
-        "falls with the square of distance.\"}",
+        ("{\"instruction\": \"Explain gravity\", \"output\": \"Mass attracts mass; the force "
+         "falls with the square of distance.\"}"),
         "{\"instruction\": \"Noise\", \"output\": \"\\u0001\\u0002\\u0003\\u0004 abc\"}",
     };
     char p[400];
