@@ -212,4 +212,98 @@ lt_store_status lt_store_split_clear(lt_store *st, int64_t version_id);
 
 void lt_store_iter_free(lt_store_iter *it);
 
+/* ---- training runs, metrics, checkpoints, events and control (store_runs.c) ---- */
+
+typedef struct lt_store_run {
+    int64_t id;
+    const char *name;          /* may be NULL */
+    const char *config;        /* canonical config JSON */
+    const char *method;        /* full, freeze, lora */
+    const char *model_path;
+    const char *model_hash;
+    int64_t dataset_version_id; /* 0 when none */
+    const char *dataset_hash;
+    const char *device;
+    const char *status;        /* queued | running | paused | stopped | done | failed */
+    int64_t pid;
+    const char *message;       /* last status message, may be NULL */
+    int64_t created_at, started_at, ended_at; /* unix seconds, 0 when not yet */
+} lt_store_run;
+
+/* Creates a run with status 'queued' from r's config, method, model, dataset and device
+ * fields. OUT *run_id. */
+lt_store_status lt_store_run_create(lt_store *st, const lt_store_run *r, int64_t *run_id);
+/* Fetches a run. OUT *it holds the row: r's strings stay valid until lt_store_iter_free(*it)
+ * (free it on success; on failure *it is NULL). */
+lt_store_status lt_store_run_get(lt_store *st, int64_t run_id, lt_store_iter **it,
+                                 lt_store_run *r);
+/* Finds a run by its id (digits) or name. OUT *run_id. */
+lt_store_status lt_store_run_find(lt_store *st, const char *id_or_name, int64_t *run_id);
+/* Sets status (and message when non-NULL, pid when > 0). 'running' sets started_at the first
+ * time; stopped, done and failed set ended_at, running clears it. */
+lt_store_status lt_store_run_set_status(lt_store *st, int64_t run_id, const char *status,
+                                        const char *message, int64_t pid);
+/* Iterates every run, newest first. */
+lt_store_status lt_store_runs_iter(lt_store *st, lt_store_iter **it);
+lt_store_status lt_store_runs_next(lt_store_iter *it, lt_store_run *r);
+
+typedef struct lt_store_metric {
+    int64_t step;
+    const char *name; /* "loss", "lr", "grad_norm", "tokens_per_s", "mem_bytes", "val_loss"... */
+    double value;
+    double t;         /* unix seconds with fractions */
+} lt_store_metric;
+
+/* Writes n metrics of a run in one transaction (a metric already recorded at that step is
+ * replaced, so a resumed run overwrites what it recomputes). */
+lt_store_status lt_store_metrics_put(lt_store *st, int64_t run_id, const lt_store_metric *m,
+                                     int n);
+/* Iterates a run's metrics named name (all names when NULL) by step. */
+lt_store_status lt_store_metrics_iter(lt_store *st, int64_t run_id, const char *name,
+                                      lt_store_iter **it);
+lt_store_status lt_store_metrics_next(lt_store_iter *it, lt_store_metric *m);
+/* Summary of one metric: count, last value and its step, minimum and its step.
+ * LT_STORE_NOT_FOUND when the run has none. */
+lt_store_status lt_store_metric_summary(lt_store *st, int64_t run_id, const char *name,
+                                        int64_t *n, double *last, int64_t *last_step,
+                                        double *min, int64_t *min_step);
+
+typedef struct lt_store_checkpoint {
+    int64_t id, run_id, step;
+    const char *path;
+    const char *kind;  /* "last", "best", "final", "adapter" */
+    double loss;       /* validation loss, NaN when unknown */
+    int64_t created_at;
+} lt_store_checkpoint;
+
+lt_store_status lt_store_checkpoint_add(lt_store *st, const lt_store_checkpoint *c,
+                                        int64_t *id);
+lt_store_status lt_store_checkpoint_delete(lt_store *st, int64_t id);
+/* Sets the kind of a checkpoint (e.g. "best" to "last" when a better one arrives). */
+lt_store_status lt_store_checkpoint_set_kind(lt_store *st, int64_t id, const char *kind);
+/* Iterates a run's checkpoints by step. */
+lt_store_status lt_store_checkpoints_iter(lt_store *st, int64_t run_id, lt_store_iter **it);
+lt_store_status lt_store_checkpoints_next(lt_store_iter *it, lt_store_checkpoint *c);
+
+typedef struct lt_store_run_event {
+    int64_t id, step;
+    const char *kind;    /* "warning", "overfit", "nan", "control", "info", "error" */
+    const char *message;
+    int64_t created_at;
+} lt_store_run_event;
+
+lt_store_status lt_store_run_event_add(lt_store *st, int64_t run_id, int64_t step,
+                                       const char *kind, const char *message);
+lt_store_status lt_store_run_events_iter(lt_store *st, int64_t run_id, lt_store_iter **it);
+lt_store_status lt_store_run_events_next(lt_store_iter *it, lt_store_run_event *e);
+
+/* Control requests ("pause", "resume", "stop", "checkpoint") for a running trainer. */
+lt_store_status lt_store_control_post(lt_store *st, int64_t run_id, const char *command,
+                                      int64_t *id);
+/* The oldest unacknowledged request of a run: OUT *id and command (copied into cmd).
+ * LT_STORE_DONE when none is pending. */
+lt_store_status lt_store_control_poll(lt_store *st, int64_t run_id, int64_t *id, char *cmd,
+                                      size_t cmdlen);
+lt_store_status lt_store_control_ack(lt_store *st, int64_t id);
+
 #endif

@@ -209,8 +209,27 @@ static const char MIGRATION_1[] =
     "  created_at INTEGER NOT NULL,"
     "  acked_at INTEGER);";
 
+/* Version 2: what a training run records beyond schema 1: its method, model folder and
+ * device as columns (for listing without parsing the config), and run events (warnings such
+ * as skipped NaN steps or overfitting, and the acknowledgements of control requests). */
+static const char MIGRATION_2[] =
+    "ALTER TABLE runs ADD COLUMN method TEXT;"
+    "ALTER TABLE runs ADD COLUMN model_path TEXT;"
+    "ALTER TABLE runs ADD COLUMN device TEXT;"
+    "CREATE TABLE run_events("
+    "  id INTEGER PRIMARY KEY,"
+    "  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,"
+    "  step INTEGER,"
+    "  kind TEXT NOT NULL,"
+    "  message TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE INDEX run_events_run ON run_events(run_id);"
+    "CREATE INDEX checkpoints_run ON checkpoints(run_id);"
+    "CREATE INDEX control_run ON control(run_id);";
+
 const lt_store_migration lt_store_migrations[] = {
     {1, "datasets, samples, dedup, runs and the rest of the first schema", MIGRATION_1},
+    {2, "training runs: method, model path, device columns and run events", MIGRATION_2},
 };
 
 const int lt_store_n_migrations =
