@@ -7,6 +7,7 @@
  */
 #include "test.h"
 #include "tokenizer/tokenizer.h"
+#include "tokenizer/unicode.h" /* internal: NFC is checked on its own too */
 
 #include <cjson/cJSON.h>
 #include <stdint.h>
@@ -220,6 +221,34 @@ static void check_invalid_utf8(lt_tokenizer *t)
     CHECK(na >= 1 && na <= 3, "truncated UTF-8 encodes (%zu tokens)", na);
 }
 
+/* NFC against Python's unicodedata on strings dense in combining marks and Hangul. */
+static void check_nfc(void)
+{
+    size_t n, lines = 0, bad = 0;
+    char *all = slurp(DATA "/nfc_ref.jsonl.gz", &n);
+    CHECK(all != NULL, "read nfc_ref.jsonl.gz");
+    for (char *line = all, *next; all && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        cJSON *o = cJSON_Parse(line);
+        const char *text = cJSON_GetStringValue(cJSON_GetObjectItem(o, "text"));
+        const char *want = cJSON_GetStringValue(cJSON_GetObjectItem(o, "nfc"));
+        size_t m = 0;
+        char *got = text ? lt_uc_nfc(text, strlen(text), &m) : NULL;
+        lines++;
+        if (!got || !want || m != strlen(want) || memcmp(got, want, m) != 0) {
+            if (bad++ < 3)
+                fprintf(stderr, "NFC differs for \"%s\": got \"%s\" want \"%s\"\n", text ? text : "?",
+                        got ? got : "?", want ? want : "?");
+        }
+        free(got);
+        cJSON_Delete(o);
+    }
+    CHECK(lines >= 3000 && bad == 0, "NFC: %zu of %zu strings differ from unicodedata", bad, lines);
+    free(all);
+}
+
 /* Digits (as the Rust original, char::is_numeric): every \p{N} is split off, not only ASCII
  * digits. Worked by hand: "x\n ½" -> "x\n " | "½" -> x | "\n " | "½" (bytes C2 BD). */
 static void check_digits(void)
@@ -291,6 +320,7 @@ int main(void)
         lt_tokenizer_free(t);
     }
     check_digits();
+    check_nfc();
     check_config();
     return test_summary();
 }

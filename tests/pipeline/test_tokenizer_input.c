@@ -7,6 +7,7 @@
 #include "test.h"
 #include "tokenizer/tokenizer.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -286,8 +287,67 @@ static void check_train(void)
     CHECK(system(cmd) == 0, "cleanup");
 }
 
+/* Several threads encoding on one handle (the shared cache) agree with one thread. */
+typedef struct job {
+    lt_tokenizer *t;
+    int seed;
+    size_t n_ids;
+    uint64_t hash;
+} job;
+
+static void *encode_job(void *p)
+{
+    job *j = p;
+    char err[LT_TOK_ERR_LEN], text[256];
+    uint32_t r = 99; /* same texts in every thread, so all must agree */
+    j->hash = 1469598103934665603ull;
+    for (int k = 0; k < 3000; k++) {
+        size_t n = 0;
+        while (n < 40) {
+            r = r * 1103515245u + 12345u;
+            const char *w[] = {"the ", "café ", "1234", "  ", "\n", "tokenizer", "x", "😀"};
+            const char *s = w[(r >> 16) % 8];
+            memcpy(text + n, s, strlen(s));
+            n += strlen(s);
+        }
+        lt_tok_ids ids = {0};
+        lt_tokenizer_encode(j->t, text, n, 0, &ids, err, sizeof err);
+        for (size_t i = 0; i < ids.n; i++)
+            j->hash = (j->hash ^ (uint64_t)ids.ids[i]) * 1099511628211ull;
+        j->n_ids += ids.n;
+        lt_tok_ids_free(&ids);
+    }
+    return NULL;
+}
+
+static void check_threads(void)
+{
+    char err[LT_TOK_ERR_LEN];
+    lt_tokenizer *t = NULL;
+    if (lt_tokenizer_load_dir(DATA "/llama3", &t, err, sizeof err) != LT_TOK_OK) {
+        CHECK(0, "load llama3: %s", err);
+        return;
+    }
+    job jobs[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        jobs[i] = (job){t, i, 0, 0};
+        pthread_create(&th[i], NULL, encode_job, &jobs[i]);
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    job single = {t, 0, 0, 0};
+    encode_job(&single);
+    int same = 0;
+    for (int i = 0; i < 4; i++)
+        same += jobs[i].hash == single.hash && jobs[i].n_ids == single.n_ids;
+    CHECK(same == 4, "4 threads on one tokenizer agree with one thread (%d of 4)", same);
+    lt_tokenizer_free(t);
+}
+
 int main(void)
 {
+    check_threads();
     check_malformed();
     check_truncations();
     check_chat();
