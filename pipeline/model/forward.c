@@ -4,7 +4,12 @@
  *
  * Buffers are allocated once per workspace at the largest [B, T]; each run cuts views of the
  * exact shapes out of them (compute tensors are contiguous, so a view is a prefix). This file
- * records ops only; it never reads device memory except the ids it uploads.
+ * records ops only; it never reads device memory except the ids it uploads, and the inputs of
+ * LoRA adapters when their dropout is active in training (the masks are drawn on the host).
+ *
+ * Training runs (lt_forward_run_packed) take per-token positions and segment ids; an attached
+ * LoRA adapter (model_impl.h) adds scale * (dropout(x) A^T) B^T to its projections, keeping
+ * u = scale * x A^T per layer and slot for the backward pass.
  */
 #include "model_impl.h"
 
@@ -38,6 +43,16 @@ struct lt_forward {
     int n_views, cap_views;
     lt_forward_acts acts;
     int32_t *host_pos;
+    lt_tensor *seg;      /* [N] I32 segment ids of a packed run */
+    bool train;          /* LoRA dropout active */
+    uint64_t rng;        /* dropout mask generator */
+    /* LoRA buffers for the attached adapter they were made for (lora_for, r, dropout) */
+    const lt_lora_adapter *lora_for;
+    int lora_r;
+    float lora_dropout;
+    lt_tensor **lora_u, **lora_xd; /* [n_layers * LT_LSLOT_COUNT] flat, NULL where absent */
+    float **lora_mask;             /* host masks, same indexing */
+    float *host_x;                 /* [N * max(D, F)] scratch for dropout */
 };
 
 static lt_model_status fail(lt_model_status st, char *err, size_t errlen, const char *fmt, ...)
@@ -185,7 +200,9 @@ lt_model_status lt_forward_new(lt_model *m, const lt_forward_opts *o, lt_forward
     f->logits = flat(f, LT_F32, (o->last_logits_only ? Bm : N) * c->vocab);
     f->ids = flat(f, LT_I32, N);
     f->pos = flat(f, LT_I32, N);
-    if (!f->tmp || !f->hf || !f->meanf || !f->rstdf || !f->logits || !f->ids || !f->pos)
+    f->seg = flat(f, LT_I32, N);
+    if (!f->tmp || !f->hf || !f->meanf || !f->rstdf || !f->logits || !f->ids || !f->pos ||
+        !f->seg)
         goto err_oom;
     *out = f;
     return LT_MODEL_OK;
@@ -203,11 +220,92 @@ static void free_views(lt_forward *f)
     f->n_views = 0;
 }
 
+static void free_lora_bufs(lt_forward *f)
+{
+    int n = (int)f->m->cfg.n_layers * LT_LSLOT_COUNT;
+    for (int i = 0; i < n; i++) {
+        if (f->lora_u)
+            lt_tensor_free(f->lora_u[i]);
+        if (f->lora_xd)
+            lt_tensor_free(f->lora_xd[i]);
+        if (f->lora_mask)
+            free(f->lora_mask[i]);
+    }
+    free(f->lora_u);
+    free(f->lora_xd);
+    free(f->lora_mask);
+    free(f->host_x);
+    f->lora_u = f->lora_xd = NULL;
+    f->lora_mask = NULL;
+    f->host_x = NULL;
+    f->lora_for = NULL;
+}
+
+/* Makes the LoRA buffers match the attached adapter (none when detached). Inference shares
+ * one u buffer per slot across layers (each is used right after it is written). */
+static bool ensure_lora_bufs(lt_forward *f)
+{
+    const lt_lora_adapter *a = f->m->lora;
+    if (a == f->lora_for && (!a || (a->r == f->lora_r && a->dropout == f->lora_dropout)))
+        return true;
+    free_lora_bufs(f);
+    if (!a)
+        return true;
+    const lt_model_config *c = &f->m->cfg;
+    const int64_t N = f->o.max_batch * f->o.max_seq, L = c->n_layers;
+    const int n = (int)L * LT_LSLOT_COUNT;
+    bool kept = f->o.keep_activations, drop = kept && a->dropout > 0;
+    f->lora_u = calloc((size_t)n, sizeof(lt_tensor *));
+    f->lora_xd = calloc((size_t)n, sizeof(lt_tensor *));
+    f->lora_mask = calloc((size_t)n, sizeof(float *));
+    int64_t wide = c->dim > c->ffn ? c->dim : c->ffn;
+    if (c->n_heads * c->head_dim > wide)
+        wide = c->n_heads * c->head_dim;
+    f->host_x = drop ? malloc((size_t)(N * wide) * sizeof(float)) : NULL;
+    if (!f->lora_u || !f->lora_xd || !f->lora_mask || (drop && !f->host_x))
+        goto oom;
+    for (int64_t l = 0; l < L && l < a->n_layers; l++)
+        for (int s = 0; s < LT_LSLOT_COUNT; s++) {
+            const lt_lora_module *mo = &a->mods[l][s];
+            int i = (int)l * LT_LSLOT_COUNT + s;
+            if (!mo->A)
+                continue;
+            int iu = kept ? i : s;
+            if (!f->lora_u[iu]) {
+                f->lora_u[iu] = lt_tensor_new_1d(f->m->dev, LT_F32, N * a->r);
+                if (!f->lora_u[iu])
+                    goto oom;
+            }
+            if (drop) {
+                f->lora_xd[i] = lt_tensor_new_1d(f->m->dev, LT_F32, N * mo->in);
+                f->lora_mask[i] = malloc((size_t)(N * mo->in) * sizeof(float));
+                if (!f->lora_xd[i] || !f->lora_mask[i])
+                    goto oom;
+            }
+        }
+    f->lora_for = a;
+    f->lora_r = a->r;
+    f->lora_dropout = a->dropout;
+    return true;
+oom:
+    free_lora_bufs(f);
+    return false;
+}
+
+void lt_forward_set_train(lt_forward *f, bool train, uint64_t seed)
+{
+    f->train = train;
+    f->rng = seed;
+}
+
+void lt_model_attach_lora(lt_model *m, const lt_lora_adapter *a) { m->lora = a; }
+
 void lt_forward_free(lt_forward *f)
 {
     if (!f)
         return;
     free_views(f);
+    free_lora_bufs(f);
     free(f->views);
     for (int i = f->n_alloc - 1; i >= 0; i--)
         lt_tensor_free(f->alloc[i]);
@@ -256,6 +354,8 @@ static bool make_views(lt_forward *f, int64_t B, int64_t T)
     a->T = T;
     a->ids = vw(f, f->ids, 0, 1, N, 0, 0, 0, &ok);
     a->pos = vw(f, f->pos, 0, 1, N, 0, 0, 0, &ok);
+    a->seg = NULL;
+    const lt_lora_adapter *ad = f->lora_for;
     lt_tensor *prev_out = vw(f, f->resid[0], 0, 2, N, D, 0, 0, &ok);
     for (int64_t l = 0; l < c->n_layers; l++) {
         layer_bufs *b = &f->lb[l];
@@ -276,6 +376,19 @@ static bool make_views(lt_forward *f, int64_t B, int64_t T)
         la->gate = vw(f, b->gate, 0, 2, N, F, 0, 0, &ok);
         la->up = vw(f, b->up, 0, 2, N, F, 0, 0, &ok);
         la->act = vw(f, b->act, 0, 2, N, F, 0, 0, &ok);
+        for (int s = 0; s < LT_LSLOT_COUNT; s++) {
+            const lt_lora_module *mo = ad && l < ad->n_layers ? &ad->mods[l][s] : NULL;
+            int i = (int)l * LT_LSLOT_COUNT + s, i0 = f->o.keep_activations ? i : s;
+            la->lora_u[s] = la->lora_xd[s] = NULL;
+            la->lora_mask[s] = NULL;
+            if (!mo || !mo->A)
+                continue;
+            la->lora_u[s] = vw(f, f->lora_u[i0], 0, 2, N, ad->r, 0, 0, &ok);
+            if (f->lora_xd[i] && f->train) {
+                la->lora_xd[s] = vw(f, f->lora_xd[i], 0, 2, N, mo->in, 0, 0, &ok);
+                la->lora_mask[s] = f->lora_mask[i];
+            }
+        }
         prev_out = vw(f, f->resid[l + 1], 0, 2, N, D, 0, 0, &ok);
     }
     a->x_final = prev_out;
@@ -309,6 +422,39 @@ static lt_status norm(const lt_model *m, lt_tensor *out, lt_tensor *mean, lt_ten
             goto dev_fail;                                                                    \
     } while (0)
 
+/* LoRA on slot s of layer l: y[k] += u Bk^T with u = scale * dropout(x) A^T (ny = 3 outputs
+ * for GPT-2's fused c_attn, else 1). A no-op when the slot has no adapter. */
+static lt_status lora_fwd(lt_forward *f, int64_t l, lt_layer_acts *la, int s, lt_tensor *const *y,
+                          int ny, const lt_tensor *x)
+{
+    const lt_lora_adapter *ad = f->m->lora;
+    if (!ad || l >= ad->n_layers || !ad->mods[l][s].A || !la->lora_u[s])
+        return LT_OK;
+    const lt_lora_module *mo = &ad->mods[l][s];
+    lt_status st = LT_OK;
+    const lt_tensor *xin = x;
+    if (la->lora_xd[s]) { /* dropout, drawn on the host: xd = x * mask */
+        int64_t n = lt_tensor_numel(x);
+        float keep = 1.0f - ad->dropout, inv = 1.0f / keep;
+        if ((st = lt_tensor_download_f32(x, f->host_x, n)) != LT_OK)
+            return st;
+        for (int64_t i = 0; i < n; i++) {
+            float u01 = (float)(lt_splitmix64(&f->rng) >> 40) * (1.0f / 16777216.0f);
+            la->lora_mask[s][i] = u01 < keep ? inv : 0.0f;
+            f->host_x[i] *= la->lora_mask[s][i];
+        }
+        if ((st = lt_tensor_upload_f32(la->lora_xd[s], f->host_x, n)) != LT_OK)
+            return st;
+        xin = la->lora_xd[s];
+    }
+    if ((st = lt_matmul(la->lora_u[s], xin, mo->A, false, true, ad->scale, 0.0f)) != LT_OK)
+        return st;
+    for (int k = 0; k < ny && st == LT_OK; k++)
+        st = lt_matmul(y[k], la->lora_u[s], ny == 3 ? mo->Bpart[k] : mo->B, false, true, 1.0f,
+                       1.0f);
+    return st;
+}
+
 /* One transformer layer: la->x -> out. */
 static lt_model_status run_layer(lt_forward *f, int64_t l, lt_layer_acts *la, lt_tensor *out,
                                  lt_kv_cache *cache, int64_t p0, char *err, size_t errlen)
@@ -331,6 +477,11 @@ static lt_model_status run_layer(lt_forward *f, int64_t l, lt_layer_acts *la, lt
     CK(linear(q2, la->h1, &w->q));
     CK(linear(k2, la->h1, &w->k));
     CK(linear(v2, la->h1, &w->v));
+    lt_tensor *qkv3[3] = {q2, k2, v2};
+    CK(lora_fwd(f, l, la, LT_LSLOT_Q, &q2, 1, la->h1));
+    CK(lora_fwd(f, l, la, LT_LSLOT_K, &k2, 1, la->h1));
+    CK(lora_fwd(f, l, la, LT_LSLOT_V, &v2, 1, la->h1));
+    CK(lora_fwd(f, l, la, LT_LSLOT_ATTN, qkv3, 3, la->h1));
     if (!gpt2) {
         lt_tensor *q3 = vw(f, la->q, 0, 3, N, H, hd, 0, &ok);
         lt_tensor *k3 = vw(f, la->k, 0, 3, N, Hk, hd, 0, &ok);
@@ -356,20 +507,25 @@ static lt_model_status run_layer(lt_forward *f, int64_t l, lt_layer_acts *la, lt
         ap.n_kv = p0 + T;
         CK(lt_attention(la->att, NULL, la->q, cache->k[l], cache->v[l], NULL, &ap));
     } else {
-        CK(lt_attention(la->att, la->lse, la->q, la->k, la->v, NULL, &ap));
+        CK(lt_attention(la->att, la->lse, la->q, la->k, la->v, f->acts.seg, &ap));
     }
     CK(linear(tmp, att2, &w->o));
+    CK(lora_fwd(f, l, la, LT_LSLOT_O, &tmp, 1, att2));
     CK(lt_add(la->x_mid, la->x, tmp));
     CK(norm(m, la->h2, gpt2 ? la->mean2 : NULL, la->rstd2, la->x_mid, w->ln2_w, w->ln2_b));
     if (gpt2) {
         CK(linear(la->up, la->h2, &w->up));
+        CK(lora_fwd(f, l, la, LT_LSLOT_UP, &la->up, 1, la->h2));
         CK(lt_gelu(la->act, la->up));
     } else {
         CK(linear(la->gate, la->h2, &w->gate));
+        CK(lora_fwd(f, l, la, LT_LSLOT_GATE, &la->gate, 1, la->h2));
         CK(linear(la->up, la->h2, &w->up));
+        CK(lora_fwd(f, l, la, LT_LSLOT_UP, &la->up, 1, la->h2));
         CK(lt_swiglu(la->act, la->gate, la->up));
     }
     CK(linear(tmp, la->act, &w->down));
+    CK(lora_fwd(f, l, la, LT_LSLOT_DOWN, &tmp, 1, la->act));
     CK(lt_add(out, la->x_mid, tmp));
     return LT_MODEL_OK;
 dev_fail:
@@ -377,8 +533,9 @@ dev_fail:
                 lt_status_str(s), lt_device_last_error(m->dev));
 }
 
-lt_model_status lt_forward_run(lt_forward *f, const int32_t *ids, int64_t B, int64_t T,
-                               lt_kv_cache *cache, lt_tensor **logits, char *err, size_t errlen)
+static lt_model_status run(lt_forward *f, const int32_t *ids, const int32_t *pos,
+                           const int32_t *seg, int64_t B, int64_t T, lt_kv_cache *cache,
+                           lt_tensor **logits, char *err, size_t errlen)
 {
     if (!f || !ids || !logits)
         return fail(LT_MODEL_ERR_ARG, err, errlen, "forward: NULL argument");
@@ -410,18 +567,33 @@ lt_model_status lt_forward_run(lt_forward *f, const int32_t *ids, int64_t B, int
             return fail(LT_MODEL_ERR_ARG, err, errlen,
                         "forward: token id %d at position %lld is outside the vocabulary [0, %lld)",
                         ids[i], (long long)i, (long long)V);
-        f->host_pos[i] = (int32_t)(p0 + i % T);
+        f->host_pos[i] = pos ? pos[i] : (int32_t)(p0 + i % T);
+        if (f->host_pos[i] < 0 || (c->arch == LT_ARCH_GPT2 && f->host_pos[i] >= c->max_pos))
+            return fail(LT_MODEL_ERR_ARG, err, errlen,
+                        "forward: position %d of token %lld is outside [0, %lld)",
+                        f->host_pos[i], (long long)i,
+                        (long long)(c->arch == LT_ARCH_GPT2 ? c->max_pos : INT32_MAX));
     }
     lt_status s = lt_device_sync(m->dev); /* the previous run's views may still be in use */
     if (s != LT_OK)
         goto dev_fail;
     free_views(f);
+    if (!ensure_lora_bufs(f))
+        return fail(LT_MODEL_ERR_OOM, err, errlen, "forward: cannot allocate LoRA buffers: %s",
+                    lt_device_last_error(m->dev));
     if (!make_views(f, B, T))
         return fail(LT_MODEL_ERR_OOM, err, errlen, "forward: cannot make views: %s",
                     lt_device_last_error(m->dev));
     lt_forward_acts *a = &f->acts;
     CK(lt_tensor_upload(a->ids, ids, (size_t)N * sizeof(int32_t)));
     CK(lt_tensor_upload(a->pos, f->host_pos, (size_t)N * sizeof(int32_t)));
+    if (seg) {
+        bool ok = true;
+        a->seg = vw(f, f->seg, 0, 2, B, T, 0, 0, &ok);
+        if (!ok)
+            return fail(LT_MODEL_ERR_OOM, err, errlen, "forward: cannot make views");
+        CK(lt_tensor_upload(a->seg, seg, (size_t)N * sizeof(int32_t)));
+    }
     lt_tensor *x0 = a->layers ? a->layers[0].x : a->x_final;
     CK(lt_embedding(x0, m->tok_emb, a->ids));
     if (c->arch == LT_ARCH_GPT2) {
@@ -459,6 +631,19 @@ lt_model_status lt_forward_run(lt_forward *f, const int32_t *ids, int64_t B, int
 dev_fail:
     return fail(LT_MODEL_ERR_DEVICE, err, errlen, "forward: %s: %s", lt_status_str(s),
                 lt_device_last_error(m->dev));
+}
+
+lt_model_status lt_forward_run(lt_forward *f, const int32_t *ids, int64_t B, int64_t T,
+                               lt_kv_cache *cache, lt_tensor **logits, char *err, size_t errlen)
+{
+    return run(f, ids, NULL, NULL, B, T, cache, logits, err, errlen);
+}
+
+lt_model_status lt_forward_run_packed(lt_forward *f, const int32_t *ids, const int32_t *pos,
+                                      const int32_t *seg, int64_t B, int64_t T,
+                                      lt_tensor **logits, char *err, size_t errlen)
+{
+    return run(f, ids, pos, seg, B, T, NULL, logits, err, errlen);
 }
 
 lt_tensor *lt_forward_hidden(const lt_forward *f, int l)

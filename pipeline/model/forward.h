@@ -48,6 +48,16 @@ void lt_forward_free(lt_forward *f);
 lt_model_status lt_forward_run(lt_forward *f, const int32_t *ids, int64_t B, int64_t T,
                                lt_kv_cache *cache, lt_tensor **logits, char *err, size_t errlen);
 
+/*
+ * A training or evaluation run over packed rows: as lt_forward_run without a cache, with each
+ * token's position (pos [B * T], restarting per packed example; NULL = 0..T-1 in every row)
+ * and segment id (seg [B * T]; tokens attend only to earlier tokens of their own segment;
+ * NULL = one segment per row). Positions must lie in [0, max_pos) for gpt2, >= 0 otherwise.
+ */
+lt_model_status lt_forward_run_packed(lt_forward *f, const int32_t *ids, const int32_t *pos,
+                                      const int32_t *seg, int64_t B, int64_t T,
+                                      lt_tensor **logits, char *err, size_t errlen);
+
 /* The residual stream of the last run: l = 0 the embeddings, l = i after layer i (1-based),
  * l = n_layers + 1 after the final norm; [B*T, D] F32, owned by f. Needs keep_activations
  * (NULL otherwise, or when l is out of range). */

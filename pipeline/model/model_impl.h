@@ -27,8 +27,41 @@ typedef struct lt_layer_weights {
     lt_tensor *qkv_b;         /* gpt2: [3D] */
 } lt_layer_weights;
 
+/* LoRA: where an adapter sits in a layer. LT_LSLOT_ATTN is GPT-2's fused c_attn (one A
+ * [r, D], one B [3D, r] whose row blocks feed q, k and v). */
+typedef enum lt_lora_slot {
+    LT_LSLOT_Q = 0,
+    LT_LSLOT_K,
+    LT_LSLOT_V,
+    LT_LSLOT_O,
+    LT_LSLOT_GATE,
+    LT_LSLOT_UP,
+    LT_LSLOT_DOWN,
+    LT_LSLOT_ATTN,
+    LT_LSLOT_COUNT
+} lt_lora_slot;
+
+/* One adapter: y += scale * (dropout(x) A^T) B^T. Absent when A is NULL. */
+typedef struct lt_lora_module {
+    lt_tensor *A;        /* [r, in] F32 */
+    lt_tensor *B;        /* [out, r] F32 */
+    lt_tensor *Bpart[3]; /* LT_LSLOT_ATTN: views of B's rows [D, r] for q, k, v */
+    int64_t in, out;
+} lt_lora_module;
+
+/* Low-rank adapters on a model's projections. Owned by whoever made it (the trainer, or
+ * the adapter loader); the model only points at it while it is attached. */
+typedef struct lt_lora_adapter {
+    int r;
+    float scale;   /* alpha / r, or alpha / sqrt(r) with rsLoRA */
+    float dropout; /* on the adapter's input, training runs only */
+    int64_t n_layers;
+    lt_lora_module (*mods)[LT_LSLOT_COUNT]; /* [n_layers][LT_LSLOT_COUNT] */
+} lt_lora_adapter;
+
 struct lt_model {
     lt_model_config cfg;
+    const lt_lora_adapter *lora; /* attached adapter applied by every forward, or NULL */
     lt_device *dev;
     lt_tensor *tok_emb;        /* [V, D] */
     lt_tensor *pos_emb;        /* gpt2: [max_pos, D] */
@@ -56,11 +89,18 @@ typedef struct lt_layer_acts {
     lt_tensor *mean2, *rstd2;
     lt_tensor *gate, *up;    /* [N, F] before the activation (gpt2: up = c_fc output) */
     lt_tensor *act;          /* [N, F] swiglu(gate, up) / gelu(up) */
+    /* LoRA (when an adapter is attached): per slot u = scale * xd A^T [N, r], and xd, the
+     * adapter's dropped-out input [N, in] with its host mask (0 or 1/(1-p)), only when
+     * dropout is active; NULL otherwise. */
+    lt_tensor *lora_u[LT_LSLOT_COUNT];
+    lt_tensor *lora_xd[LT_LSLOT_COUNT];
+    float *lora_mask[LT_LSLOT_COUNT];
 } lt_layer_acts;
 
 typedef struct lt_forward_acts {
     int64_t B, T;
     lt_tensor *ids, *pos;     /* [N] I32 */
+    lt_tensor *seg;           /* [B, T] I32 segment ids of a packed run, or NULL */
     lt_layer_acts *layers;    /* [n_layers] */
     lt_tensor *x_final;       /* [N, D] residual after the last layer */
     lt_tensor *hf;            /* [N, D] after the final norm */
@@ -70,5 +110,22 @@ typedef struct lt_forward_acts {
 
 /* The activations of the last lt_forward_run (for the backward pass). */
 const lt_forward_acts *lt_forward_get_acts(const lt_forward *f);
+
+/* Training mode: LoRA dropout applies only while train is true; its masks come from a
+ * generator seeded with seed (reseeded at each call). */
+void lt_forward_set_train(lt_forward *f, bool train, uint64_t seed);
+
+/* Attach an adapter to m (NULL detaches). Forward workspaces made before or after see it;
+ * the adapter must outlive its attachment. */
+void lt_model_attach_lora(lt_model *m, const lt_lora_adapter *a);
+
+/* splitmix64 step, shared by LoRA init and dropout masks. */
+static inline uint64_t lt_splitmix64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
 
 #endif

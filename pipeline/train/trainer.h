@@ -106,6 +106,8 @@ typedef struct lt_trainer_state {
                            PEFT name (base_model.model.<module>.lora_A.weight) for adapters */
     lt_tensor *param;   /* the trainable tensor (F32) */
     lt_tensor *m, *v;   /* AdamW moments, F32, same shape */
+    lt_param_layout layout; /* how param's shape relates to the file's (GPT-2 c_attn weights
+                               are [3, in, out] blocks on the device: LT_LAYOUT_QKV_BLOCKS) */
 } lt_trainer_state;
 
 int lt_trainer_n_state(const lt_trainer *t);
