@@ -404,6 +404,10 @@ lt_model_status lt_trainer_forward_backward(lt_trainer *t, const lt_batch *b, in
 {
     if (!t)
         return fail(LT_MODEL_ERR_ARG, err, errlen, "trainer: NULL");
+    if (!isfinite(grad_scale) || denom_tokens < 0)
+        return fail(LT_MODEL_ERR_ARG, err, errlen,
+                    "trainer: grad_scale %g must be finite and denom_tokens %lld >= 0",
+                    (double)grad_scale, (long long)denom_tokens);
     int64_t n = 0;
     lt_tensor *logits = NULL;
     lt_model_status st = run_forward(t, b, true, &n, &logits, err, errlen);
