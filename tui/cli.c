@@ -15,6 +15,8 @@ const lt_command lt_commands[] = {
     {"model", "inspect a model folder, or create a random one (model info|init)", lt_cmd_model},
     {"generate", "generate text from a model (greedy or sampled, streaming)", lt_cmd_generate},
     {"tokenizer", "encode, decode, or train a tokenizer (tokenizer encode|decode|train)", lt_cmd_tokenizer},
+    {"train", "train a model from a config (full, freeze, LoRA; resumable)", lt_cmd_train},
+    {"runs", "list training runs, show one, or stop/pause/resume/checkpoint it", lt_cmd_runs},
     {0, 0, 0},
 };
 

@@ -663,6 +663,12 @@ static bool resolve_path(char **path, const char *base)
     snprintf(s, n, "%s/%s", base, *path);
     free(*path);
     *path = s;
+    /* absolute when it exists, so that the run's record works from any folder */
+    char *abs = realpath(s, NULL);
+    if (abs) {
+        free(*path);
+        *path = abs;
+    }
     return true;
 }
 

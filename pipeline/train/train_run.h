@@ -1,0 +1,68 @@
+/*
+ * train_run.h - the state of one training run shared by train.c (setup, fit checks, run
+ * records) and train_loop.c (steps, evaluation, checkpoints, control). Internal to
+ * pipeline/train.
+ */
+#ifndef LATHE_TRAIN_RUN_H
+#define LATHE_TRAIN_RUN_H
+
+#include "train/batch.h"
+#include "train/checkpoint.h"
+#include "train/schedule.h"
+#include "train/train.h"
+#include "train/trainer.h"
+
+#include <stdio.h>
+
+#define METRIC_BUF 256
+
+typedef struct trun {
+    lt_store *st;
+    const lt_train_config *c;
+    const lt_train_opts *o;
+    lt_train_result *res;
+    int64_t run_id;
+    char dir[4096];          /* WORKSPACE/runs/<id> */
+
+    lt_device *dev;
+    lt_model *model;
+    lt_tokenizer *tok;
+    lt_trainer *tr;
+    bool *train_layer;       /* freeze: layers training this round */
+    int n_layers;
+    int32_t pad_id;
+
+    lt_examples train, val;
+    bool has_val;
+    lt_rows rows;            /* the current epoch's plan */
+    lt_rows val_rows;
+    lt_batch_buf buf;
+    int64_t steps_per_epoch, total_steps;
+    lt_schedule sched;
+
+    lt_ckpt_state s;         /* everything a checkpoint restores */
+    int64_t last_ckpt_step;  /* step of the newest checkpoint written (-1 none) */
+
+    lt_store_metric metrics[METRIC_BUF];
+    int n_metrics;
+    double last_flush;       /* monotonic seconds */
+    double t_start;
+    int64_t tokens_since_start;
+} trun;
+
+/* Monotonic seconds. */
+double trun_now(void);
+/* Sends a message to the caller and records it as a run event. */
+void trun_event(trun *r, const char *kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Writes buffered metrics now. */
+void trun_flush_metrics(trun *r);
+/* (Re)creates the trainer for the current freeze round (or once for other methods). */
+bool trun_make_trainer(trun *r, char *err, size_t errlen);
+/* Newest checkpoint of the run: loads it into the trainer and r->s. false with err when the
+ * run has one that cannot be used; *found false when it has none. */
+bool trun_resume(trun *r, bool *found, char *err, size_t errlen);
+/* The loop until done, stopped or failed; fills r->res. */
+void trun_loop(trun *r);
+
+#endif
