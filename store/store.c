@@ -234,7 +234,8 @@ lt_store_status lt_store_open_steps(const char *workspace, const lt_store_migrat
     char *msg = NULL;
     if (sqlite3_exec(st->db,
                      "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
-                     "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;",
+                     "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY; "
+                     "PRAGMA cache_size=-32768;",
                      NULL, NULL, &msg) != SQLITE_OK) {
         snprintf(err, errlen, "%s is not a usable SQLite database: %s", dbpath,
                  msg ? msg : "unknown error");

@@ -148,6 +148,13 @@ lt_store_status lt_store_sample_get_id(lt_store *st, int64_t sample_id, lt_store
 lt_store_status lt_store_samples_iter(lt_store *st, int64_t version_id, const char *split,
                                       lt_store_iter **it);
 lt_store_status lt_store_samples_next(lt_store_iter *it, lt_store_sample *s);
+/* Iterates the sample ids of a version's members in increasing order. */
+lt_store_status lt_store_member_ids_iter(lt_store *st, int64_t version_id, lt_store_iter **it);
+lt_store_status lt_store_member_ids_next(lt_store_iter *it, int64_t *sample_id);
+/* Iterates members of a version in row order without their JSON (data is NULL): id, row,
+ * text_hash, n_chars, n_response_chars, n_turns, flags. Cheaper for dedup and stats. */
+lt_store_status lt_store_members_iter(lt_store *st, int64_t version_id, lt_store_iter **it);
+lt_store_status lt_store_members_next(lt_store_iter *it, lt_store_sample *s);
 /* Number of members of a version. */
 lt_store_status lt_store_samples_count(lt_store *st, int64_t version_id, int64_t *n);
 /* Highest row index used in a dataset, -1 if none. */
@@ -175,11 +182,7 @@ lt_store_status lt_store_issues_next(lt_store_iter *it, lt_store_issue *is);
 
 /* ---- dedup, filters, splits ---- */
 
-/* Stores one sample's MinHash signature under a parameter key (e.g. "w5:p128:s1"). */
-lt_store_status lt_store_signature_put(lt_store *st, int64_t dataset_id, const char *params,
-                                       int64_t sample_id, const void *sig, size_t bytes);
-/* Iterates every stored signature of a dataset under params with its sample's row,
- * text hash and response length. */
+/* A stored MinHash signature with what dedup needs of its sample. */
 typedef struct lt_store_signature {
     int64_t sample_id;
     int64_t row;
@@ -188,6 +191,12 @@ typedef struct lt_store_signature {
     const void *sig;
     size_t bytes;
 } lt_store_signature;
+
+/* Stores one sample's signature under a parameter key (e.g. "w5:p128"). */
+lt_store_status lt_store_signature_put(lt_store *st, int64_t dataset_id, const char *params,
+                                       const lt_store_signature *g);
+/* Iterates every stored signature of a dataset under params, in sample id order (which is
+ * row order). */
 lt_store_status lt_store_signatures_iter(lt_store *st, int64_t dataset_id, const char *params,
                                          lt_store_iter **it);
 lt_store_status lt_store_signatures_next(lt_store_iter *it, lt_store_signature *s);
@@ -305,5 +314,31 @@ lt_store_status lt_store_control_post(lt_store *st, int64_t run_id, const char *
 lt_store_status lt_store_control_poll(lt_store *st, int64_t run_id, int64_t *id, char *cmd,
                                       size_t cmdlen);
 lt_store_status lt_store_control_ack(lt_store *st, int64_t id);
+
+/* ---- what the dashboard polls (store_tui.c); read-only ---- */
+
+/* SQLite's data_version: changes when another connection commits, so a dashboard skips its
+ * queries while nothing happened. */
+lt_store_status lt_store_data_version(lt_store *st, int64_t *version);
+/* Iterates a run's metrics named name with step > after_step, by step (read with
+ * lt_store_metrics_next): the dashboard fetches only rows it has not seen. */
+lt_store_status lt_store_metrics_iter_after(lt_store *st, int64_t run_id, const char *name,
+                                            int64_t after_step, lt_store_iter **it);
+/* Runs whose status is running or paused. */
+lt_store_status lt_store_runs_count_active(lt_store *st, int64_t *n);
+/* "name vN" of a dataset version into out. */
+lt_store_status lt_store_version_label(lt_store *st, int64_t version_id, char *out,
+                                       size_t outsz);
+
+typedef struct lt_store_dedup_pair {
+    int64_t removed_sample_id, kept_sample_id, cluster;
+    double similarity;
+    const char *kind; /* exact | near */
+} lt_store_dedup_pair;
+/* Every sample dedup removed from a dataset's versions up to version, with the one kept in
+ * its place: near duplicates first, least similar first. */
+lt_store_status lt_store_dedup_pairs_iter(lt_store *st, int64_t dataset_id, int version,
+                                          lt_store_iter **it);
+lt_store_status lt_store_dedup_pairs_next(lt_store_iter *it, lt_store_dedup_pair *p);
 
 #endif

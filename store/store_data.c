@@ -403,6 +403,58 @@ lt_store_status lt_store_samples_next(lt_store_iter *it, lt_store_sample *s)
     return LT_STORE_OK;
 }
 
+lt_store_status lt_store_member_ids_iter(lt_store *st, int64_t version_id, lt_store_iter **it)
+{
+    lt_store_status r = lt_store_iter_new(
+        st, "SELECT sample_id FROM version_samples WHERE version_id=?1 ORDER BY sample_id", it);
+    if (r == LT_STORE_OK)
+        sqlite3_bind_int64((*it)->stmt, 1, version_id);
+    return r;
+}
+
+lt_store_status lt_store_member_ids_next(lt_store_iter *it, int64_t *sample_id)
+{
+    int rc = sqlite3_step(it->stmt);
+    if (rc == SQLITE_DONE)
+        return LT_STORE_DONE;
+    if (rc != SQLITE_ROW)
+        return lt_store_map_rc(rc);
+    *sample_id = sqlite3_column_int64(it->stmt, 0);
+    return LT_STORE_OK;
+}
+
+lt_store_status lt_store_members_iter(lt_store *st, int64_t version_id, lt_store_iter **it)
+{
+    lt_store_status r = lt_store_iter_new(
+        st,
+        "SELECT s.id, s.row_index, s.text_hash, s.n_chars, s.n_response_chars, s.n_turns, "
+        "s.flags FROM version_samples m JOIN samples s ON s.id=m.sample_id "
+        "WHERE m.version_id=?1 ORDER BY s.row_index",
+        it);
+    if (r == LT_STORE_OK)
+        sqlite3_bind_int64((*it)->stmt, 1, version_id);
+    return r;
+}
+
+lt_store_status lt_store_members_next(lt_store_iter *it, lt_store_sample *s)
+{
+    sqlite3_stmt *q = it->stmt;
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_DONE)
+        return LT_STORE_DONE;
+    if (rc != SQLITE_ROW)
+        return lt_store_map_rc(rc);
+    memset(s, 0, sizeof *s);
+    s->id = sqlite3_column_int64(q, 0);
+    s->row = sqlite3_column_int64(q, 1);
+    s->text_hash = col_text(q, 2);
+    s->n_chars = sqlite3_column_int64(q, 3);
+    s->n_response_chars = sqlite3_column_int64(q, 4);
+    s->n_turns = sqlite3_column_int(q, 5);
+    s->flags = sqlite3_column_int(q, 6);
+    return LT_STORE_OK;
+}
+
 lt_store_status lt_store_samples_count(lt_store *st, int64_t version_id, int64_t *n)
 {
     sqlite3_stmt *s = NULL;

@@ -68,18 +68,21 @@ lt_store_status lt_store_issues_next(lt_store_iter *it, lt_store_issue *is)
 }
 
 lt_store_status lt_store_signature_put(lt_store *st, int64_t dataset_id, const char *params,
-                                       int64_t sample_id, const void *sig, size_t bytes)
+                                       const lt_store_signature *g)
 {
     sqlite3_stmt *s = lt_store_cached(
         st, STMT_SIG_PUT,
-        "INSERT OR REPLACE INTO dedup_signatures(dataset_id, params, sample_id, sig) "
-        "VALUES(?1,?2,?3,?4)");
+        "INSERT OR REPLACE INTO dedup_signatures(dataset_id, params, sample_id, row_index, "
+        "text_hash, n_response_chars, sig) VALUES(?1,?2,?3,?4,?5,?6,?7)");
     if (!s)
         return LT_STORE_SQL;
     sqlite3_bind_int64(s, 1, dataset_id);
     sqlite3_bind_text(s, 2, params, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 3, sample_id);
-    sqlite3_bind_blob(s, 4, sig, (int)bytes, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, g->sample_id);
+    sqlite3_bind_int64(s, 4, g->row);
+    sqlite3_bind_text(s, 5, g->text_hash, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 6, g->n_response_chars);
+    sqlite3_bind_blob(s, 7, g->sig, (int)g->bytes, SQLITE_STATIC);
     return lt_store_step_done(st, s);
 }
 
@@ -88,9 +91,8 @@ lt_store_status lt_store_signatures_iter(lt_store *st, int64_t dataset_id, const
 {
     lt_store_status r = lt_store_iter_new(
         st,
-        "SELECT g.sample_id, s.row_index, s.text_hash, s.n_response_chars, g.sig "
-        "FROM dedup_signatures g JOIN samples s ON s.id=g.sample_id "
-        "WHERE g.dataset_id=?1 AND g.params=?2 ORDER BY s.row_index",
+        "SELECT sample_id, row_index, text_hash, n_response_chars, sig FROM dedup_signatures "
+        "WHERE dataset_id=?1 AND params=?2 ORDER BY sample_id",
         it);
     if (r != LT_STORE_OK)
         return r;

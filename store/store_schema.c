@@ -82,11 +82,15 @@ static const char MIGRATION_1[] =
     "  sample_row INTEGER);"
     "CREATE INDEX row_issues_version ON row_issues(version_id);"
     /* MinHash signatures, keyed by the parameters that made them, kept so later imports
-     * deduplicate against them without recomputing. */
+     * deduplicate against them without recomputing. The sample's row, text hash and response
+     * length are repeated here so dedup reads this table alone, in key order. */
     "CREATE TABLE dedup_signatures("
     "  dataset_id INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,"
     "  params TEXT NOT NULL,"
     "  sample_id INTEGER NOT NULL,"
+    "  row_index INTEGER NOT NULL,"
+    "  text_hash TEXT NOT NULL,"
+    "  n_response_chars INTEGER NOT NULL,"
     "  sig BLOB NOT NULL,"
     "  PRIMARY KEY(dataset_id, params, sample_id)) WITHOUT ROWID;"
     /* version_id: the version the dedup produced. kind: exact | near. */

@@ -65,7 +65,9 @@ typedef struct lt_data_import_opts {
     bool append;                   /* add rows to an existing dataset as a new version */
     int64_t max_row_bytes;         /* rows longer than this are bad rows; 0 = 16 MiB */
     int64_t max_chars;             /* samples over this many characters are bad; 0 = none */
-    int64_t batch_rows;            /* rows per transaction; 0 = 5000 */
+    int64_t batch_rows;            /* rows per transaction; 0 = 20000 */
+    bool no_signatures;            /* skip the MinHash signatures computed for dedup while
+                                    * importing (on a second thread) */
     volatile sig_atomic_t *interrupt; /* raised by a signal handler: abandon, keep nothing */
     void (*progress)(void *ctx, const char *path, int64_t bytes_done, int64_t bytes_total,
                      int64_t rows);

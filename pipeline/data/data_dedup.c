@@ -110,7 +110,9 @@ static void *sig_worker(void *arg)
         item *it = &j->d->items[j->idx[k]];
         char *text = lt_data_sample_text(j->texts[k], NULL);
         uint64_t *sh = NULL;
-        size_t n = text ? lt_shingles(text, strlen(text), &j->d->sh, &sh) : 0;
+        lt_shingle_opts so = j->d->sh;
+        so.unsorted = true;
+        size_t n = text ? lt_shingles(text, strlen(text), &so, &sh) : 0;
         lt_minhash(sh, n, it->sig);
         it->has_sig = true;
         free(sh);
@@ -186,38 +188,44 @@ static lt_data_status load_universe(dedup *d, int64_t dataset_id, int64_t versio
     if (s != LT_STORE_DONE)
         goto store_error;
     size_t n_stored = d->n;
-    /* stored items are in row order: binary search by row */
+    /* stored items are in sample id order: members are found by binary search */
     enum { BATCH = 4096 };
     char **texts = calloc(BATCH, sizeof *texts);
     size_t *idx = calloc(BATCH, sizeof *idx);
     size_t pending = 0;
     int n_threads = thread_count(d->o->threads);
-    lt_store_sample smp;
     if (!texts || !idx) {
         free(texts);
         free(idx);
         goto nomem;
     }
-    if (lt_store_samples_iter(d->st, version_id, NULL, &it) != LT_STORE_OK)
+    if (lt_store_member_ids_iter(d->st, version_id, &it) != LT_STORE_OK)
         goto store_error_batch;
     for (;;) {
-        s = lt_store_samples_next(it, &smp);
+        int64_t sid = 0;
+        s = lt_store_member_ids_next(it, &sid);
         if (s == LT_STORE_OK) {
             res->n_in++;
             size_t lo = 0, hi = n_stored;
             while (lo < hi) {
                 size_t mid = (lo + hi) / 2;
-                if (d->items[mid].row < smp.row)
+                if (d->items[mid].sample_id < sid)
                     lo = mid + 1;
                 else
                     hi = mid;
             }
-            if (lo < n_stored && d->items[lo].row == smp.row && d->items[lo].has_sig) {
+            if (lo < n_stored && d->items[lo].sample_id == sid && d->items[lo].has_sig) {
                 d->items[lo].member = true;
                 continue;
             }
+            /* no stored signature: read the sample to compute one */
+            lt_store_sample smp;
             item *x = push_item(d);
-            if (!x || !(texts[pending] = strdup(smp.data)))
+            if (!x)
+                goto nomem_batch;
+            if (lt_store_sample_get_id(d->st, sid, &smp) != LT_STORE_OK)
+                goto store_error_batch;
+            if (!(texts[pending] = strdup(smp.data)))
                 goto nomem_batch;
             x->sample_id = smp.id;
             x->row = smp.row;
@@ -233,8 +241,13 @@ static lt_data_status load_universe(dedup *d, int64_t dataset_id, int64_t versio
             compute_pending(d, &job, n_threads);
             for (size_t k = 0; k < pending; k++) {
                 item *x = &d->items[idx[k]];
-                if (lt_store_signature_put(d->st, dataset_id, params, x->sample_id, x->sig,
-                                           sizeof x->sig) != LT_STORE_OK)
+                lt_store_signature g = {.sample_id = x->sample_id,
+                                        .row = x->row,
+                                        .text_hash = x->hash,
+                                        .n_response_chars = x->resp_len,
+                                        .sig = x->sig,
+                                        .bytes = sizeof x->sig};
+                if (lt_store_signature_put(d->st, dataset_id, params, &g) != LT_STORE_OK)
                     goto store_error_batch;
                 free(texts[k]);
                 texts[k] = NULL;
@@ -272,32 +285,10 @@ nomem:
 
 /* ---- exact groups, LSH candidates, verification ---- */
 
-static dedup *g_sort_ctx; /* qsort has no context argument in C11 */
-
 static int cmp_row(const void *a, const void *b)
 {
     const item *x = a, *y = b;
     return x->row < y->row ? -1 : x->row > y->row;
-}
-
-static int cmp_hash_idx(const void *a, const void *b)
-{
-    int i = *(const int *)a, j = *(const int *)b;
-    int c = strcmp(g_sort_ctx->items[i].hash, g_sort_ctx->items[j].hash);
-    return c ? c : (i > j) - (i < j);
-}
-
-typedef struct keyed {
-    uint64_t key;
-    int idx;
-} keyed;
-
-static int cmp_keyed(const void *a, const void *b)
-{
-    const keyed *x = a, *y = b;
-    if (x->key != y->key)
-        return x->key < y->key ? -1 : 1;
-    return (x->idx > y->idx) - (x->idx < y->idx);
 }
 
 static int cmp_pair(const void *a, const void *b)
@@ -350,53 +341,131 @@ static bool add_pair(int **pairs, size_t *n, size_t *cap, int a, int b)
 
 #define BUCKET_ALL_PAIRS 48 /* larger buckets pair each member with the first and next only */
 
+static inline uint64_t fmix_key(uint64_t k)
+{
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdull;
+    k ^= k >> 33;
+    return k;
+}
+
+/* The first 16 hex digits of a text hash as a number (the rest is compared as text). */
+static uint64_t hex64(const char *h)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 16 && h[i]; i++) {
+        char c = h[i];
+        v = v << 4 | (uint64_t)(c >= 'a' ? c - 'a' + 10 : c >= 'A' ? c - 'A' + 10 : c - '0');
+    }
+    return v;
+}
+
+/* The LSH key of one band: its r values folded into 64 bits. */
+static inline uint64_t band_key(const uint32_t *v, int r, int band)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ull * (uint64_t)(band + 1);
+    for (int i = 0; i < r; i++)
+        h = (h ^ v[i]) * 0xbf58476d1ce4e5b9ull + (uint64_t)i;
+    return fmix_key(h) ^ (h >> 29);
+}
+
+/* Buckets items by a 64-bit key: an open-addressing table of chains that keep insertion
+ * order (increasing item index). Linear in the number of items, unlike sorting. */
+typedef struct buckets {
+    uint64_t *key;
+    int *head, *tail; /* per slot; -1 when empty */
+    int *next;        /* per item */
+    size_t mask;
+} buckets;
+
+static bool buckets_init(buckets *t, int n_items, int n_keys)
+{
+    size_t cap = 16;
+    while (cap < (size_t)n_keys * 2)
+        cap *= 2;
+    t->mask = cap - 1;
+    t->key = malloc(cap * sizeof *t->key);
+    t->head = malloc(cap * sizeof *t->head);
+    t->tail = malloc(cap * sizeof *t->tail);
+    t->next = malloc((size_t)(n_items ? n_items : 1) * sizeof *t->next);
+    return t->key && t->head && t->tail && t->next;
+}
+
+static void buckets_clear(buckets *t)
+{
+    memset(t->head, 0xff, (t->mask + 1) * sizeof *t->head);
+}
+
+static void buckets_add(buckets *t, uint64_t key, int item)
+{
+    size_t s = (size_t)fmix_key(key) & t->mask;
+    while (t->head[s] >= 0 && t->key[s] != key)
+        s = (s + 1) & t->mask;
+    t->next[item] = -1;
+    if (t->head[s] < 0) {
+        t->key[s] = key;
+        t->head[s] = t->tail[s] = item;
+    } else {
+        t->next[t->tail[s]] = item;
+        t->tail[s] = item;
+    }
+}
+
+static void buckets_free(buckets *t)
+{
+    free(t->key);
+    free(t->head);
+    free(t->tail);
+    free(t->next);
+}
+
 static lt_data_status find_clusters(dedup *d, lt_data_dedup_result *res, char *err,
                                     size_t errlen)
 {
     int n = (int)d->n;
-    int *order = malloc((size_t)n * sizeof *order);
-    bool *rep = calloc((size_t)n, sizeof *rep);
-    keyed *keys = malloc((size_t)n * sizeof *keys);
+    bool *rep = calloc((size_t)(n ? n : 1), sizeof *rep);
+    int *members = malloc((size_t)(n ? n : 1) * sizeof *members);
     int *pairs = NULL;
     size_t n_pairs = 0, cap_pairs = 0;
+    buckets t = {0};
     lt_data_status r = LT_DATA_NOMEM;
-    if (!order || !rep || !keys)
+    if (!rep || !members || !buckets_init(&t, n, n))
         goto done;
+    /* exact duplicates: same text hash; the first (lowest row) represents the group */
+    buckets_clear(&t);
     for (int i = 0; i < n; i++)
-        order[i] = i;
-    g_sort_ctx = d;
-    qsort(order, (size_t)n, sizeof *order, cmp_hash_idx);
-    for (int k = 0; k < n; k++) {
-        int i = order[k];
-        if (k > 0 && strcmp(d->items[order[k - 1]].hash, d->items[i].hash) == 0)
-            uf_union(d->parent, order[k - 1], i);
-        else
-            rep[i] = true;
+        buckets_add(&t, hex64(d->items[i].hash), i);
+    for (size_t s = 0; s <= t.mask; s++) {
+        for (int i = t.head[s]; i >= 0; i = t.next[i]) {
+            int j = t.head[s];
+            while (j != i && strcmp(d->items[j].hash, d->items[i].hash) != 0)
+                j = t.next[j];
+            if (j == i)
+                rep[i] = true; /* first with this full hash */
+            else
+                uf_union(d->parent, j, i);
+        }
     }
     if (!d->o->exact_only) {
         lt_lsh_params(d->o->threshold, LT_MINHASH_PERM, &res->bands, &res->rows);
         for (int b = 0; b < res->bands; b++) {
-            int m = 0;
-            for (int i = 0; i < n; i++) {
-                if (!rep[i])
-                    continue;
-                keys[m].key = lt_hash64(d->items[i].sig + b * res->rows,
-                                        (size_t)res->rows * sizeof(uint32_t), (uint64_t)b);
-                keys[m++].idx = i;
-            }
-            qsort(keys, (size_t)m, sizeof *keys, cmp_keyed);
-            for (int s = 0; s < m;) {
-                int e = s + 1;
-                while (e < m && keys[e].key == keys[s].key)
-                    e++;
-                for (int x = s; x < e; x++)
-                    for (int y = x + 1; y < e; y++) {
-                        if (e - s > BUCKET_ALL_PAIRS && x != s && y != x + 1)
+            buckets_clear(&t);
+            for (int i = 0; i < n; i++)
+                if (rep[i])
+                    buckets_add(&t, band_key(d->items[i].sig + b * res->rows, res->rows, b), i);
+            for (size_t s = 0; s <= t.mask; s++) {
+                if (t.head[s] < 0 || t.next[t.head[s]] < 0)
+                    continue; /* empty or a single member */
+                int m = 0;
+                for (int i = t.head[s]; i >= 0; i = t.next[i])
+                    members[m++] = i;
+                for (int x = 0; x < m; x++)
+                    for (int y = x + 1; y < m; y++) {
+                        if (m > BUCKET_ALL_PAIRS && x != 0 && y != x + 1)
                             continue;
-                        if (!add_pair(&pairs, &n_pairs, &cap_pairs, keys[x].idx, keys[y].idx))
+                        if (!add_pair(&pairs, &n_pairs, &cap_pairs, members[x], members[y]))
                             goto done;
                     }
-                s = e;
             }
         }
         if (n_pairs)
@@ -456,9 +525,9 @@ static lt_data_status find_clusters(dedup *d, lt_data_dedup_result *res, char *e
 done:
     if (r == LT_DATA_NOMEM)
         snprintf(err, errlen, "out of memory while finding duplicates");
-    free(order);
+    buckets_free(&t);
     free(rep);
-    free(keys);
+    free(members);
     free(pairs);
     return r;
 }
@@ -577,7 +646,11 @@ lt_data_status lt_data_dedup(lt_store *st, const char *name, const lt_data_dedup
     r = load_universe(&d, dataset_id, in_version, params, res, err, errlen);
     if (r != LT_DATA_OK)
         goto rollback;
-    qsort(d.items, d.n, sizeof *d.items, cmp_row);
+    bool in_order = true;
+    for (size_t i = 1; i < d.n && in_order; i++)
+        in_order = d.items[i - 1].row < d.items[i].row;
+    if (!in_order)
+        qsort(d.items, d.n, sizeof *d.items, cmp_row);
     size_t n = d.n ? d.n : 1;
     d.parent = malloc(n * sizeof *d.parent);
     d.shingles = calloc(n, sizeof *d.shingles);

@@ -178,6 +178,8 @@ static void check_controls(norm *z, const char *s, const char *field)
     if (z->out->warning[0])
         return;
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p >= 0x20 && *p != 0x7f && *p != 0xc2)
+            continue; /* the common case */
         unsigned c = *p, cp = 0;
         if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f)
             cp = c;

@@ -96,10 +96,12 @@ uint64_t lt_hash64(const void *data, size_t n, uint64_t seed);
 typedef struct lt_shingle_opts {
     int ngram;         /* word n-grams (when char_shingles == 0) */
     int char_shingles; /* character k-grams when > 0 */
+    bool unsorted;     /* skip sorting and duplicate removal (enough for MinHash) */
+    bool normalized;   /* the text already went through lt_text_normalize */
 } lt_shingle_opts;
 
-/* Sorted, unique 64-bit shingle hashes of normalized text. OUT *hashes malloc'd. Returns the
- * count (a text shorter than one shingle gives one shingle of the whole text; empty: 0). */
+/* Sorted, unique 64-bit shingle hashes of normalized text (unless o->unsorted). OUT *hashes
+ * malloc'd. Returns the count (a text shorter than one shingle gives one shingle of the whole text; empty: 0). */
 size_t lt_shingles(const char *text, size_t n, const lt_shingle_opts *o, uint64_t **hashes);
 /* Jaccard similarity of two sorted unique sets. */
 double lt_jaccard_sorted(const uint64_t *a, size_t na, const uint64_t *b, size_t nb);

@@ -9,6 +9,7 @@
  * only ever see 'ready' versions, so no half-written dataset is ever visible.
  */
 #include "data_impl.h"
+#include "data_signer.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +72,7 @@ typedef struct importer {
     char first_bad[600];
     char *norm_buf;
     size_t norm_cap;
+    lt_signer *signer;     /* NULL: no signatures at import */
 } importer;
 
 static lt_data_status store_fail(importer *im, const char *what, char *err, size_t errlen)
@@ -104,7 +106,7 @@ static lt_data_status add_issue(importer *im, int64_t file_id, const char *path,
 /* Commits the batch when it is full. */
 static lt_data_status batch_tick(importer *im, char *err, size_t errlen)
 {
-    if (++im->in_batch < (im->o->batch_rows > 0 ? im->o->batch_rows : 5000))
+    if (++im->in_batch < (im->o->batch_rows > 0 ? im->o->batch_rows : 20000))
         return LT_DATA_OK;
     im->in_batch = 0;
     if (lt_store_commit(im->st) != LT_STORE_OK || lt_store_begin(im->st) != LT_STORE_OK)
@@ -171,9 +173,20 @@ static lt_data_status import_row(importer *im, int64_t file_id, const char *path
                          .n_response_chars = ns.n_response_chars,
                          .n_turns = ns.n_turns,
                          .flags = ns.flags};
-    if (lt_store_sample_add(im->st, im->dataset_id, im->version_id, &s, NULL) != LT_STORE_OK) {
+    int64_t sample_id = 0;
+    if (lt_store_sample_add(im->st, im->dataset_id, im->version_id, &s, &sample_id) !=
+        LT_STORE_OK) {
         r = store_fail(im, "storing a sample", err, errlen);
         goto free_sample;
+    }
+    if (im->signer) {
+        s.id = sample_id;
+        r = lt_signer_add(im->signer, im->st, im->dataset_id, &s, im->norm_buf);
+        if (r != LT_DATA_OK) {
+            snprintf(err, errlen, "storing a MinHash signature failed: %s",
+                     lt_store_errmsg(im->st));
+            goto free_sample;
+        }
     }
     im->res->n_rows++;
     if (ns.warning[0]) {
@@ -222,7 +235,7 @@ static lt_data_status import_file(importer *im, lt_reader *rd, const char *path,
         }
     }
     const char *sha = lt_reader_sha256(rd);
-    int64_t size = lt_reader_bytes_read(rd);
+    int64_t size = lt_reader_file_size(rd);
     im->res->bytes += size;
     if (im->o->progress && size >= (4 << 20))
         im->o->progress(im->o->progress_ctx, path, size, size, im->res->n_rows);
@@ -313,6 +326,8 @@ lt_data_status lt_data_import(lt_store *st, const char *const *paths, int n_path
     res->dataset_id = im.dataset_id;
     res->version_id = im.version_id;
     snprintf(res->name, sizeof res->name, "%s", name);
+    if (!o->no_signatures)
+        im.signer = lt_signer_new();
     if (lt_store_begin(st) != LT_STORE_OK) {
         r = store_fail(&im, "starting a batch", err, errlen);
         goto abandon;
@@ -335,6 +350,10 @@ lt_data_status lt_data_import(lt_store *st, const char *const *paths, int n_path
         r = LT_DATA_STRICT;
         goto abandon;
     }
+    if (im.signer && lt_signer_flush(im.signer, st, im.dataset_id) != LT_DATA_OK) {
+        r = store_fail(&im, "storing MinHash signatures", err, errlen);
+        goto abandon;
+    }
     int64_t members = 0;
     if (lt_store_samples_count(st, im.version_id, &members) != LT_STORE_OK ||
         lt_store_version_finish(st, im.version_id, lt_data_format_name(im.format), members,
@@ -354,6 +373,7 @@ abandon:
     }
     res->version_id = 0;
 close_readers:
+    lt_signer_free(im.signer);
     for (int i = 0; i < n_paths; i++)
         lt_reader_close(readers[i]);
     free(readers);

@@ -70,8 +70,16 @@ int64_t lt_utf8_invalid_at(const char *s, size_t n)
 
 int64_t lt_utf8_count(const char *s, size_t n)
 {
+    /* code points = bytes that are not continuation bytes (10xxxxxx), 8 at a time */
     int64_t c = 0;
-    for (size_t i = 0; i < n; i++)
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        uint64_t cont = w & ~(w << 1) & 0x8080808080808080ull;
+        c += 8 - __builtin_popcountll(cont);
+    }
+    for (; i < n; i++)
         c += ((unsigned char)s[i] & 0xc0) != 0x80;
     return c;
 }
@@ -137,6 +145,11 @@ size_t lt_text_normalize(const char *s, size_t n, char *out)
         if (c < 0x80) {
             out[o++] = (char)((c >= 'A' && c <= 'Z') ? c + 32 : c);
             i++;
+            /* the common case: a run of ASCII letters, digits and punctuation */
+            while (i < n && p[i] > ' ' && p[i] < 0x80) {
+                unsigned d = p[i++];
+                out[o++] = (char)((d >= 'A' && d <= 'Z') ? d + 32 : d);
+            }
         } else if ((c & 0xe0) == 0xc0 && i + 1 < n) {
             /* two-byte sequences cover every block we fold; they stay two bytes */
             uint32_t cp = ((c & 0x1fu) << 6) | (p[i + 1] & 0x3fu);
@@ -204,6 +217,23 @@ static size_t sort_unique(uint64_t *v, size_t n)
     return k;
 }
 
+/* Hash of a short word: one multiply-xorshift per 8 bytes, one finalizer. */
+static inline uint64_t word_hash(const char *p, size_t n)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * 0xbf58476d1ce4e5b9ull;
+        h ^= h >> 29;
+    }
+    uint64_t t = 0;
+    for (size_t k = 0; i + k < n; k++)
+        t |= (uint64_t)(unsigned char)p[i + k] << (8 * k);
+    return fmix64(h ^ t);
+}
+
 static bool word_sep(unsigned char c)
 {
     return c == ' ' || (c < 0x80 && (c < '0' || (c > '9' && c < 'A') || (c > 'Z' && c < 'a') ||
@@ -216,7 +246,11 @@ size_t lt_shingles(const char *text, size_t n, const lt_shingle_opts *o, uint64_
     char *norm = malloc(n + 1);
     if (!norm)
         return 0;
-    size_t m = lt_text_normalize(text, n, norm);
+    size_t m = n;
+    if (o->normalized)
+        memcpy(norm, text, n + 1);
+    else
+        m = lt_text_normalize(text, n, norm);
     uint64_t *w = malloc((m + 1) * sizeof *w);
     if (!w) {
         free(norm);
@@ -249,23 +283,30 @@ size_t lt_shingles(const char *text, size_t n, const lt_shingle_opts *o, uint64_
             while (i < m && !word_sep((unsigned char)norm[i]))
                 i++;
             if (i > s)
-                w[nw++] = lt_hash64(norm + s, i - s, 3);
+                w[nw++] = word_hash(norm + s, i - s);
         }
         size_t g = o->ngram > 0 ? (size_t)o->ngram : 5;
+        /* an n-gram's hash: word hashes combined with distinct odd multipliers per
+         * position, then one finalizer */
+        static const uint64_t mul[8] = {0x9e3779b97f4a7c15ull, 0xc2b2ae3d27d4eb4full,
+                                        0x165667b19e3779f9ull, 0xd6e8feb86659fd93ull,
+                                        0xff51afd7ed558ccdull, 0xc4ceb9fe1a85ec53ull,
+                                        0x94d049bb133111ebull, 0xbf58476d1ce4e5b9ull};
         if (nw > 0 && nw < g) {
             uint64_t h = 0x51ed27;
             for (size_t j = 0; j < nw; j++)
-                h = fmix64(h ^ w[j]) * 31 + j;
-            w[count++] = h;
+                h += w[j] * mul[j & 7] + j;
+            w[count++] = fmix64(h);
         }
         for (size_t s = 0; nw >= g && s + g <= nw; s++) {
             uint64_t h = 0x51ed27;
             for (size_t j = 0; j < g; j++)
-                h = fmix64(h ^ w[s + j]) * 31 + j;
-            w[count++] = h; /* count <= s, so writing over consumed word hashes is safe */
+                h += w[s + j] * mul[j & 7] + j;
+            w[count++] = fmix64(h); /* count <= s: only consumed word hashes are overwritten */
         }
     }
-    count = sort_unique(w, count);
+    if (!o->unsorted)
+        count = sort_unique(w, count);
 done:
     free(norm);
     *hashes = w;
