@@ -341,4 +341,59 @@ lt_store_status lt_store_dedup_pairs_iter(lt_store *st, int64_t dataset_id, int 
                                           lt_store_iter **it);
 lt_store_status lt_store_dedup_pairs_next(lt_store_iter *it, lt_store_dedup_pair *p);
 
+/* ---- evaluations (store_eval.c) ---- */
+
+/* One system evaluated on a dataset split: results is the JSON pipeline/eval writes (the
+ * system's label, model, adapter, baseline, decoding settings, dataset version, metrics). */
+typedef struct lt_store_eval {
+    int64_t id;
+    int64_t run_id;             /* 0 when the system is not a run */
+    int64_t dataset_version_id; /* 0 when unknown */
+    const char *split;          /* may be NULL */
+    const char *results;
+    int64_t created_at;         /* unix seconds; 0 on add = now */
+} lt_store_eval;
+
+typedef struct lt_store_eval_sample {
+    int64_t sample_id;          /* 0 when none */
+    const char *prompt, *reference, *output;
+    const char *scores;         /* JSON object of per-row scores */
+} lt_store_eval_sample;
+
+lt_store_status lt_store_eval_add(lt_store *st, const lt_store_eval *e, int64_t *eval_id);
+lt_store_status lt_store_eval_set_results(lt_store *st, int64_t eval_id, const char *results);
+/* Fetches an eval; e's strings stay valid until lt_store_iter_free(*it) (free it on success;
+ * on failure *it is NULL). */
+lt_store_status lt_store_eval_get(lt_store *st, int64_t eval_id, lt_store_iter **it,
+                                  lt_store_eval *e);
+/* Iterates the evals of a run (every eval when run_id is 0), newest first. */
+lt_store_status lt_store_evals_iter(lt_store *st, int64_t run_id, lt_store_iter **it);
+lt_store_status lt_store_evals_next(lt_store_iter *it, lt_store_eval *e);
+lt_store_status lt_store_eval_sample_add(lt_store *st, int64_t eval_id,
+                                         const lt_store_eval_sample *s);
+/* Iterates an eval's samples in the order they were added. */
+lt_store_status lt_store_eval_samples_iter(lt_store *st, int64_t eval_id, lt_store_iter **it);
+lt_store_status lt_store_eval_samples_next(lt_store_iter *it, lt_store_eval_sample *s);
+
+/* ---- plans from the method wizard (store_plan.c) ---- */
+
+typedef struct lt_store_plan {
+    int64_t id;
+    int64_t dataset_version_id; /* 0 when none */
+    const char *record;         /* the decision record JSON (answers, facts, path, estimates) */
+    const char *config;         /* the training config JSON, or "null" when no run */
+    int64_t created_at;
+} lt_store_plan;
+
+/* Saves a plan. OUT *plan_id (may be NULL). dataset_version_id 0 for none. */
+lt_store_status lt_store_plan_add(lt_store *st, int64_t dataset_version_id, const char *record,
+                                  const char *config, int64_t *plan_id);
+/* Fetches a plan; p's strings stay valid until lt_store_iter_free(*it) (free it on success;
+ * on failure *it is NULL). */
+lt_store_status lt_store_plan_get(lt_store *st, int64_t plan_id, lt_store_iter **it,
+                                  lt_store_plan *p);
+/* Iterates plans, newest first. */
+lt_store_status lt_store_plans_iter(lt_store *st, lt_store_iter **it);
+lt_store_status lt_store_plans_next(lt_store_iter *it, lt_store_plan *p);
+
 #endif
