@@ -23,6 +23,7 @@ typedef enum lt_read_kind {
     LT_READ_ROW,  /* row->json holds the parsed object */
     LT_READ_BAD,  /* row->reason says why; row->raw is the (possibly truncated) raw text */
     LT_READ_EOF,
+    LT_READ_RAW,  /* with lt_reader_defer_parse: row->raw is one JSON row to parse */
 } lt_read_kind;
 
 typedef struct lt_read_row {
@@ -40,6 +41,15 @@ lt_data_status lt_reader_open(const char *path, int64_t max_row_bytes, lt_reader
                               char *err, size_t errlen);
 lt_read_kind lt_reader_next(lt_reader *r, lt_read_row *row);
 lt_container lt_reader_container(const lt_reader *r);
+/* JSONL and JSON-array rows come back as LT_READ_RAW, to be parsed elsewhere with
+ * lt_parse_row (CSV rows are still parsed, they are cheap). */
+void lt_reader_defer_parse(lt_reader *r, bool on);
+/* Takes ownership of the current row's JSON (the caller frees it with cJSON_Delete). */
+cJSON *lt_reader_take_json(lt_reader *r);
+/* Checks UTF-8 and parses one raw row as a JSON object. OUT *json (caller frees) on
+ * LT_READ_ROW; reason and *column (1-based byte column, 0 if none) on LT_READ_BAD. */
+lt_read_kind lt_parse_row(const char *raw, size_t n, int64_t line, cJSON **json, char *reason,
+                          size_t rlen, int64_t *column);
 int64_t lt_reader_bytes_read(const lt_reader *r);
 int64_t lt_reader_file_size(const lt_reader *r);
 /* Valid after LT_READ_EOF: hex sha256 of every byte of the file. */
@@ -81,6 +91,45 @@ typedef struct lt_norm_sample {
 bool lt_format_normalize(const cJSON *row, lt_data_format f, const lt_field_map *m,
                          lt_norm_sample *out, char *reason, size_t reason_len);
 void lt_norm_sample_free(lt_norm_sample *s);
+
+/* ---- data_rowpool.c: rows validated and signed on worker threads ---- */
+
+/* One row on its way to the store. Inputs are set by the reading thread; outputs by
+ * lt_row_process, on any thread. lt_row_job_clear frees what it owns. */
+typedef struct lt_row_job {
+    lt_read_kind kind;      /* LT_READ_RAW (raw to parse), LT_READ_ROW (json), LT_READ_BAD */
+    char *raw;              /* owned copy (truncated for bad rows) */
+    size_t raw_len;
+    cJSON *json;            /* owned */
+    int64_t line, column;
+    char reason[600];       /* why the row is bad */
+    bool good;
+    lt_norm_sample ns;      /* owned */
+    char hash[33];          /* hash of the normalized text */
+    bool has_sig;
+    uint32_t sig[128];      /* LT_MINHASH_PERM */
+} lt_row_job;
+
+typedef struct lt_row_ctx {
+    lt_data_format format;  /* known (not AUTO) */
+    const lt_field_map *map;
+    int64_t max_chars;
+    bool sign;              /* compute the MinHash signature (word 5-grams) */
+} lt_row_ctx;
+
+void lt_row_process(const lt_row_ctx *c, lt_row_job *j);
+void lt_row_job_clear(lt_row_job *j);
+
+typedef struct lt_row_pool lt_row_pool;
+/* Starts n_threads workers (0 = one per core). NULL if threads cannot start. */
+lt_row_pool *lt_row_pool_new(int n_threads);
+/* Starts processing jobs[0..n) on the workers and returns; lt_row_pool_wait waits. */
+void lt_row_pool_run(lt_row_pool *p, const lt_row_ctx *c, lt_row_job *jobs, int n);
+void lt_row_pool_wait(lt_row_pool *p);
+void lt_row_pool_free(lt_row_pool *p);
+
+/* The parameter key of the signatures computed at import (dedup's default shingles). */
+#define LT_IMPORT_SIG_PARAMS "w5:p128"
 
 /* ---- data_text.c: normalization for exact dedup, shingles, MinHash ---- */
 

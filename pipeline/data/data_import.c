@@ -9,7 +9,6 @@
  * only ever see 'ready' versions, so no half-written dataset is ever visible.
  */
 #include "data_impl.h"
-#include "data_signer.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,9 +69,6 @@ typedef struct importer {
     int64_t in_batch;
     lt_data_import_result *res;
     char first_bad[600];
-    char *norm_buf;
-    size_t norm_cap;
-    lt_signer *signer;     /* NULL: no signatures at import */
 } importer;
 
 static lt_data_status store_fail(importer *im, const char *what, char *err, size_t errlen)
@@ -82,16 +78,16 @@ static lt_data_status store_fail(importer *im, const char *what, char *err, size
 }
 
 static lt_data_status add_issue(importer *im, int64_t file_id, const char *path,
-                                const lt_read_row *row, const char *severity,
-                                const char *reason, int64_t sample_row, char *err,
-                                size_t errlen)
+                                const lt_row_job *j, const char *severity, const char *reason,
+                                int64_t sample_row, char *err, size_t errlen)
 {
     char raw[RAW_MAX + 1];
-    size_t n = row->raw_len < RAW_MAX ? row->raw_len : RAW_MAX;
-    memcpy(raw, row->raw, n);
-    raw[n] = '\0';
-    lt_store_issue is = {.line = row->line,
-                         .column = row->column,
+    size_t n = j->raw_len < RAW_MAX ? j->raw_len : RAW_MAX;
+    if (j->raw)
+        memcpy(raw, j->raw, n);
+    raw[j->raw ? n : 0] = '\0';
+    lt_store_issue is = {.line = j->line,
+                         .column = j->column,
                          .severity = severity,
                          .reason = reason,
                          .raw = raw,
@@ -114,132 +110,226 @@ static lt_data_status batch_tick(importer *im, char *err, size_t errlen)
     return LT_DATA_OK;
 }
 
-static lt_data_status import_row(importer *im, int64_t file_id, const char *path,
-                                 lt_read_row *row, char *err, size_t errlen)
+/* Writes one processed row: a sample (with its signature and warning) or a row issue. */
+static lt_data_status store_job(importer *im, int64_t file_id, const char *path, lt_row_job *j,
+                                char *err, size_t errlen)
 {
-    char reason[512];
-    if (im->format == LT_DATA_FORMAT_AUTO) {
-        im->format = lt_format_detect(row->json, &im->map);
-        if (im->format == LT_DATA_FORMAT_AUTO) {
-            snprintf(reason, sizeof reason,
-                     "line %lld: row fits no known format (expected instruction/output, "
-                     "conversations, messages, prompt/chosen/rejected or text; map columns "
-                     "with --field-map)",
-                     (long long)row->line);
-            im->res->n_bad++;
-            return add_issue(im, file_id, path, row, "error", reason, -1, err, errlen);
-        }
-    }
-    lt_norm_sample ns;
-    if (!lt_format_normalize(row->json, im->format, &im->map, &ns, reason, sizeof reason)) {
-        char full[600];
-        snprintf(full, sizeof full, "line %lld: %s", (long long)row->line, reason);
+    lt_data_status r;
+    if (!j->good) {
         im->res->n_bad++;
-        return add_issue(im, file_id, path, row, "error", full, -1, err, errlen);
+        r = add_issue(im, file_id, path, j, "error", j->reason, -1, err, errlen);
+        return r == LT_DATA_OK ? batch_tick(im, err, errlen) : r;
     }
-    lt_data_status r = LT_DATA_OK;
-    if (im->o->max_chars > 0 && ns.n_chars > im->o->max_chars) {
-        snprintf(reason, sizeof reason,
-                 "line %lld: row has %lld characters, over the limit of %lld (--max-chars)",
-                 (long long)row->line, (long long)ns.n_chars, (long long)im->o->max_chars);
-        im->res->n_bad++;
-        r = add_issue(im, file_id, path, row, "error", reason, -1, err, errlen);
-        goto free_sample;
-    }
-    size_t tl = strlen(ns.text);
-    if (tl + 1 > im->norm_cap) {
-        size_t nc = im->norm_cap ? im->norm_cap : 4096;
-        while (nc < tl + 1)
-            nc *= 2;
-        char *nb = realloc(im->norm_buf, nc);
-        if (!nb) {
-            r = LT_DATA_NOMEM;
-            snprintf(err, errlen, "out of memory");
-            goto free_sample;
-        }
-        im->norm_buf = nb;
-        im->norm_cap = nc;
-    }
-    size_t nl = lt_text_normalize(ns.text, tl, im->norm_buf);
-    char hash[33];
-    lt_hash128_hex(im->norm_buf, nl, hash);
     lt_store_sample s = {.row = im->next_row,
                          .file_id = file_id,
-                         .line = row->line,
+                         .line = j->line,
                          .format = lt_data_format_name(im->format),
-                         .data = ns.json,
-                         .text_hash = hash,
-                         .n_chars = ns.n_chars,
-                         .n_response_chars = ns.n_response_chars,
-                         .n_turns = ns.n_turns,
-                         .flags = ns.flags};
-    int64_t sample_id = 0;
-    if (lt_store_sample_add(im->st, im->dataset_id, im->version_id, &s, &sample_id) !=
-        LT_STORE_OK) {
-        r = store_fail(im, "storing a sample", err, errlen);
-        goto free_sample;
-    }
-    if (im->signer) {
-        s.id = sample_id;
-        r = lt_signer_add(im->signer, im->st, im->dataset_id, &s, im->norm_buf);
-        if (r != LT_DATA_OK) {
-            snprintf(err, errlen, "storing a MinHash signature failed: %s",
-                     lt_store_errmsg(im->st));
-            goto free_sample;
-        }
+                         .data = j->ns.json,
+                         .text_hash = j->hash,
+                         .n_chars = j->ns.n_chars,
+                         .n_response_chars = j->ns.n_response_chars,
+                         .n_turns = j->ns.n_turns,
+                         .flags = j->ns.flags};
+    if (lt_store_sample_add(im->st, im->dataset_id, im->version_id, &s, &s.id) != LT_STORE_OK)
+        return store_fail(im, "storing a sample", err, errlen);
+    if (j->has_sig) {
+        lt_store_signature g = {.sample_id = s.id,
+                                .row = s.row,
+                                .text_hash = j->hash,
+                                .n_response_chars = s.n_response_chars,
+                                .sig = j->sig,
+                                .bytes = sizeof j->sig};
+        if (lt_store_signature_put(im->st, im->dataset_id, LT_IMPORT_SIG_PARAMS, &g) !=
+            LT_STORE_OK)
+            return store_fail(im, "storing a MinHash signature", err, errlen);
     }
     im->res->n_rows++;
-    if (ns.warning[0]) {
-        snprintf(reason, sizeof reason, "line %lld: %s", (long long)row->line, ns.warning);
+    if (j->ns.warning[0]) {
+        char reason[512];
+        snprintf(reason, sizeof reason, "line %lld: %s", (long long)j->line, j->ns.warning);
         im->res->n_warnings++;
-        r = add_issue(im, file_id, path, row, "warning", reason, im->next_row, err, errlen);
+        r = add_issue(im, file_id, path, j, "warning", reason, im->next_row, err, errlen);
+        if (r != LT_DATA_OK)
+            return r;
     }
     im->next_row++;
-free_sample:
-    lt_norm_sample_free(&ns);
+    return batch_tick(im, err, errlen);
+}
+
+/* Turns what the reader returned into a job (copying what must outlive the next read). */
+static bool make_job(lt_reader *rd, lt_read_kind k, const lt_read_row *row, lt_row_job *j)
+{
+    memset(j, 0, sizeof *j);
+    j->kind = k;
+    j->line = row->line;
+    j->column = row->column;
+    size_t n = row->raw_len;
+    if (k != LT_READ_RAW && n > RAW_MAX)
+        n = RAW_MAX; /* only kept for the issue list */
+    j->raw = malloc(n + 1);
+    if (!j->raw)
+        return false;
+    memcpy(j->raw, row->raw, n);
+    j->raw[n] = '\0';
+    j->raw_len = n;
+    if (k == LT_READ_BAD)
+        snprintf(j->reason, sizeof j->reason, "%s", row->reason);
+    if (k == LT_READ_ROW)
+        j->json = lt_reader_take_json(rd);
+    return true;
+}
+
+enum { POOL_BATCH = 1024 };
+
+typedef struct file_ctx {
+    importer *im;
+    lt_reader *rd;
+    const char *path;
+    int64_t file_id;
+    int64_t last_report;
+    bool eof;
+} file_ctx;
+
+static lt_data_status check_interrupt(file_ctx *f, char *err, size_t errlen)
+{
+    if (f->im->o->interrupt && *f->im->o->interrupt) {
+        snprintf(err, errlen, "interrupted while reading %s; nothing was kept", f->path);
+        return LT_DATA_INTERRUPTED;
+    }
+    int64_t done = lt_reader_bytes_read(f->rd);
+    if (f->im->o->progress && done - f->last_report >= (4 << 20)) {
+        f->last_report = done;
+        f->im->o->progress(f->im->o->progress_ctx, f->path, done, lt_reader_file_size(f->rd),
+                           f->im->res->n_rows);
+    }
+    return LT_DATA_OK;
+}
+
+/* Rows one at a time on this thread until the format is known (auto detection reads the
+ * first good row). */
+static lt_data_status detect_format(file_ctx *f, const lt_row_ctx *base, char *err,
+                                    size_t errlen)
+{
+    importer *im = f->im;
+    lt_read_row row;
+    lt_row_job j;
+    while (im->format == LT_DATA_FORMAT_AUTO) {
+        lt_data_status r = check_interrupt(f, err, errlen);
+        if (r != LT_DATA_OK)
+            return r;
+        lt_read_kind k = lt_reader_next(f->rd, &row);
+        if (k == LT_READ_EOF) {
+            f->eof = true;
+            return LT_DATA_OK;
+        }
+        if (!make_job(f->rd, k, &row, &j))
+            return LT_DATA_NOMEM;
+        if (k == LT_READ_ROW) {
+            im->format = lt_format_detect(j.json, &im->map);
+            if (im->format == LT_DATA_FORMAT_AUTO) {
+                snprintf(j.reason, sizeof j.reason,
+                         "line %lld: row fits no known format (expected instruction/output, "
+                         "conversations, messages, prompt/chosen/rejected or text; map columns "
+                         "with --field-map)",
+                         (long long)j.line);
+                j.kind = LT_READ_BAD;
+            }
+        }
+        lt_row_ctx c = *base;
+        c.format = im->format;
+        lt_row_process(&c, &j);
+        r = store_job(im, f->file_id, f->path, &j, err, errlen);
+        lt_row_job_clear(&j);
+        if (r != LT_DATA_OK)
+            return r;
+    }
+    return LT_DATA_OK;
+}
+
+/* Reads up to POOL_BATCH rows into jobs. OUT *n. */
+static lt_data_status fill(file_ctx *f, lt_row_job *jobs, int *n, char *err, size_t errlen)
+{
+    lt_read_row row;
+    *n = 0;
+    while (!f->eof && *n < POOL_BATCH) {
+        lt_data_status r = check_interrupt(f, err, errlen);
+        if (r != LT_DATA_OK)
+            return r;
+        lt_read_kind k = lt_reader_next(f->rd, &row);
+        if (k == LT_READ_EOF) {
+            f->eof = true;
+            break;
+        }
+        if (!make_job(f->rd, k, &row, &jobs[*n]))
+            return LT_DATA_NOMEM;
+        (*n)++;
+    }
+    return LT_DATA_OK;
+}
+
+static void clear_jobs(lt_row_job *jobs, int n)
+{
+    for (int i = 0; i < n; i++)
+        lt_row_job_clear(&jobs[i]);
+}
+
+/* The rest of the file: this thread reads batch k+1 and writes batch k-1 while the workers
+ * process batch k (or everything here when there is no pool). */
+static lt_data_status pipeline(file_ctx *f, const lt_row_ctx *c, lt_row_pool *pool,
+                               lt_row_job *jobs[2], char *err, size_t errlen)
+{
+    int n[2] = {0, 0}, cur = 0;
+    lt_data_status r = fill(f, jobs[cur], &n[cur], err, errlen);
+    while (r == LT_DATA_OK && n[cur] > 0) {
+        if (pool)
+            lt_row_pool_run(pool, c, jobs[cur], n[cur]);
+        else
+            for (int i = 0; i < n[cur]; i++)
+                lt_row_process(c, &jobs[cur][i]);
+        r = fill(f, jobs[1 - cur], &n[1 - cur], err, errlen);
+        if (pool)
+            lt_row_pool_wait(pool);
+        for (int i = 0; r == LT_DATA_OK && i < n[cur]; i++)
+            r = store_job(f->im, f->file_id, f->path, &jobs[cur][i], err, errlen);
+        clear_jobs(jobs[cur], n[cur]);
+        n[cur] = 0;
+        cur = 1 - cur;
+    }
+    clear_jobs(jobs[0], n[0]);
+    clear_jobs(jobs[1], n[1]);
+    if (r == LT_DATA_NOMEM)
+        snprintf(err, errlen, "out of memory while reading %s", f->path);
     return r;
 }
 
-static lt_data_status import_file(importer *im, lt_reader *rd, const char *path, char *err,
+static lt_data_status import_file(importer *im, lt_reader *rd, const char *path,
+                                  lt_row_pool *pool, lt_row_job *jobs[2], char *err,
                                   size_t errlen)
 {
-    int64_t file_id = 0, rows0 = im->res->n_rows, bad0 = im->res->n_bad;
-    if (lt_store_file_add(im->st, im->version_id, path, &file_id) != LT_STORE_OK)
+    int64_t rows0 = im->res->n_rows, bad0 = im->res->n_bad;
+    file_ctx f = {.im = im, .rd = rd, .path = path};
+    if (lt_store_file_add(im->st, im->version_id, path, &f.file_id) != LT_STORE_OK)
         return store_fail(im, "recording a file", err, errlen);
-    lt_read_row row;
-    int64_t last_report = 0;
-    for (;;) {
-        if (im->o->interrupt && *im->o->interrupt) {
-            snprintf(err, errlen, "interrupted while reading %s; nothing was kept", path);
-            return LT_DATA_INTERRUPTED;
-        }
-        lt_read_kind k = lt_reader_next(rd, &row);
-        if (k == LT_READ_EOF)
-            break;
-        lt_data_status r;
-        if (k == LT_READ_BAD) {
-            im->res->n_bad++;
-            r = add_issue(im, file_id, path, &row, "error", row.reason, -1, err, errlen);
-        } else {
-            r = import_row(im, file_id, path, &row, err, errlen);
-        }
-        if (r == LT_DATA_OK)
-            r = batch_tick(im, err, errlen);
-        if (r != LT_DATA_OK)
-            return r;
-        int64_t done = lt_reader_bytes_read(rd);
-        if (im->o->progress && done - last_report >= (4 << 20)) {
-            last_report = done;
-            im->o->progress(im->o->progress_ctx, path, done, lt_reader_file_size(rd),
-                            im->res->n_rows);
-        }
-    }
+    lt_row_ctx c = {.format = im->format,
+                    .map = &im->map,
+                    .max_chars = im->o->max_chars,
+                    .sign = !im->o->no_signatures};
+    lt_data_status r = detect_format(&f, &c, err, errlen);
+    if (r == LT_DATA_NOMEM)
+        snprintf(err, errlen, "out of memory while reading %s", path);
+    if (r != LT_DATA_OK)
+        return r;
+    c.format = im->format;
+    lt_reader_defer_parse(rd, true);
+    r = pipeline(&f, &c, pool, jobs, err, errlen);
+    if (r != LT_DATA_OK)
+        return r;
     const char *sha = lt_reader_sha256(rd);
     int64_t size = lt_reader_file_size(rd);
     im->res->bytes += size;
     if (im->o->progress && size >= (4 << 20))
         im->o->progress(im->o->progress_ctx, path, size, size, im->res->n_rows);
-    if (lt_store_file_finish(im->st, file_id, size, sha, im->res->n_rows - rows0,
+    if (lt_store_file_finish(im->st, f.file_id, size, sha, im->res->n_rows - rows0,
                              im->res->n_bad - bad0) != LT_STORE_OK)
         return store_fail(im, "recording a file hash", err, errlen);
     return LT_DATA_OK;
@@ -262,6 +352,8 @@ lt_data_status lt_data_import(lt_store *st, const char *const *paths, int n_path
 {
     importer im = {.st = st, .o = o, .res = res, .format = o->format};
     lt_reader **readers = NULL;
+    lt_row_pool *pool = NULL;
+    lt_row_job *jobs[2] = {NULL, NULL};
     lt_data_status r = LT_DATA_OK;
     char name[256];
     memset(res, 0, sizeof *res);
@@ -326,14 +418,20 @@ lt_data_status lt_data_import(lt_store *st, const char *const *paths, int n_path
     res->dataset_id = im.dataset_id;
     res->version_id = im.version_id;
     snprintf(res->name, sizeof res->name, "%s", name);
-    if (!o->no_signatures)
-        im.signer = lt_signer_new();
+    pool = lt_row_pool_new(0); /* NULL: rows are processed on this thread */
+    jobs[0] = calloc(POOL_BATCH, sizeof *jobs[0]);
+    jobs[1] = calloc(POOL_BATCH, sizeof *jobs[1]);
+    if (!jobs[0] || !jobs[1]) {
+        snprintf(err, errlen, "out of memory");
+        r = LT_DATA_NOMEM;
+        goto abandon;
+    }
     if (lt_store_begin(st) != LT_STORE_OK) {
         r = store_fail(&im, "starting a batch", err, errlen);
         goto abandon;
     }
     for (int i = 0; i < n_paths && r == LT_DATA_OK; i++)
-        r = import_file(&im, readers[i], paths[i], err, errlen);
+        r = import_file(&im, readers[i], paths[i], pool, jobs, err, errlen);
     if (r != LT_DATA_OK)
         goto abandon;
     res->format = im.format;
@@ -348,10 +446,6 @@ lt_data_status lt_data_import(lt_store *st, const char *const *paths, int n_path
         snprintf(err, errlen, "--strict: %lld bad rows, nothing was kept; first: %s",
                  (long long)res->n_bad, im.first_bad);
         r = LT_DATA_STRICT;
-        goto abandon;
-    }
-    if (im.signer && lt_signer_flush(im.signer, st, im.dataset_id) != LT_DATA_OK) {
-        r = store_fail(&im, "storing MinHash signatures", err, errlen);
         goto abandon;
     }
     int64_t members = 0;
@@ -373,10 +467,11 @@ abandon:
     }
     res->version_id = 0;
 close_readers:
-    lt_signer_free(im.signer);
+    lt_row_pool_free(pool);
+    free(jobs[0]);
+    free(jobs[1]);
     for (int i = 0; i < n_paths; i++)
         lt_reader_close(readers[i]);
     free(readers);
-    free(im.norm_buf);
     return r;
 }

@@ -44,6 +44,7 @@ struct lt_reader {
     bool done;
     bool array_open;        /* '[' consumed */
     bool need_sep;          /* an element was read: ',' or ']' comes next */
+    bool defer_parse;       /* JSON rows come back raw (LT_READ_RAW) */
     char **header;          /* CSV column names */
     int n_header;
 };
@@ -110,40 +111,51 @@ static const char *json_type_name(const cJSON *j)
     return "not an object";
 }
 
-/* Checks UTF-8 and parses r->row as one JSON object. */
+lt_read_kind lt_parse_row(const char *raw, size_t n, int64_t line, cJSON **json, char *reason,
+                          size_t rlen, int64_t *column)
+{
+    *json = NULL;
+    *column = 0;
+    int64_t bad = lt_utf8_invalid_at(raw, n);
+    if (bad >= 0) {
+        *column = bad + 1;
+        snprintf(reason, rlen, "invalid UTF-8 at line %lld, byte column %lld (byte 0x%02x)",
+                 (long long)line, (long long)*column, (unsigned char)raw[bad]);
+        return LT_READ_BAD;
+    }
+    const char *end = NULL;
+    cJSON *j = cJSON_ParseWithLengthOpts(raw, n + 1, &end, true);
+    if (!j) {
+        int64_t col = end ? (int64_t)(end - raw) + 1 : 1;
+        if (col > (int64_t)n)
+            col = (int64_t)n;
+        *column = col < 1 ? 1 : col;
+        snprintf(reason, rlen, "malformed JSON at line %lld, byte column %lld%s",
+                 (long long)line, (long long)*column,
+                 (end && (size_t)(end - raw) >= n) ? " (the row ends too early)" : "");
+        return LT_READ_BAD;
+    }
+    if (!cJSON_IsObject(j)) {
+        snprintf(reason, rlen, "row at line %lld is %s, expected a JSON object", (long long)line,
+                 json_type_name(j));
+        cJSON_Delete(j);
+        return LT_READ_BAD;
+    }
+    *json = j;
+    return LT_READ_ROW;
+}
+
+/* Parses r->row as one JSON object, or hands it back raw when parsing is deferred. */
 static lt_read_kind parse_row(lt_reader *r, lt_read_row *row, size_t n)
 {
     row->raw = r->row;
     row->raw_len = n;
-    int64_t bad = lt_utf8_invalid_at(r->row, n);
-    if (bad >= 0) {
-        row->column = bad + 1;
-        snprintf(row->reason, sizeof row->reason,
-                 "invalid UTF-8 at line %lld, byte column %lld (byte 0x%02x)",
-                 (long long)row->line, (long long)row->column,
-                 (unsigned char)r->row[bad]);
-        return LT_READ_BAD;
-    }
-    const char *end = NULL;
-    r->json = cJSON_ParseWithLengthOpts(r->row, n + 1, &end, true);
-    if (!r->json) {
-        int64_t col = end ? (int64_t)(end - r->row) + 1 : 1;
-        if (col > (int64_t)n)
-            col = (int64_t)n;
-        row->column = col < 1 ? 1 : col;
-        snprintf(row->reason, sizeof row->reason,
-                 "malformed JSON at line %lld, byte column %lld%s", (long long)row->line,
-                 (long long)row->column,
-                 (end && (size_t)(end - r->row) >= n) ? " (the row ends too early)" : "");
-        return LT_READ_BAD;
-    }
-    if (!cJSON_IsObject(r->json)) {
-        snprintf(row->reason, sizeof row->reason, "row at line %lld is %s, expected a JSON object",
-                 (long long)row->line, json_type_name(r->json));
-        return LT_READ_BAD;
-    }
+    if (r->defer_parse)
+        return LT_READ_RAW;
+    lt_read_kind k = lt_parse_row(r->row, n, row->line, &r->json, row->reason,
+                                  sizeof row->reason, &row->column);
     row->json = r->json;
-    return LT_READ_ROW;
+    return k;
 }
 
 static void too_long(lt_reader *r, lt_read_row *row, const char *what, int64_t n)
@@ -784,6 +796,14 @@ lt_read_kind lt_reader_next(lt_reader *r, lt_read_row *row)
 }
 
 lt_container lt_reader_container(const lt_reader *r) { return r->kind; }
+void lt_reader_defer_parse(lt_reader *r, bool on) { r->defer_parse = on; }
+
+cJSON *lt_reader_take_json(lt_reader *r)
+{
+    cJSON *j = r->json;
+    r->json = NULL;
+    return j;
+}
 int64_t lt_reader_bytes_read(const lt_reader *r) { return r->bytes_read; }
 int64_t lt_reader_file_size(const lt_reader *r) { return r->file_size; }
 
