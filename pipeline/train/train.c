@@ -191,11 +191,12 @@ static bool setup(trun *r, int64_t *version_id, char *data_hash, char *mhash, ch
         mhash[0] = '\0';
     const lt_model_config *mc = lt_model_get_config(r->model);
     r->n_layers = (int)mc->n_layers;
-    if (c->seq_len > mc->max_pos) {
+    r->seq_len = c->seq_len ? c->seq_len : (mc->max_pos < 2048 ? mc->max_pos : 2048);
+    if (r->seq_len > mc->max_pos) {
         snprintf(err, errlen,
                  "$.seq_len: %lld is longer than the model's context (%lld positions in "
                  "config.json); lower seq_len",
-                 (long long)c->seq_len, (long long)mc->max_pos);
+                 (long long)r->seq_len, (long long)mc->max_pos);
         return false;
     }
     if (lt_tokenizer_load_dir(c->model, &r->tok, e, sizeof(e)) != LT_TOK_OK) {
@@ -244,7 +245,7 @@ static bool setup(trun *r, int64_t *version_id, char *data_hash, char *mhash, ch
     lt_encode_opts eo = {0};
     eo.pretrain = c->objective == LT_OBJECTIVE_PRETRAIN;
     eo.train_on_prompt = c->train_on_prompt;
-    eo.seq_len = c->seq_len;
+    eo.seq_len = r->seq_len;
     eo.eos_id = lt_tokenizer_eos_id(r->tok);
     if (!eo.pretrain && strcmp(format, "text") == 0) {
         snprintf(err, errlen, "$.objective: the dataset is raw text; use \"objective\": "
@@ -289,7 +290,7 @@ static bool setup(trun *r, int64_t *version_id, char *data_hash, char *mhash, ch
         snprintf(err, errlen,
                  "$.dataset: none of the %lld samples has a token to learn from after "
                  "truncation to seq_len %lld",
-                 (long long)n_split, (long long)c->seq_len);
+                 (long long)n_split, (long long)r->seq_len);
         return false;
     }
     int64_t n_val = 0;
@@ -303,7 +304,7 @@ static bool setup(trun *r, int64_t *version_id, char *data_hash, char *mhash, ch
         }
         r->has_val = r->val.n > 0;
     }
-    if (r->has_val && !lt_rows_plan(&r->val, false, false, c->seq_len, 0, 0, &r->val_rows)) {
+    if (r->has_val && !lt_rows_plan(&r->val, false, false, r->seq_len, 0, 0, &r->val_rows)) {
         snprintf(err, errlen, "out of memory planning the validation rows");
         return false;
     }
@@ -342,7 +343,7 @@ bool trun_make_trainer(trun *r, char *err, size_t errlen)
     to.eps = (float)c->eps;
     to.weight_decay = (float)c->weight_decay;
     to.max_batch = c->batch_size;
-    to.max_seq = c->seq_len;
+    to.max_seq = r->seq_len;
     char e[1024];
     if (lt_trainer_new(r->model, &to, &r->tr, e, sizeof(e)) != LT_MODEL_OK) {
         snprintf(err, errlen, "trainer: %s", e);
@@ -445,7 +446,7 @@ bool lt_train_run(lt_store *st, const lt_train_config *c, const lt_train_opts *o
     }
     if (!setup(r, &version_id, data_hash, mhash, err, errlen))
         goto done;
-    if (!lt_rows_plan(&r->train, true, c->packing, c->seq_len, c->seed, 0, &r->rows)) {
+    if (!lt_rows_plan(&r->train, true, c->packing, r->seq_len, c->seed, 0, &r->rows)) {
         snprintf(err, errlen, "out of memory planning the epoch");
         goto done;
     }
@@ -490,7 +491,7 @@ bool lt_train_run(lt_store *st, const lt_train_config *c, const lt_train_opts *o
     if (r->train.n_truncated && !o->resume_run)
         trun_event(r, "warning", "%lld of %lld examples were longer than seq_len %lld and were "
                    "truncated", (long long)r->train.n_truncated,
-                   (long long)(r->train.n + r->train.n_skipped), (long long)c->seq_len);
+                   (long long)(r->train.n + r->train.n_skipped), (long long)r->seq_len);
     if (r->train.n_skipped && !o->resume_run)
         trun_event(r, "warning", "%lld samples had no token to learn from and were skipped",
                    (long long)r->train.n_skipped);

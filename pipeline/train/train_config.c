@@ -174,7 +174,7 @@ void lt_train_config_defaults(lt_train_config *c)
     c->lora.targets = LT_LORA_Q | LT_LORA_V;
     c->freeze_kind = LT_FREEZE_LAST;
     c->freeze_last = 2;
-    c->seq_len = 512;
+    c->seq_len = 0; /* the model's context, at most 2048 */
     c->batch_size = 4;
     c->grad_accum = 1;
     c->epochs = 1;
@@ -608,7 +608,8 @@ static char *canonical_json(const lt_train_config *c)
         cJSON_AddNumberToObject(o, "round_steps", (double)c->freeze_round_steps);
         cJSON_AddBoolToObject(o, "train_embeddings", c->freeze_train_embeddings);
     }
-    cJSON_AddNumberToObject(r, "seq_len", (double)c->seq_len);
+    if (c->seq_len) /* absent: the model's context */
+        cJSON_AddNumberToObject(r, "seq_len", (double)c->seq_len);
     cJSON_AddNumberToObject(r, "batch_size", (double)c->batch_size);
     cJSON_AddNumberToObject(r, "grad_accum", (double)c->grad_accum);
     cJSON_AddBoolToObject(r, "packing", c->packing);

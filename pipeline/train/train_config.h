@@ -48,7 +48,8 @@ typedef struct lt_train_config {
     bool freeze_train_embeddings; /* freeze: embeddings, head and final norm train too */
 
     /* batches */
-    int64_t seq_len, batch_size, grad_accum;
+    int64_t seq_len;       /* 0 (default) = the model's context, at most 2048 */
+    int64_t batch_size, grad_accum;
     bool packing, train_on_prompt;
     int64_t epochs, max_steps; /* max_steps > 0 overrides epochs */
 

@@ -9,6 +9,7 @@
  */
 #include "train/train_run.h"
 
+#include "export/peft.h"
 #include "model/model.h"
 
 #include <math.h>
@@ -106,6 +107,8 @@ static void prune_checkpoints(trun *r)
         return;
     lt_store_checkpoint c;
     while (n < 4096 && lt_store_checkpoints_next(it, &c) == LT_STORE_OK) {
+        if (c.kind && strcmp(c.kind, "adapter") == 0)
+            continue; /* an exported folder, not a checkpoint */
         ids[n] = c.id;
         steps[n] = c.step;
         loss[n] = c.loss;
@@ -190,7 +193,7 @@ bool trun_resume(trun *r, bool *found, char *err, size_t errlen)
     }
     lt_store_checkpoint c;
     while (lt_store_checkpoints_next(it, &c) == LT_STORE_OK)
-        if (c.step > best_step && c.path) {
+        if (c.step > best_step && c.path && !(c.kind && strcmp(c.kind, "adapter") == 0)) {
             best_step = c.step;
             snprintf(path, sizeof(path), "%s", c.path);
         }
@@ -217,7 +220,7 @@ bool trun_resume(trun *r, bool *found, char *err, size_t errlen)
         return false;
     lt_trainer_set_adam_step(r->tr, s.adam_step);
     lt_rows_free(&r->rows);
-    if (!lt_rows_plan(&r->train, true, r->c->packing, r->c->seq_len, r->c->seed, s.epoch,
+    if (!lt_rows_plan(&r->train, true, r->c->packing, r->seq_len, r->c->seed, s.epoch,
                       &r->rows)) {
         snprintf(err, errlen, "out of memory planning the epoch");
         return false;
@@ -363,7 +366,7 @@ static bool next_rows(trun *r)
     r->s.epoch++;
     r->s.row = 0;
     lt_rows_free(&r->rows);
-    return lt_rows_plan(&r->train, true, r->c->packing, r->c->seq_len, r->c->seed, r->s.epoch,
+    return lt_rows_plan(&r->train, true, r->c->packing, r->seq_len, r->c->seed, r->s.epoch,
                         &r->rows);
 }
 
@@ -542,7 +545,20 @@ void trun_loop(trun *r)
     if (r->has_val && !(c->eval_every > 0 && r->s.step % c->eval_every == 0))
         eval_step(r);
     write_checkpoint(r, NAN);
-    char msg[200];
+    char msg[1400];
     snprintf(msg, sizeof(msg), "finished %lld steps", (long long)r->s.step);
+    if (c->method == LT_METHOD_LORA) {
+        char dir[4200];
+        snprintf(dir, sizeof(dir), "%s/adapter", r->dir);
+        if (lt_peft_write(r->tr, dir, c->model, err, sizeof(err)) == LT_MODEL_OK) {
+            lt_store_checkpoint row = {0, r->run_id, r->s.step, dir, "adapter", NAN, 0};
+            lt_store_checkpoint_add(r->st, &row, NULL);
+            trun_event(r, "info", "LoRA adapter exported as a PEFT folder: %s", dir);
+        } else {
+            snprintf(msg, sizeof(msg), "finished %lld steps, but the adapter export failed: %s",
+                     (long long)r->s.step, err);
+            trun_event(r, "error", "%s", msg);
+        }
+    }
     finish(r, "done", msg);
 }

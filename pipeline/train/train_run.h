@@ -31,6 +31,7 @@ typedef struct trun {
     bool *train_layer;       /* freeze: layers training this round */
     int n_layers;
     int32_t pad_id;
+    int64_t seq_len;         /* the config's, or the model's context (at most 2048) */
 
     lt_examples train, val;
     bool has_val;
