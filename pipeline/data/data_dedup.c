@@ -199,8 +199,19 @@ static lt_data_status load_universe(dedup *d, int64_t dataset_id, int64_t versio
         free(idx);
         goto nomem;
     }
-    if (lt_store_member_ids_iter(d->st, version_id, &it) != LT_STORE_OK)
+    int64_t n_members = 0;
+    if (lt_store_samples_count(d->st, version_id, &n_members) != LT_STORE_OK ||
+        lt_store_member_ids_iter(d->st, version_id, &it) != LT_STORE_OK)
         goto store_error_batch;
+    /* one allocation for the worst case (no member has a stored signature) */
+    if (d->n + (size_t)n_members > d->cap) {
+        size_t nc = d->n + (size_t)n_members + 1;
+        item *ni = realloc(d->items, nc * sizeof *ni);
+        if (!ni)
+            goto nomem_batch;
+        d->items = ni;
+        d->cap = nc;
+    }
     for (;;) {
         int64_t sid = 0;
         s = lt_store_member_ids_next(it, &sid);

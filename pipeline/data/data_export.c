@@ -102,7 +102,7 @@ static cJSON *convert(const cJSON *s, const char *format)
             cJSON_Delete(hist);
     }
     if (cJSON_IsString(chosen) && cJSON_IsString(rejected)) {
-        if (strcmp(format, "alpaca") != 0 && strcmp(format, "messages") == 0) {
+        if (strcmp(format, "messages") == 0) {
             /* messages preference: the prompt as messages, answers as strings */
             cJSON *p = cJSON_DetachItemFromObject(o, "messages");
             cJSON_AddItemToObject(o, "prompt", p);
