@@ -96,55 +96,6 @@ static bool set_row(lt_reader *r, const char *p, size_t n)
     return true;
 }
 
-static const char *json_type_name(const cJSON *j)
-{
-    if (cJSON_IsArray(j))
-        return "an array";
-    if (cJSON_IsString(j))
-        return "a string";
-    if (cJSON_IsNumber(j))
-        return "a number";
-    if (cJSON_IsBool(j))
-        return "a boolean";
-    if (cJSON_IsNull(j))
-        return "null";
-    return "not an object";
-}
-
-lt_read_kind lt_parse_row(const char *raw, size_t n, int64_t line, cJSON **json, char *reason,
-                          size_t rlen, int64_t *column)
-{
-    *json = NULL;
-    *column = 0;
-    int64_t bad = lt_utf8_invalid_at(raw, n);
-    if (bad >= 0) {
-        *column = bad + 1;
-        snprintf(reason, rlen, "invalid UTF-8 at line %lld, byte column %lld (byte 0x%02x)",
-                 (long long)line, (long long)*column, (unsigned char)raw[bad]);
-        return LT_READ_BAD;
-    }
-    const char *end = NULL;
-    cJSON *j = cJSON_ParseWithLengthOpts(raw, n + 1, &end, true);
-    if (!j) {
-        int64_t col = end ? (int64_t)(end - raw) + 1 : 1;
-        if (col > (int64_t)n)
-            col = (int64_t)n;
-        *column = col < 1 ? 1 : col;
-        snprintf(reason, rlen, "malformed JSON at line %lld, byte column %lld%s",
-                 (long long)line, (long long)*column,
-                 (end && (size_t)(end - raw) >= n) ? " (the row ends too early)" : "");
-        return LT_READ_BAD;
-    }
-    if (!cJSON_IsObject(j)) {
-        snprintf(reason, rlen, "row at line %lld is %s, expected a JSON object", (long long)line,
-                 json_type_name(j));
-        cJSON_Delete(j);
-        return LT_READ_BAD;
-    }
-    *json = j;
-    return LT_READ_ROW;
-}
-
 /* Parses r->row as one JSON object, or hands it back raw when parsing is deferred. */
 static lt_read_kind parse_row(lt_reader *r, lt_read_row *row, size_t n)
 {
