@@ -1,7 +1,7 @@
 /*
- * data_format.c - format detection (alpaca, sharegpt, OpenAI messages, preference pairs, raw
- * text), field mapping, row validation with reasons, and normalization into the sample shape
- * described in data.h.
+ * data_format.c - one row from raw bytes to a sample: JSON parsing with line and byte column,
+ * format detection (alpaca, sharegpt, OpenAI messages, preference pairs, raw text), field
+ * mapping, row validation with reasons, and normalization into the sample shape of data.h.
  *
  * A row is either normalized (maybe with a warning: control characters) or rejected with one
  * sentence naming the field and what was expected. Never touches files or the store.

@@ -234,26 +234,31 @@ static inline uint64_t word_hash(const char *p, size_t n)
     return fmix64(h ^ t);
 }
 
-static bool word_sep(unsigned char c)
-{
-    return c == ' ' || (c < 0x80 && (c < '0' || (c > '9' && c < 'A') || (c > 'Z' && c < 'a') ||
-                                     c > 'z'));
-}
+/* Word separators after normalization: ASCII other than letters and digits. */
+static const unsigned char sep_table[256] = {
+    ['\0'] = 1, [1] = 1, [2] = 1, [3] = 1, [4] = 1, [5] = 1, [6] = 1, [7] = 1, [8] = 1,
+    [9] = 1, [10] = 1, [11] = 1, [12] = 1, [13] = 1, [14] = 1, [15] = 1, [16] = 1, [17] = 1,
+    [18] = 1, [19] = 1, [20] = 1, [21] = 1, [22] = 1, [23] = 1, [24] = 1, [25] = 1, [26] = 1,
+    [27] = 1, [28] = 1, [29] = 1, [30] = 1, [31] = 1, [' '] = 1, ['!'] = 1, ['"'] = 1,
+    ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['('] = 1, [')'] = 1, ['*'] = 1,
+    ['+'] = 1, [','] = 1, ['-'] = 1, ['.'] = 1, ['/'] = 1, [':'] = 1, [';'] = 1, ['<'] = 1,
+    ['='] = 1, ['>'] = 1, ['?'] = 1, ['@'] = 1, ['['] = 1, ['\\'] = 1, [']'] = 1, ['^'] = 1,
+    ['_'] = 1, ['`'] = 1, ['{'] = 1, ['|'] = 1, ['}'] = 1, ['~'] = 1, [127] = 1,
+};
+
+static inline bool word_sep(unsigned char c) { return sep_table[c]; }
 
 size_t lt_shingles(const char *text, size_t n, const lt_shingle_opts *o, uint64_t **hashes)
 {
     *hashes = NULL;
-    char *norm = malloc(n + 1);
-    if (!norm)
+    char *owned = o->normalized ? NULL : malloc(n + 1);
+    if (!o->normalized && !owned)
         return 0;
-    size_t m = n;
-    if (o->normalized)
-        memcpy(norm, text, n + 1);
-    else
-        m = lt_text_normalize(text, n, norm);
+    const char *norm = o->normalized ? text : owned;
+    size_t m = o->normalized ? n : lt_text_normalize(text, n, owned);
     uint64_t *w = malloc((m + 1) * sizeof *w);
     if (!w) {
-        free(norm);
+        free(owned);
         return 0;
     }
     size_t nw = 0, count = 0;
@@ -308,7 +313,7 @@ size_t lt_shingles(const char *text, size_t n, const lt_shingle_opts *o, uint64_
     if (!o->unsorted)
         count = sort_unique(w, count);
 done:
-    free(norm);
+    free(owned);
     *hashes = w;
     return count;
 }
