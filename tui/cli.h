@@ -57,6 +57,7 @@ int lt_cmd_bench(int argc, char **argv);
 int lt_cmd_model(int argc, char **argv);
 int lt_cmd_generate(int argc, char **argv);
 int lt_cmd_tokenizer(int argc, char **argv);
+int lt_cmd_eval(int argc, char **argv);
 int lt_cmd_train(int argc, char **argv);
 int lt_cmd_runs(int argc, char **argv);
 
