@@ -54,6 +54,7 @@ void lt_cli_print_sanitized(FILE *f, const char *s, bool keep_newlines);
 int lt_cmd_devices(int argc, char **argv);
 int lt_cmd_data(int argc, char **argv);
 int lt_cmd_bench(int argc, char **argv);
+int lt_cmd_bench_train(int argc, char **argv); /* lathe bench train */
 int lt_cmd_model(int argc, char **argv);
 int lt_cmd_generate(int argc, char **argv);
 int lt_cmd_tokenizer(int argc, char **argv);

@@ -350,6 +350,8 @@ int lt_cmd_bench(int argc, char **argv)
 {
     lt_cli_common co;
     lt_cli_common_defaults(&co);
+    if (argc > 1 && strcmp(argv[1], "train") == 0) /* lathe bench train: cmd_bench_train.c */
+        return lt_cmd_bench_train(argc - 1, argv + 1);
     const char *what = NULL, *filter = NULL;
     bool quick = false;
     for (int i = 1; i < argc; i++) {

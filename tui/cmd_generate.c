@@ -7,6 +7,7 @@
  */
 #include "cli.h"
 
+#include "export/peft.h"
 #include "model/generate.h"
 #include "tokenizer/tokenizer.h"
 
@@ -29,6 +30,7 @@ static const char *help =
     "  --repetition-penalty R  >1 discourages repeats (1 = off)\n"
     "  --seed S                random seed for sampling (0)\n"
     "  --no-stop               keep going past the end-of-sequence token\n"
+    "  --adapter DIR           apply a PEFT LoRA adapter folder to the model\n"
     "  --device auto|cpu|vulkan:N  --threads N  --json\n";
 
 typedef struct stream_ctx {
@@ -137,6 +139,8 @@ int lt_cmd_generate(int argc, char **argv)
     lt_cli_common cc;
     lt_cli_common_defaults(&cc);
     const char *model = NULL, *prompt = NULL, *prompt_ids = NULL, *tmpl = NULL;
+    const char *adapter_dir = NULL;
+    lt_lora_adapter *adapter = NULL;
     bool chat = false, stop = true;
     lt_generate_opts go = {0};
     lt_sampler_defaults(&go.sampler);
@@ -165,6 +169,8 @@ int lt_cmd_generate(int argc, char **argv)
         errno = 0;
         if (!strcmp(a, "--model"))
             model = v;
+        else if (!strcmp(a, "--adapter"))
+            adapter_dir = v;
         else if (!strcmp(a, "--prompt"))
             prompt = v;
         else if (!strcmp(a, "--prompt-ids"))
@@ -263,6 +269,13 @@ int lt_cmd_generate(int argc, char **argv)
         fputc('\n', stderr);
         goto out;
     }
+    if (adapter_dir && (lt_peft_load(m, adapter_dir, &adapter, err, sizeof(err)) != LT_MODEL_OK ||
+                        lt_peft_attach(m, adapter, err, sizeof(err)) != LT_MODEL_OK)) {
+        fprintf(stderr, "lathe generate: adapter: ");
+        lt_cli_print_sanitized(stderr, err, false);
+        fputc('\n', stderr);
+        goto out;
+    }
     gen = malloc(((size_t)go.max_new_tokens + 1) * sizeof(int32_t));
     if (!gen)
         goto out;
@@ -306,6 +319,9 @@ out:
     free(gen);
     free(ids);
     lt_tok_ids_free(&enc);
+    if (m)
+        lt_peft_attach(m, NULL, err, sizeof(err));
+    lt_peft_free(adapter);
     lt_model_free(m);
     lt_device_close(dev);
     lt_tokenizer_free(tok);

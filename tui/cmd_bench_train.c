@@ -1,0 +1,281 @@
+/*
+ * cmd_bench_train.c - `lathe bench train`: training throughput on a random model. Builds a
+ * model of a preset shape (the reference tool's presets: tiny = llama dim 256, 4 layers,
+ * vocab 4096, seq 256, batch 8; small = dim 512, 8 layers, vocab 8192, seq 256, batch 4) with
+ * random init in a temporary folder, then times full steps (forward + backward + AdamW) on
+ * random tokens for full fine-tuning and/or LoRA (r = 8, alpha 16, every linear layer) and
+ * prints tokens/s (median of timed windows), ms/step and peak memory. It measures; it never
+ * asserts a speed.
+ */
+#include "cli.h"
+#include "model/model_init.h"
+#include "train/trainer.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct preset {
+    const char *name;
+    int64_t dim, layers, heads, ffn, vocab, seq, batch;
+} preset;
+
+static const preset presets[] = {
+    {"tiny", 256, 4, 4, 688, 4096, 256, 8},
+    {"small", 512, 8, 8, 1376, 8192, 256, 4},
+};
+
+static void print_help(void)
+{
+    printf("usage: lathe bench train [--preset tiny|small] [--method full,lora] [--steps N]\n"
+           "                         [--warmup N] [--repeats N] [--lora-r R] [--profile]\n"
+           "                         [--device D] [--threads N] [--json]\n\n"
+           "Times training steps (forward + backward + AdamW, fp32) of a random llama model on\n"
+           "random tokens and prints tokens/s (median of --repeats windows of --steps steps\n"
+           "after --warmup), ms/step and peak memory. LoRA: rank R, alpha 2R, on q, k, v, o,\n"
+           "gate, up and down. --profile prints the time per op of the timed steps.\n");
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static uint64_t next(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static void remove_model(const char *dir)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    unlink(p);
+    rmdir(dir);
+}
+
+/* One method: returns 0 and fills the figures, or an exit code. */
+static int run_method(lt_device *dev, const char *dir, const preset *p, const char *method,
+                      int lora_r, int warmup, int steps, int repeats, bool profile, cJSON *rows)
+{
+    char err[1024];
+    lt_model *m = NULL;
+    lt_trainer *t = NULL;
+    int32_t *ids = NULL, *lab = NULL;
+    double *tps = NULL, *ms = NULL;
+    int rc = LT_EXIT_FAIL;
+    lt_train_method meth = strcmp(method, "lora") == 0 ? LT_METHOD_LORA : LT_METHOD_FULL;
+    if (lt_model_load(dir, dev, LT_MODEL_DTYPE_STORED, &m, err, sizeof err) != LT_MODEL_OK) {
+        lt_cli_fail("bench", LT_EXIT_FAIL, "load: %s", err);
+        goto out;
+    }
+    lt_device_reset_peak(dev);
+    lt_trainer_opts o = {.method = meth,
+                         .lora = {.r = lora_r, .alpha = 2.0f * (float)lora_r, .seed = 1,
+                                  .targets = LT_LORA_Q | LT_LORA_K | LT_LORA_V | LT_LORA_O |
+                                             LT_LORA_GATE | LT_LORA_UP | LT_LORA_DOWN},
+                         .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.0f,
+                         .max_batch = p->batch, .max_seq = p->seq};
+    if (lt_trainer_new(m, &o, &t, err, sizeof err) != LT_MODEL_OK) {
+        lt_cli_fail("bench", LT_EXIT_FAIL, "trainer: %s", err);
+        goto out;
+    }
+    const int64_t N = p->batch * p->seq;
+    ids = malloc((size_t)N * sizeof(int32_t));
+    lab = malloc((size_t)N * sizeof(int32_t));
+    tps = calloc((size_t)repeats, sizeof(double));
+    ms = calloc((size_t)(steps * repeats), sizeof(double));
+    if (!ids || !lab || !tps || !ms) {
+        lt_cli_fail("bench", LT_EXIT_FAIL, "out of memory");
+        goto out;
+    }
+    uint64_t rng = 2;
+    double first = 0, last = 0;
+    for (int i = 0; i < warmup + steps * repeats; i++) {
+        for (int64_t k = 0; k < N; k++) {
+            ids[k] = (int32_t)(next(&rng) % (uint64_t)p->vocab);
+            lab[k] = (int32_t)(next(&rng) % (uint64_t)p->vocab);
+        }
+        if (i == warmup && profile)
+            lt_device_set_profiling(dev, true);
+        lt_batch b = {p->batch, p->seq, ids, lab, NULL, NULL};
+        double t0 = now_s(), loss = 0;
+        if (lt_trainer_forward_backward(t, &b, 0, 1.0f, &loss, NULL, err, sizeof err) ||
+            lt_trainer_step(t, 1e-4f, 0.0f, NULL, NULL, err, sizeof err)) {
+            lt_cli_fail("bench", LT_EXIT_FAIL, "step %d: %s", i, err);
+            goto out;
+        }
+        double dt = now_s() - t0;
+        if (i == 0)
+            first = loss;
+        last = loss;
+        if (i >= warmup) {
+            int j = i - warmup;
+            ms[j] = dt * 1e3;
+            tps[j / steps] += dt;
+        }
+    }
+    lt_device_set_profiling(dev, false);
+    for (int r = 0; r < repeats; r++)
+        tps[r] = (double)(N * steps) / tps[r];
+    qsort(tps, (size_t)repeats, sizeof(double), cmp_double);
+    qsort(ms, (size_t)(steps * repeats), sizeof(double), cmp_double);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double med = tps[repeats / 2], med_ms = ms[steps * repeats / 2];
+    double rss_mb = (double)ru.ru_maxrss / 1024.0;
+    double dev_mb = (double)lt_device_mem_peak(dev) / (1024.0 * 1024.0);
+    if (rows) {
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddStringToObject(r, "preset", p->name);
+        cJSON_AddStringToObject(r, "method", method);
+        cJSON_AddNumberToObject(r, "trainable", (double)lt_trainer_n_trainable(t));
+        cJSON_AddNumberToObject(r, "tokens_per_s_median", med);
+        cJSON_AddNumberToObject(r, "ms_per_step_median", med_ms);
+        cJSON_AddNumberToObject(r, "peak_rss_mb", rss_mb);
+        cJSON_AddNumberToObject(r, "device_peak_mb", dev_mb);
+        cJSON_AddNumberToObject(r, "loss_first", first);
+        cJSON_AddNumberToObject(r, "loss_last", last);
+        cJSON_AddItemToArray(rows, r);
+    } else {
+        printf("RESULT %s %-4s trainable %lld | tokens/s %.1f | ms/step %.1f | peak RSS %.0f MB "
+               "(device tensors %.0f MB) | loss %.3f -> %.3f\n",
+               p->name, method, (long long)lt_trainer_n_trainable(t), med, med_ms, rss_mb,
+               dev_mb, first, last);
+    }
+    if (profile && !rows) {
+        lt_profile_entry pe[64];
+        int n = lt_device_profile(dev, pe, 64);
+        double total = 0;
+        for (int i = 0; i < n && i < 64; i++)
+            total += pe[i].seconds;
+        for (int i = 0; i < n && i < 64; i++)
+            printf("  %-22s %8llu calls %9.1f ms %5.1f%%\n", pe[i].op,
+                   (unsigned long long)pe[i].calls, pe[i].seconds * 1e3,
+                   total > 0 ? 100.0 * pe[i].seconds / total : 0.0);
+    }
+    fflush(stdout);
+    rc = LT_EXIT_OK;
+out:
+    free(ids);
+    free(lab);
+    free(tps);
+    free(ms);
+    lt_trainer_free(t);
+    lt_model_free(m);
+    return rc;
+}
+
+int lt_cmd_bench_train(int argc, char **argv)
+{
+    lt_cli_common co;
+    lt_cli_common_defaults(&co);
+    const char *pname = "tiny", *methods = "full,lora";
+    int steps = 5, warmup = 2, repeats = 3, lora_r = 8;
+    bool profile = false;
+    for (int i = 1; i < argc; i++) {
+        int r = lt_cli_common_parse(&co, argc, argv, &i);
+        if (r < 0)
+            return LT_EXIT_USAGE;
+        if (r > 0)
+            continue;
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            print_help();
+            return LT_EXIT_OK;
+        } else if (strcmp(a, "--profile") == 0) {
+            profile = true;
+        } else if (v && strcmp(a, "--preset") == 0) {
+            pname = argv[++i];
+        } else if (v && strcmp(a, "--method") == 0) {
+            methods = argv[++i];
+        } else if (v && strcmp(a, "--steps") == 0) {
+            steps = atoi(argv[++i]);
+        } else if (v && strcmp(a, "--warmup") == 0) {
+            warmup = atoi(argv[++i]);
+        } else if (v && strcmp(a, "--repeats") == 0) {
+            repeats = atoi(argv[++i]);
+        } else if (v && strcmp(a, "--lora-r") == 0) {
+            lora_r = atoi(argv[++i]);
+        } else {
+            print_help();
+            return lt_cli_fail("bench", LT_EXIT_USAGE, "unexpected argument '%s'", a);
+        }
+    }
+    const preset *p = NULL;
+    for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++)
+        if (strcmp(presets[i].name, pname) == 0)
+            p = &presets[i];
+    if (!p || steps < 1 || warmup < 0 || repeats < 1 || lora_r < 1)
+        return lt_cli_fail("bench", LT_EXIT_USAGE,
+                           "want --preset tiny|small, --steps/--repeats/--lora-r >= 1, "
+                           "--warmup >= 0");
+    char err[1024], dir[64];
+    snprintf(dir, sizeof dir, "/tmp/lathe_bench_train_XXXXXX");
+    if (!mkdtemp(dir))
+        return lt_cli_fail("bench", LT_EXIT_FAIL, "cannot make a temporary folder");
+    lt_model_init_opts mo;
+    lt_model_init_defaults(&mo, LT_ARCH_LLAMA);
+    mo.dim = p->dim, mo.n_layers = p->layers, mo.n_heads = p->heads, mo.n_kv_heads = p->heads;
+    mo.ffn = p->ffn, mo.vocab = p->vocab, mo.max_pos = p->seq > 1024 ? p->seq : 1024;
+    mo.tie_embeddings = false;
+    lt_model_config cfg;
+    if (lt_model_init_random(&mo, dir, &cfg, err, sizeof err) != LT_MODEL_OK) {
+        remove_model(dir);
+        return lt_cli_fail("bench", LT_EXIT_FAIL, "random model: %s", err);
+    }
+    lt_device *dev = lt_device_open(co.device, co.threads, err, sizeof err);
+    if (!dev) {
+        remove_model(dir);
+        return lt_cli_fail("bench", LT_EXIT_FAIL, "cannot open device '%s': %s", co.device, err);
+    }
+    cJSON *root = co.json ? cJSON_CreateObject() : NULL, *rows = NULL;
+    if (root) {
+        cJSON_AddStringToObject(root, "device", lt_device_name(dev));
+        cJSON_AddNumberToObject(root, "threads", lt_device_threads(dev));
+        rows = cJSON_AddArrayToObject(root, "results");
+    } else {
+        printf("lathe train bench: ");
+        lt_cli_print_sanitized(stdout, lt_device_name(dev), false);
+        printf(", llama dim %lld layers %lld heads %lld ffn %lld vocab %lld seq %lld batch %lld, "
+               "fp32\n", (long long)p->dim, (long long)p->layers, (long long)p->heads,
+               (long long)p->ffn, (long long)p->vocab, (long long)p->seq, (long long)p->batch);
+    }
+    int rc = LT_EXIT_OK;
+    char list[64];
+    snprintf(list, sizeof list, "%s", methods);
+    for (char *tok = strtok(list, ","); tok && rc == LT_EXIT_OK; tok = strtok(NULL, ",")) {
+        if (strcmp(tok, "full") != 0 && strcmp(tok, "lora") != 0) {
+            rc = lt_cli_fail("bench", LT_EXIT_USAGE, "unknown method '%s' (full, lora)", tok);
+            break;
+        }
+        rc = run_method(dev, dir, p, tok, lora_r, warmup, steps, repeats, profile, rows);
+    }
+    if (root) {
+        char *js = cJSON_Print(root);
+        if (js && rc == LT_EXIT_OK)
+            printf("%s\n", js);
+        free(js);
+        cJSON_Delete(root);
+    }
+    lt_device_close(dev);
+    remove_model(dir);
+    return rc;
+}
