@@ -8,7 +8,8 @@
  *    everything; rows outside the input version can join clusters but are never kept.
  * 2. Exact duplicates: same hash of normalized text (see data_text.c for what is folded).
  *    One representative per hash (the lowest row) goes on to step 3.
- * 3. Near duplicates: MinHash (128 permutations) with LSH banding; bands x rows minimize the
+ * 3. Near duplicates: MinHash (128 permutations, 16 bits kept of each) with LSH banding;
+ *    bands x rows minimize the
  *    false-positive plus false-negative area at the threshold (as text-dedup does, weighted
  *    towards recall because of the check that follows, see data_text.c). Every
  *    candidate pair is verified by the true Jaccard similarity of the shingle sets; pairs at
@@ -41,7 +42,7 @@ typedef struct item {
     char hash[33];
     bool member;      /* in the input version */
     bool has_sig;
-    uint32_t sig[LT_MINHASH_PERM];
+    uint16_t sig[LT_MINHASH_PERM];
 } item;
 
 typedef struct dedup {
@@ -372,7 +373,7 @@ static uint64_t hex64(const char *h)
 }
 
 /* The LSH key of one band: its r values folded into 64 bits. */
-static inline uint64_t band_key(const uint32_t *v, int r, int band)
+static inline uint64_t band_key(const uint16_t *v, int r, int band)
 {
     uint64_t h = 0x9e3779b97f4a7c15ull * (uint64_t)(band + 1);
     for (int i = 0; i < r; i++)
@@ -647,9 +648,9 @@ lt_data_status lt_data_dedup(lt_store *st, const char *name, const lt_data_dedup
     int64_t dataset_id = v.dataset_id, in_version = v.version_id;
     int in_number = v.version;
     if (o->char_shingles > 0)
-        snprintf(params, sizeof params, "c%d:p%d", o->char_shingles, LT_MINHASH_PERM);
+        snprintf(params, sizeof params, "c%d:p%d:b16", o->char_shingles, LT_MINHASH_PERM);
     else
-        snprintf(params, sizeof params, "w%d:p%d", o->ngram, LT_MINHASH_PERM);
+        snprintf(params, sizeof params, "w%d:p%d:b16", o->ngram, LT_MINHASH_PERM);
     if (lt_store_begin(st) != LT_STORE_OK) {
         snprintf(err, errlen, "database busy: %s", lt_store_errmsg(st));
         return LT_DATA_STORE;

@@ -107,7 +107,7 @@ typedef struct lt_row_job {
     lt_norm_sample ns;      /* owned */
     char hash[33];          /* hash of the normalized text */
     bool has_sig;
-    uint32_t sig[128];      /* LT_MINHASH_PERM */
+    uint16_t sig[128];      /* LT_MINHASH_PERM values, see lt_minhash */
 } lt_row_job;
 
 typedef struct lt_row_ctx {
@@ -129,7 +129,7 @@ void lt_row_pool_wait(lt_row_pool *p);
 void lt_row_pool_free(lt_row_pool *p);
 
 /* The parameter key of the signatures computed at import (dedup's default shingles). */
-#define LT_IMPORT_SIG_PARAMS "w5:p128"
+#define LT_IMPORT_SIG_PARAMS "w5:p128:b16"
 
 /* ---- data_text.c: normalization for exact dedup, shingles, MinHash ---- */
 
@@ -156,8 +156,10 @@ size_t lt_shingles(const char *text, size_t n, const lt_shingle_opts *o, uint64_
 double lt_jaccard_sorted(const uint64_t *a, size_t na, const uint64_t *b, size_t nb);
 /* Jaccard similarity of two texts under the shingle options. */
 double lt_text_jaccard(const char *a, const char *b, const lt_shingle_opts *o);
-/* MinHash signature of a shingle set (LT_MINHASH_PERM values). */
-void lt_minhash(const uint64_t *shingles, size_t n, uint32_t sig[LT_MINHASH_PERM]);
+/* MinHash signature of a shingle set: LT_MINHASH_PERM minima of 32-bit permutations, of
+ * which the top 16 bits are kept (b-bit MinHash: half the storage; a chance equality of two
+ * 16-bit values only adds LSH candidates, which the Jaccard check removes). */
+void lt_minhash(const uint64_t *shingles, size_t n, uint16_t sig[LT_MINHASH_PERM]);
 /* Chooses bands x rows (b*r <= n_perm) minimizing the weighted false-positive plus
  * false-negative area at the threshold (weights in data_text.c). */
 void lt_lsh_params(double threshold, int n_perm, int *bands, int *rows);

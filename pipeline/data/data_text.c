@@ -371,7 +371,7 @@ static void perms_init(void)
     __atomic_store_n(&perm_ready, 1, __ATOMIC_RELEASE);
 }
 
-void lt_minhash(const uint64_t *sh, size_t n, uint32_t sig[LT_MINHASH_PERM])
+void lt_minhash(const uint64_t *sh, size_t n, uint16_t sig[LT_MINHASH_PERM])
 {
     perms_init();
     uint32_t a[LT_MINHASH_PERM], b[LT_MINHASH_PERM], m[LT_MINHASH_PERM];
@@ -387,7 +387,8 @@ void lt_minhash(const uint64_t *sh, size_t n, uint32_t sig[LT_MINHASH_PERM])
             m[i] = v < m[i] ? v : m[i];
         }
     }
-    memcpy(sig, m, sizeof m);
+    for (int i = 0; i < LT_MINHASH_PERM; i++)
+        sig[i] = (uint16_t)(m[i] >> 16);
 }
 
 /* Probability that a pair of similarity s becomes a candidate with b bands of r rows. */
