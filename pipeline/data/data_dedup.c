@@ -9,9 +9,9 @@
  * 2. Exact duplicates: same hash of normalized text (see data_text.c for what is folded).
  *    One representative per hash (the lowest row) goes on to step 3.
  * 3. Near duplicates: MinHash (128 permutations, 16 bits kept of each) with LSH banding;
- *    bands x rows minimize the
- *    false-positive plus false-negative area at the threshold (as text-dedup does, weighted
- *    towards recall because of the check that follows, see data_text.c). Every
+ *    bands x rows minimize the false-positive plus false-negative area at the threshold (as
+ *    text-dedup does, weighted towards recall because of the check that follows, see
+ *    data_text.c). Every
  *    candidate pair is verified by the true Jaccard similarity of the shingle sets; pairs at
  *    or above the threshold are joined by union-find.
  * 4. Keep rule, per cluster, among members of the input version: the longest response (ties:
