@@ -4,7 +4,8 @@
  * separate rows; prompt tokens (label -100) carry no loss (the loss is the mean NLL of the
  * labelled tokens only) and a fully masked batch gives zero gradients; two micro-batches with
  * a shared token denominator accumulate to the gradients of one batch; a NaN gradient skips
- * the update; freeze trains only the chosen layers; bad batches are refused with a message.
+ * the update; freeze trains only the chosen layers; LoRA dropout's gradients match finite
+ * differences under a fixed mask; bad batches are refused with a message.
  */
 #include "test.h"
 #include "train/train_impl.h"
@@ -280,6 +281,123 @@ static void freeze(lt_device *dev)
     lt_model_free(m);
 }
 
+/* Loss of the model with its attached adapter, dropout masks from seed; with grads, the
+ * backward pass fills g. */
+static double lora_loss(lt_model *m, lt_forward *f, lt_backward *bw, const lt_model_grads *g,
+                        const int32_t *ids, lt_tensor *labels, lt_tensor *loss, uint64_t seed)
+{
+    lt_tensor *logits = NULL;
+    float l = NAN;
+    lt_forward_set_train(f, true, seed);
+    if (lt_forward_run(f, ids, 2, 8, NULL, &logits, err, sizeof(err)) != LT_MODEL_OK ||
+        lt_cross_entropy(loss, NULL, g ? logits : NULL, logits, labels, -100, 1.0f, 0) != LT_OK)
+        return NAN;
+    if (g && lt_backward_run(bw, f, g, err, sizeof(err)) != LT_MODEL_OK)
+        return NAN;
+    lt_tensor_download_f32(loss, &l, 1);
+    (void)m;
+    return l;
+}
+
+/* LoRA dropout: with a fixed mask, the adapter gradients match finite differences, and the
+ * masks change the loss only in training. */
+static void lora_dropout(lt_device *dev)
+{
+    lt_model *m = load(dev, "llama_gqa");
+    lt_lora_adapter *a = NULL, *ga = NULL;
+    lt_forward *f = NULL;
+    lt_backward *bw = NULL;
+    lt_model_grads g = {0};
+    lt_tensor *labels = lt_tensor_new_1d(dev, LT_I32, 16), *loss = lt_tensor_new_1d(dev, LT_F32, 1);
+    if (!m)
+        goto out;
+    uint32_t slots = lt_lora_slots(m, LT_LORA_Q | LT_LORA_DOWN);
+    lt_forward_opts fo = {2, 8, true, false};
+    CHECK(lt_lora_alloc(m, slots, 4, 2.0f, 0.3f, &a, err, sizeof(err)) == 0 &&
+              lt_lora_alloc(m, slots, 4, 2.0f, 0.3f, &ga, err, sizeof(err)) == 0 &&
+              lt_lora_init(a, 5, err, sizeof(err)) == 0,
+          "lora: %s", err);
+    g.layers = calloc((size_t)m->cfg.n_layers, sizeof(lt_layer_grads));
+    if (!a || !ga || !g.layers)
+        goto out;
+    for (int64_t l = 0; l < m->cfg.n_layers; l++)
+        for (int s = 0; s < LT_LSLOT_COUNT; s++)
+            if (a->mods[l][s].A) {
+                lt_fill(a->mods[l][s].B, 0.05f); /* non-zero B: A gets a gradient */
+                lt_fill(ga->mods[l][s].A, 0);
+                lt_fill(ga->mods[l][s].B, 0);
+                g.layers[l].lora[s] = ga->mods[l][s];
+            }
+    lt_model_attach_lora(m, a);
+    CHECK(lt_forward_new(m, &fo, &f, err, sizeof(err)) == 0 &&
+              lt_backward_new(m, 2, 8, 4, &bw, err, sizeof(err)) == 0,
+          "workspaces: %s", err);
+    int32_t ids[16], lab[16];
+    for (int i = 0; i < 16; i++)
+        ids[i] = (i * 13 + 1) % 128, lab[i] = (i * 7 + 2) % 128;
+    lt_tensor_upload(labels, lab, sizeof(lab));
+    if (!f || !bw)
+        goto out;
+    double l0 = lora_loss(m, f, bw, &g, ids, labels, loss, 77);
+    double l1 = lora_loss(m, f, NULL, NULL, ids, labels, loss, 78);
+    CHECK(isfinite(l0) && fabs(l0 - l1) > 1e-6, "dropout masks do not change the loss (%g, %g)",
+          l0, l1);
+    /* finite differences on a few elements of layer 1's q A and down B */
+    lt_tensor *ts[2] = {a->mods[1][LT_LSLOT_Q].A, a->mods[1][LT_LSLOT_DOWN].B};
+    lt_tensor *gs[2] = {ga->mods[1][LT_LSLOT_Q].A, ga->mods[1][LT_LSLOT_DOWN].B};
+    double worst = 0;
+    for (int k = 0; k < 2; k++) {
+        int64_t n = lt_tensor_numel(ts[k]);
+        float *h = malloc((size_t)n * sizeof(float)), *gh = malloc((size_t)n * sizeof(float));
+        if (!h || !gh || lt_tensor_download_f32(ts[k], h, n) != LT_OK ||
+            lt_tensor_download_f32(gs[k], gh, n) != LT_OK) {
+            free(h);
+            free(gh);
+            continue;
+        }
+        for (int64_t i = 0; i < n; i += n / 5) {
+            float keep = h[i], eps = 4e-2f;
+            h[i] = keep + eps;
+            lt_tensor_upload_f32(ts[k], h, n);
+            double lp = lora_loss(m, f, NULL, NULL, ids, labels, loss, 77);
+            h[i] = keep - eps;
+            lt_tensor_upload_f32(ts[k], h, n);
+            double lm = lora_loss(m, f, NULL, NULL, ids, labels, loss, 77);
+            h[i] = keep;
+            lt_tensor_upload_f32(ts[k], h, n);
+            double fd = (lp - lm) / (2.0 * eps), e = fabs(fd - gh[i]) / (fabs(fd) + 1e-3);
+            worst = e > worst || isnan(e) ? e : worst;
+        }
+        free(h);
+        free(gh);
+    }
+    CHECK(worst <= 2e-2, "LoRA dropout gradients vs finite differences: %.3g relative", worst);
+    printf("LoRA dropout 0.3: adapter gradients vs finite differences %.3g relative\n", worst);
+    /* evaluation ignores dropout: two seeds give the same loss */
+    lt_tensor *logits = NULL;
+    float e1 = 0, e2 = 0;
+    lt_forward_set_train(f, false, 1);
+    lt_forward_run(f, ids, 2, 8, NULL, &logits, err, sizeof(err));
+    lt_cross_entropy(loss, NULL, NULL, logits, labels, -100, 1, 0);
+    lt_tensor_download_f32(loss, &e1, 1);
+    lt_forward_set_train(f, false, 2);
+    lt_forward_run(f, ids, 2, 8, NULL, &logits, err, sizeof(err));
+    lt_cross_entropy(loss, NULL, NULL, logits, labels, -100, 1, 0);
+    lt_tensor_download_f32(loss, &e2, 1);
+    CHECK(e1 == e2 && isfinite(e1), "evaluation with dropout adapters: %g vs %g", e1, e2);
+out:
+    if (m)
+        lt_model_attach_lora(m, NULL);
+    lt_backward_free(bw);
+    lt_forward_free(f);
+    free(g.layers);
+    lt_lora_free(ga);
+    lt_lora_free(a);
+    lt_tensor_free(labels);
+    lt_tensor_free(loss);
+    lt_model_free(m);
+}
+
 int main(void)
 {
     lt_device *dev = lt_device_open("cpu", 2, err, sizeof(err));
@@ -290,6 +408,7 @@ int main(void)
     packed_vs_rows(dev, "gpt2");
     accumulation(dev);
     freeze(dev);
+    lora_dropout(dev);
     lt_device_close(dev);
     return test_summary();
 }
