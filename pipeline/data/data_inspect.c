@@ -263,7 +263,8 @@ lt_data_status lt_data_inspect(lt_store *st, const char *name, const lt_data_ins
     cJSON_AddNumberToObject(ro, "assistant", (double)roles[1]);
     cJSON_AddNumberToObject(ro, "tool", (double)roles[2]);
     cJSON_AddNumberToObject(ro, "system", (double)roles[3]);
-    cJSON_AddItemToObject(rep, "chars", distribution(chars, n, o->max_len));
+    /* --max-len counts tokens when a tokenizer is given, characters otherwise */
+    cJSON_AddItemToObject(rep, "chars", distribution(chars, n, tokens ? 0 : o->max_len));
     cJSON_AddItemToObject(rep, "response_chars", distribution(rchars, n, 0));
     if (tokens)
         cJSON_AddItemToObject(rep, "tokens", distribution(tokens, n_tok, o->max_len));

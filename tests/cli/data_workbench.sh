@@ -53,6 +53,13 @@ check "inspect says dedup has not run" grep -q "dedup has not run" <<<"$out"
 out=$(run data inspect sentiment --model /nonexistent 2>&1)
 check "inspect without a tokenizer says so" grep -q "token lengths need a tokenizer" <<<"$out"
 
+TOK=$2/tok/gpt2/tokenizer.json.gz
+if [ -f "$TOK" ]; then
+    mkdir -p "$WS/gpt2" && gzip -dc "$TOK" >"$WS/gpt2/tokenizer.json"
+    out=$(run data inspect sentiment --model "$WS/gpt2" --max-len 17 --json)
+    check "inspect token lengths with a tokenizer" python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); t=d["tokens"]; assert t["count"]==60 and t["min"]>10 and 0<t["truncated_share"]<=1, t' <<<"$out"
+fi
+
 out=$(run data import "$DATA/sentiment.jsonl" --name sentiment --append)
 check "append" grep -q "version 2" <<<"$out"
 out=$(run data dedup sentiment --json)
