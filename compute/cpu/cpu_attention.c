@@ -4,9 +4,10 @@
  * Forward: tasks are (batch, head, block of queries); each query row computes its scores
  * against the visible keys, a max-subtracted softmax (two passes over the row) and the
  * weighted sum of values, and stores the row's log-sum-exp for the backward.
- * Backward: probabilities are recomputed from the stored log-sum-exp. Pass 1 (tasks over
- * query blocks) writes dq; pass 2 (tasks over (batch, kv head, block of keys)) writes dk and
- * dv, summing over the group's heads and the queries in a fixed order. No task writes memory
+ * Backward: probabilities are recomputed from the stored log-sum-exp. With enough (batch, kv
+ * head) pairs for the threads, one task per pair writes dq, dk and dv in one pass. Otherwise
+ * pass 1 (tasks over query blocks) writes dq and pass 2 (tasks over (batch, kv head, block of
+ * keys)) writes dk and dv, summing over the group's heads and the queries in a fixed order. No task writes memory
  * another task writes, so there are no atomics and the result does not depend on threads.
  * F16/BF16 keys and values are converted per task into per-thread scratch.
  */
@@ -272,6 +273,73 @@ static int attn_bw_dkv(const attn_geom *g, int nt, float *dk, float *dv, const f
     return failed;
 }
 
+/* One pass, for when there are enough (batch, kv head) pairs to keep every thread busy: a
+ * task owns dk and dv of its kv head and dq of the group's heads, and computes each score,
+ * probability and dp once (the two-pass path computes them in both passes). The loops run
+ * in the two-pass path's order (heads, then queries, then keys), so the bits are the same. */
+static int attn_bw_fused(const attn_geom *g, int nt, float *dq, float *dk, float *dv,
+                         const float *dop, const float *qp, const float *op, const float *lp,
+                         const lt_tensor *k, const lt_tensor *v)
+{
+    const int64_t hd = g->hd, ntask = g->B * g->Hkv;
+    const bool half = k->dtype != LT_F32;
+    int failed = 0;
+#pragma omp parallel num_threads(nt) reduction(| : failed)
+    {
+        float *kb = half ? malloc((size_t)(g->Tk * hd) * sizeof(float)) : NULL;
+        float *vb = half ? malloc((size_t)(g->Tk * hd) * sizeof(float)) : NULL;
+        if (half && (!kb || !vb))
+            failed = 1;
+#pragma omp for schedule(static)
+        for (int64_t t = 0; t < ntask; t++) {
+            if (failed)
+                continue;
+            int64_t b = t / g->Hkv, kh = t % g->Hkv, ks, vs;
+            for (int64_t j = 0; j < g->Tk; j++)
+                for (int64_t d = 0; d < hd; d++) {
+                    dk[((b * g->Tk + j) * g->Hkv + kh) * hd + d] = 0.0f;
+                    dv[((b * g->Tk + j) * g->Hkv + kh) * hd + d] = 0.0f;
+                }
+            int64_t nk = g->n_kv < g->Tk ? g->n_kv : g->Tk;
+            const float *K = kv_rows(k, g, b, kh, 0, nk, kb, &ks);
+            const float *Vv = kv_rows(v, g, b, kh, 0, nk, vb, &vs);
+            const int64_t dks = g->Hkv * hd;
+            float *dkb = dk + (b * g->Tk * g->Hkv + kh) * hd;
+            float *dvb = dv + (b * g->Tk * g->Hkv + kh) * hd;
+            for (int64_t h = kh * g->group; h < (kh + 1) * g->group; h++) {
+                for (int64_t i = 0; i < g->Tq; i++) {
+                    int64_t row = ((b * g->Tq + i) * g->H + h) * hd;
+                    const float *qi = qp + row, *gi = dop + row;
+                    float *dqi = dq + row;
+                    float L = lp[(b * g->H + h) * g->Tq + i];
+                    float Di = dot(gi, op + row, hd);
+                    for (int64_t d = 0; d < hd; d++)
+                        dqi[d] = 0.0f;
+                    if (L == -INFINITY)
+                        continue;
+                    int64_t lim = visible(g, i);
+                    for (int64_t j = 0; j < lim; j++) {
+                        if (!seg_ok(g, b, i, j))
+                            continue;
+                        const float *kj = K + j * ks, *vj = Vv + j * vs;
+                        float pij = expf(g->scale * dot(qi, kj, hd) - L);
+                        float ds = pij * (dot(gi, vj, hd) - Di) * g->scale;
+                        float *dkj = dkb + j * dks, *dvj = dvb + j * dks;
+                        for (int64_t d = 0; d < hd; d++) {
+                            dqi[d] += ds * kj[d];
+                            dvj[d] += pij * gi[d];
+                            dkj[d] += ds * qi[d];
+                        }
+                    }
+                }
+            }
+        }
+        free(kb);
+        free(vb);
+    }
+    return failed;
+}
+
 lt_status lt_cpu_attention_backward(lt_device *dev, lt_tensor *dq, lt_tensor *dk,
                                     lt_tensor *dv, const lt_tensor *dout, const lt_tensor *q,
                                     const lt_tensor *k, const lt_tensor *v,
@@ -280,6 +348,13 @@ lt_status lt_cpu_attention_backward(lt_device *dev, lt_tensor *dq, lt_tensor *dk
 {
     attn_geom g = geom(q, k, seg, p);
     int nt = lt_cpu_nt(dev);
+    if (g.B * g.Hkv >= 2 * (int64_t)nt) {
+        if (attn_bw_fused(&g, nt, lt_cpu_f(dq), lt_cpu_f(dk), lt_cpu_f(dv), lt_cpu_f(dout),
+                          lt_cpu_f(q), lt_cpu_f(out), lt_cpu_f(lse), k, v))
+            return lt_dev_error(dev, LT_ERR_OOM,
+                                "lt_attention_backward: out of host memory for scratch");
+        return LT_OK;
+    }
     float *Dv = malloc((size_t)(g.B * g.H * g.Tq) * sizeof(float));
     if (!Dv)
         return lt_dev_error(dev, LT_ERR_OOM, "lt_attention_backward: out of host memory");
