@@ -169,6 +169,16 @@ static lt_data_status load_universe(dedup *d, int64_t dataset_id, int64_t versio
     lt_store_iter *it = NULL;
     lt_store_signature g;
     lt_store_status s;
+    /* the universe is at most every sample of the dataset: one allocation */
+    int64_t max_row = -1;
+    if (lt_store_rows_max(d->st, dataset_id, &max_row) != LT_STORE_OK)
+        goto store_error;
+    if (max_row >= 0) {
+        d->items = malloc((size_t)(max_row + 1) * sizeof *d->items);
+        if (!d->items)
+            goto nomem;
+        d->cap = (size_t)(max_row + 1);
+    }
     if (lt_store_signatures_iter(d->st, dataset_id, params, &it) != LT_STORE_OK)
         goto store_error;
     while ((s = lt_store_signatures_next(it, &g)) == LT_STORE_OK) {
@@ -200,19 +210,8 @@ static lt_data_status load_universe(dedup *d, int64_t dataset_id, int64_t versio
         free(idx);
         goto nomem;
     }
-    int64_t n_members = 0;
-    if (lt_store_samples_count(d->st, version_id, &n_members) != LT_STORE_OK ||
-        lt_store_member_ids_iter(d->st, version_id, &it) != LT_STORE_OK)
+    if (lt_store_member_ids_iter(d->st, version_id, &it) != LT_STORE_OK)
         goto store_error_batch;
-    /* one allocation for the worst case (no member has a stored signature) */
-    if (d->n + (size_t)n_members > d->cap) {
-        size_t nc = d->n + (size_t)n_members + 1;
-        item *ni = realloc(d->items, nc * sizeof *ni);
-        if (!ni)
-            goto nomem_batch;
-        d->items = ni;
-        d->cap = nc;
-    }
     for (;;) {
         int64_t sid = 0;
         s = lt_store_member_ids_next(it, &sid);
