@@ -6,6 +6,9 @@
  * validation layer (when installed) with a debug messenger that counts every error and
  * warning; errors are also stopped before they reach the driver.
  * LATHE_VK_LOADER names the loader library to dlopen instead of libvulkan.so.1.
+ * LATHE_VK_NO_TEXEL=1 makes matmul read its inputs by address (the variant for devices
+ * without texel buffers), so tests can compare the variants bit for bit.
+ * LATHE_CACHE_DIR names the pipeline-cache folder ("off": no cache file).
  */
 #ifndef LATHE_VK_DEBUG_H
 #define LATHE_VK_DEBUG_H
@@ -15,5 +18,9 @@
 /* Errors + warnings counted so far on a Vulkan device, or -1 when validation is not active
  * (not requested, layer not installed, or not a Vulkan device). */
 int lt_vk_validation_messages(const lt_device *dev);
+
+/* Bytes of pipeline-cache data accepted from disk when the device opened (0: none, the file
+ * was missing, corrupt or foreign), or -1 when dev is not a Vulkan device. */
+long lt_vk_pipeline_cache_loaded(const lt_device *dev);
 
 #endif

@@ -3,7 +3,9 @@
  * per shader + specialization constants, created on first use), command buffers recorded op
  * by op with a barrier only where a dispatch touches memory written earlier in the batch (or
  * writes memory read earlier), submission when the batch budget fills or at a sync point,
- * timestamp profiling, and the error flags shaders raise for bad ids.
+ * timestamp profiling, the error flags shaders raise for bad ids, and the texel-buffer views
+ * and descriptor sets of dispatches that read inputs through texel buffers (one pool per
+ * batch, reset when the batch completes).
  * It never allocates tensors (vk_memory.c) and knows no op semantics (vk_ops.c).
  */
 #include "vk_impl.h"
@@ -13,6 +15,56 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Texel-buffer inputs need R32G32B32A32_UINT uniform texel buffers (required by the spec,
+ * checked anyway) and a set layout; without them matmul reads through addresses. */
+static lt_status texel_init(lt_vk *vk, const VkPushConstantRange *pcr)
+{
+    const lt_vk_fns *f = &vk->f;
+    VkFormatProperties fp;
+    f->vkGetPhysicalDeviceFormatProperties(vk->phys, VK_FORMAT_R32G32B32A32_UINT, &fp);
+    if (!(fp.bufferFeatures & VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT) ||
+        getenv("LATHE_VK_NO_TEXEL"))
+        return LT_OK;
+    VkDescriptorSetLayoutBinding bind[LT_VK_TEX_PER_DISPATCH];
+    for (uint32_t i = 0; i < LT_VK_TEX_PER_DISPATCH; i++)
+        bind[i] = (VkDescriptorSetLayoutBinding){
+            .binding = i,
+            .descriptorType = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER,
+            .descriptorCount = 1,
+            .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT};
+    VkDescriptorSetLayoutCreateInfo sli = {
+        .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
+        .bindingCount = LT_VK_TEX_PER_DISPATCH,
+        .pBindings = bind};
+    VkResult r = f->vkCreateDescriptorSetLayout(vk->device, &sli, NULL, &vk->tex_set_layout);
+    if (r != VK_SUCCESS)
+        return lt_vk_fail(vk, "vkCreateDescriptorSetLayout", r);
+    VkPipelineLayoutCreateInfo lci = {.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO,
+                                      .setLayoutCount = 1,
+                                      .pSetLayouts = &vk->tex_set_layout,
+                                      .pushConstantRangeCount = 1,
+                                      .pPushConstantRanges = pcr};
+    r = f->vkCreatePipelineLayout(vk->device, &lci, NULL, &vk->tex_layout);
+    if (r != VK_SUCCESS)
+        return lt_vk_fail(vk, "vkCreatePipelineLayout", r);
+    VkDeviceSize a = vk->props.limits.minTexelBufferOffsetAlignment;
+    vk->texel_align = a > 16 ? a : 16;
+    vk->max_texels = vk->props.limits.maxTexelBufferElements;
+    vk->texel = true;
+    return LT_OK;
+}
+
+/* Destroy the views of a completed batch and recycle its descriptor sets. */
+static void release_texels(lt_vk *vk, lt_vk_batch *b)
+{
+    for (int i = 0; i < b->n_views; i++)
+        vk->f.vkDestroyBufferView(vk->device, b->views[i], NULL);
+    b->n_views = 0;
+    if (b->n_sets > 0)
+        vk->f.vkResetDescriptorPool(vk->device, b->tex_pool, 0);
+    b->n_sets = 0;
+}
 
 lt_status lt_vk_exec_init(lt_vk *vk)
 {
@@ -30,6 +82,10 @@ lt_status lt_vk_exec_init(lt_vk *vk)
     r = f->vkCreatePipelineLayout(vk->device, &lci, NULL, &vk->layout);
     if (r != VK_SUCCESS)
         return lt_vk_fail(vk, "vkCreatePipelineLayout", r);
+    lt_status st = texel_init(vk, &pcr);
+    if (st != LT_OK)
+        return st;
+    lt_vk_cache_load(vk);
     VkCommandPoolCreateInfo pci = {.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
                                    .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT,
                                    .queueFamilyIndex = vk->queue_family};
@@ -49,6 +105,19 @@ lt_status lt_vk_exec_init(lt_vk *vk)
         r = f->vkCreateFence(vk->device, &fci, NULL, &b->fence);
         if (r != VK_SUCCESS)
             return lt_vk_fail(vk, "vkCreateFence", r);
+        if (vk->texel) {
+            VkDescriptorPoolSize ps = {.type = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER,
+                                       .descriptorCount = LT_VK_TEX_PER_DISPATCH *
+                                                          LT_VK_OPS_PER_BATCH};
+            VkDescriptorPoolCreateInfo dpi = {
+                .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
+                .maxSets = LT_VK_OPS_PER_BATCH,
+                .poolSizeCount = 1,
+                .pPoolSizes = &ps};
+            r = f->vkCreateDescriptorPool(vk->device, &dpi, NULL, &b->tex_pool);
+            if (r != VK_SUCCESS)
+                return lt_vk_fail(vk, "vkCreateDescriptorPool", r);
+        }
         if (vk->timestamps) {
             VkQueryPoolCreateInfo qci = {.sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
                                          .queryType = VK_QUERY_TYPE_TIMESTAMP,
@@ -64,12 +133,20 @@ lt_status lt_vk_exec_init(lt_vk *vk)
 void lt_vk_exec_free(lt_vk *vk)
 {
     const lt_vk_fns *f = &vk->f;
+    lt_vk_cache_save(vk);
+    if (vk->pcache)
+        f->vkDestroyPipelineCache(vk->device, vk->pcache, NULL);
+    vk->pcache = VK_NULL_HANDLE;
     for (int i = 0; i < vk->n_pipes; i++)
         f->vkDestroyPipeline(vk->device, vk->pipes[i].pipe, NULL);
     free(vk->pipes);
     vk->pipes = NULL;
     vk->n_pipes = 0;
     for (int i = 0; i < LT_VK_CMDBUFS; i++) {
+        if (vk->batch[i].tex_pool) {
+            release_texels(vk, &vk->batch[i]);
+            f->vkDestroyDescriptorPool(vk->device, vk->batch[i].tex_pool, NULL);
+        }
         if (vk->batch[i].fence)
             f->vkDestroyFence(vk->device, vk->batch[i].fence, NULL);
         if (vk->batch[i].queries)
@@ -79,6 +156,10 @@ void lt_vk_exec_free(lt_vk *vk)
         f->vkDestroyCommandPool(vk->device, vk->pool, NULL);
     if (vk->layout)
         f->vkDestroyPipelineLayout(vk->device, vk->layout, NULL);
+    if (vk->tex_layout)
+        f->vkDestroyPipelineLayout(vk->device, vk->tex_layout, NULL);
+    if (vk->tex_set_layout)
+        f->vkDestroyDescriptorSetLayout(vk->device, vk->tex_set_layout, NULL);
     free(vk->written);
     free(vk->read);
     vk->written = vk->read = NULL;
@@ -87,7 +168,7 @@ void lt_vk_exec_free(lt_vk *vk)
 /* ---- pipelines --------------------------------------------------------------------------- */
 
 static lt_status get_pipeline(lt_vk *vk, const char *shader, const uint32_t *spec, int n_spec,
-                              VkPipeline *out)
+                              VkPipelineLayout layout, VkPipeline *out)
 {
     for (int i = 0; i < vk->n_pipes; i++) {
         const lt_vk_pipeline *p = &vk->pipes[i];
@@ -135,9 +216,9 @@ static lt_status get_pipeline(lt_vk *vk, const char *shader, const uint32_t *spe
                   .module = mod,
                   .pName = "main",
                   .pSpecializationInfo = n_spec ? &si : NULL},
-        .layout = vk->layout};
+        .layout = layout};
     VkPipeline pipe;
-    r = f->vkCreateComputePipelines(vk->device, VK_NULL_HANDLE, 1, &cci, NULL, &pipe);
+    r = f->vkCreateComputePipelines(vk->device, vk->pcache, 1, &cci, NULL, &pipe);
     f->vkDestroyShaderModule(vk->device, mod, NULL);
     if (r != VK_SUCCESS)
         return lt_vk_fail(vk, shader, r);
@@ -177,6 +258,7 @@ static lt_status finish_batch(lt_vk *vk, lt_vk_batch *b)
     if (r != VK_SUCCESS)
         return lt_vk_fail(vk, "waiting for the GPU", r);
     f->vkResetFences(vk->device, 1, &b->fence);
+    release_texels(vk, b);
     if (b->n_stamps > 0) {
         uint64_t *ts = malloc((size_t)b->n_stamps * 2 * sizeof *ts);
         if (ts && f->vkGetQueryPoolResults(vk->device, b->queries, 0, (uint32_t)b->n_stamps * 2,
@@ -360,10 +442,65 @@ lt_status lt_vk_op_end(lt_vk *vk)
     return LT_OK;
 }
 
+/* Create the views of d's texel inputs and bind them as set 0; they live until the batch
+ * completes. */
+static lt_status bind_texels(lt_vk *vk, VkCommandBuffer cb, const lt_vk_dispatch *d)
+{
+    const lt_vk_fns *f = &vk->f;
+    lt_vk_batch *b = &vk->batch[vk->cur];
+    VkBufferView views[LT_VK_TEX_PER_DISPATCH];
+    int n = 0;
+    for (int i = 0; i < LT_VK_TEX_PER_DISPATCH; i++) {
+        const lt_vk_texel *t = &d->tex[i < d->n_tex ? i : 0]; /* unused slots repeat slot 0 */
+        VkBufferViewCreateInfo vi = {.sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO,
+                                     .buffer = vk->blocks[t->block].buf,
+                                     .format = VK_FORMAT_R32G32B32A32_UINT,
+                                     .offset = t->offset,
+                                     .range = t->range};
+        VkResult r = f->vkCreateBufferView(vk->device, &vi, NULL, &views[i]);
+        if (r != VK_SUCCESS) {
+            for (int j = 0; j < i; j++)
+                f->vkDestroyBufferView(vk->device, views[j], NULL);
+            return lt_vk_fail(vk, "vkCreateBufferView", r);
+        }
+        n++;
+    }
+    VkDescriptorSetAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
+                                      .descriptorPool = b->tex_pool,
+                                      .descriptorSetCount = 1,
+                                      .pSetLayouts = &vk->tex_set_layout};
+    VkDescriptorSet set;
+    VkResult r = f->vkAllocateDescriptorSets(vk->device, &ai, &set);
+    if (r != VK_SUCCESS) {
+        for (int j = 0; j < n; j++)
+            f->vkDestroyBufferView(vk->device, views[j], NULL);
+        return lt_vk_fail(vk, "vkAllocateDescriptorSets", r);
+    }
+    b->n_sets++;
+    VkWriteDescriptorSet w[LT_VK_TEX_PER_DISPATCH];
+    for (int i = 0; i < n; i++) {
+        b->views[b->n_views++] = views[i];
+        w[i] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
+                                      .dstSet = set,
+                                      .dstBinding = (uint32_t)i,
+                                      .descriptorCount = 1,
+                                      .descriptorType = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER,
+                                      .pTexelBufferView = &views[i]};
+    }
+    f->vkUpdateDescriptorSets(vk->device, (uint32_t)n, w, 0, NULL);
+    f->vkCmdBindDescriptorSets(cb, VK_PIPELINE_BIND_POINT_COMPUTE, vk->tex_layout, 0, 1, &set, 0,
+                               NULL);
+    return LT_OK;
+}
+
 lt_status lt_vk_record(lt_vk *vk, const lt_vk_dispatch *d)
 {
     VkPipeline pipe = VK_NULL_HANDLE;
-    lt_status st = get_pipeline(vk, d->shader, d->spec, d->n_spec, &pipe);
+    if (d->n_tex > 0 && !vk->texel)
+        return lt_dev_error(vk->dev, LT_ERR_UNSUPPORTED, "%s: shader %s needs texel buffers",
+                            vk->dev->name, d->shader);
+    VkPipelineLayout layout = d->n_tex > 0 ? vk->tex_layout : vk->layout;
+    lt_status st = get_pipeline(vk, d->shader, d->spec, d->n_spec, layout, &pipe);
     if (st != LT_OK)
         return st;
     if (d->pc_bytes > vk->push_bytes)
@@ -409,10 +546,15 @@ lt_status lt_vk_record(lt_vk *vk, const lt_vk_dispatch *d)
         full_barrier(vk, cb);
         vk->n_written = vk->n_read = 0;
     }
+    if (d->n_tex > 0) {
+        st = bind_texels(vk, cb, d);
+        if (st != LT_OK)
+            return st;
+    }
     f->vkCmdBindPipeline(cb, VK_PIPELINE_BIND_POINT_COMPUTE, pipe);
     uint8_t pc[128] = {0};
     memcpy(pc, d->pc, d->pc_bytes);
-    f->vkCmdPushConstants(cb, vk->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0,
+    f->vkCmdPushConstants(cb, layout, VK_SHADER_STAGE_COMPUTE_BIT, 0,
                           (d->pc_bytes + 3u) & ~3u, pc);
     f->vkCmdDispatch(cb, d->groups[0], d->groups[1], d->groups[2]);
     vk->batch[vk->cur].n_dispatch++;

@@ -33,6 +33,7 @@
     X(vkGetPhysicalDeviceMemoryProperties)                                                    \
     X(vkGetPhysicalDeviceMemoryProperties2)                                                   \
     X(vkGetPhysicalDeviceQueueFamilyProperties)                                               \
+    X(vkGetPhysicalDeviceFormatProperties)                                                    \
     X(vkEnumerateDeviceExtensionProperties)                                                   \
     X(vkCreateDevice)                                                                         \
     X(vkGetDeviceProcAddr)
@@ -76,7 +77,20 @@
     X(vkDestroyFence)                                                                         \
     X(vkWaitForFences)                                                                        \
     X(vkResetFences)                                                                          \
-    X(vkDeviceWaitIdle)
+    X(vkDeviceWaitIdle)                                                                       \
+    X(vkCreateBufferView)                                                                     \
+    X(vkDestroyBufferView)                                                                    \
+    X(vkCreateDescriptorSetLayout)                                                            \
+    X(vkDestroyDescriptorSetLayout)                                                           \
+    X(vkCreateDescriptorPool)                                                                 \
+    X(vkDestroyDescriptorPool)                                                                \
+    X(vkResetDescriptorPool)                                                                  \
+    X(vkAllocateDescriptorSets)                                                               \
+    X(vkUpdateDescriptorSets)                                                                 \
+    X(vkCmdBindDescriptorSets)                                                                \
+    X(vkCreatePipelineCache)                                                                  \
+    X(vkDestroyPipelineCache)                                                                 \
+    X(vkGetPipelineCacheData)
 
 typedef struct lt_vk_fns {
     PFN_vkGetInstanceProcAddr vkGetInstanceProcAddr;
@@ -130,6 +144,14 @@ typedef struct lt_vk_range {
 #define LT_VK_MAX_BLOCKS 64
 #define LT_VK_CMDBUFS 3
 #define LT_VK_OPS_PER_BATCH 1024 /* dispatches recorded before a batch is submitted */
+#define LT_VK_TEX_PER_DISPATCH 2 /* texel-buffer inputs a dispatch may bind (set 0) */
+
+/* A read-only input seen through a uniform texel buffer (R32G32B32A32_UINT, 16 bytes per
+ * texel): a range of one block's VkBuffer. */
+typedef struct lt_vk_texel {
+    int block;
+    VkDeviceSize offset, range; /* bytes; offset aligned, range a multiple of 16 */
+} lt_vk_texel;
 
 typedef struct lt_vk_batch {
     VkCommandBuffer cb;
@@ -139,6 +161,10 @@ typedef struct lt_vk_batch {
     int n_dispatch;
     int n_stamps;                         /* timestamps written */
     const char *stamp_op[LT_VK_OPS_PER_BATCH]; /* op name of timestamp pair k */
+    /* texel-buffer inputs of this batch's dispatches: freed / reset when it completes */
+    VkDescriptorPool tex_pool;
+    VkBufferView views[LT_VK_TEX_PER_DISPATCH * LT_VK_OPS_PER_BATCH];
+    int n_views, n_sets;
 } lt_vk_batch;
 
 typedef struct lt_vk {
@@ -181,7 +207,16 @@ typedef struct lt_vk {
     int n_deferred, cap_deferred;
 
     /* pipelines */
+    VkPipelineCache pcache;   /* loaded from / saved to disk (vk_cache.c) */
+    char pcache_path[4096];   /* "" when there is no cache file */
+    size_t pcache_loaded;     /* bytes of driver data read at open (0: none) */
     VkPipelineLayout layout;
+    /* texel-buffer inputs: set 0 holds LT_VK_TEX_PER_DISPATCH uniform texel buffers */
+    bool texel;                     /* usable: format supported, layouts created */
+    VkDeviceSize texel_align;       /* view offset alignment, bytes (>= 16) */
+    uint64_t max_texels;            /* maxTexelBufferElements */
+    VkDescriptorSetLayout tex_set_layout;
+    VkPipelineLayout tex_layout;
     uint32_t push_bytes;
     lt_vk_pipeline *pipes;
     int n_pipes, cap_pipes;
@@ -247,8 +282,15 @@ typedef struct lt_vk_dispatch {
     int n_reads;
     lt_vk_range writes[4];
     int n_writes;
+    lt_vk_texel tex[LT_VK_TEX_PER_DISPATCH]; /* with n_tex > 0 the shader uses set 0 */
+    int n_tex;
 } lt_vk_dispatch;
 lt_status lt_vk_record(lt_vk *vk, const lt_vk_dispatch *d);
+
+/* vk_cache.c: the on-disk pipeline cache. Never fails: a missing, corrupt or foreign file
+ * gives an empty cache (with a debug note when LATHE_VK_DEBUG is set). */
+void lt_vk_cache_load(lt_vk *vk);
+void lt_vk_cache_save(lt_vk *vk);
 
 /* vk_ops.c */
 extern const lt_backend lt_vk_backend;

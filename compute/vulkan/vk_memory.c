@@ -21,7 +21,8 @@ static VkDeviceSize round_up(VkDeviceSize x, VkDeviceSize a) { return (x + a - 1
 
 static const VkBufferUsageFlags TENSOR_USAGE =
     VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_SHADER_DEVICE_ADDRESS_BIT |
-    VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;
+    VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT |
+    VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT; /* matmul inputs are read as texel buffers */
 
 /* Memory type with all of want in its flags among bits; UINT32_MAX if none. */
 static uint32_t find_type(const lt_vk *vk, uint32_t bits, VkMemoryPropertyFlags want)

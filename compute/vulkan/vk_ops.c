@@ -107,35 +107,95 @@ static lt_status vk_copy(lt_device *dev, lt_tensor *dst, const lt_tensor *src)
 
 /* ---- matmul ------------------------------------------------------------------------------ */
 
+/*
+ * A read-only tensor seen through a texel buffer: the view starts at the aligned-down byte
+ * offset of element 0 in its block, *elem_off is element 0's index inside the view. False
+ * when the view would exceed the device's texel limit or its block (use addresses then).
+ */
+static bool texel_of(const lt_vk *vk, const lt_tensor *t, lt_vk_texel *tx, uint32_t *elem_off)
+{
+    const lt_vk_alloc *a = t->buf;
+    const lt_vk_block *b = &vk->blocks[a->block];
+    size_t es = lt_dtype_size(t->dtype);
+    VkDeviceSize start = a->offset + t->offset;
+    VkDeviceSize view = start & ~(vk->texel_align - 1);
+    VkDeviceSize end = start + (VkDeviceSize)t->numel * es;
+    VkDeviceSize range = (end - view + 15) & ~(VkDeviceSize)15;
+    if (view + range > b->size || range / 16 > vk->max_texels || range / 16 > INT32_MAX)
+        return false;
+    *tx = (lt_vk_texel){a->block, view, range};
+    *elem_off = (uint32_t)((start - view) / es);
+    return true;
+}
+
+/*
+ * Tile of C per workgroup (square, BM = BN): 128 on GPUs for large products when the device
+ * has the shared memory (2 slices of 16 x 132 floats) and 256 invocations; else 64, which
+ * every Vulkan device can run (64 invocations, 9 KiB). CPU-type devices (lavapipe) keep 64:
+ * their workgroups run on one core each, and more of them balance better.
+ */
+static uint32_t matmul_tile(const lt_vk *vk, const lt_matmul_geom *g)
+{
+    bool gpu = vk->props.deviceType != VK_PHYSICAL_DEVICE_TYPE_CPU;
+    if (gpu && g->M >= 1024 && g->N >= 1024 &&
+        vk->info.max_shared_memory_bytes >= 2 * 16 * (128 + 4) * 4 &&
+        vk->info.max_workgroup_invocations >= 256 &&
+        vk->props.limits.maxComputeWorkGroupSize[0] >= 256)
+        return 128;
+    return 64;
+}
+
 static lt_status vk_matmul(lt_device *dev, lt_tensor *C, const lt_tensor *Am,
                            const lt_tensor *Bm, bool trans_a, bool trans_b, float alpha,
                            float beta, const lt_matmul_geom *g)
 {
     lt_vk *vk = lt_vk_of(dev);
-    struct {
-        addr_t c, a, b;
-        uint32_t M, N, K, a_bstride, b_bstride;
-        float alpha, beta;
-    } pc = {A(C), A(Am), A(Bm), u32(g->M), u32(g->N), u32(g->K),
-            g->a_batched ? u32(g->M * g->K) : 0, g->b_batched ? u32(g->K * g->N) : 0,
-            alpha, beta};
-    /* big tiles only where the product is large and the device is a real GPU */
-    bool big = g->M >= 1024 && g->N >= 1024 &&
-               vk->props.deviceType != VK_PHYSICAL_DEVICE_TYPE_CPU &&
-               vk->info.max_shared_memory_bytes >= 2 * 16 * 132 * 4;
-    uint32_t tile = big ? 128 : 64;
-    uint32_t spec[4] = {trans_a, trans_b, (uint32_t)Am->dtype, (uint32_t)Bm->dtype};
-    lt_vk_dispatch d = {.shader = big ? "matmul_big" : "matmul",
-                        .spec = spec,
-                        .n_spec = 4,
-                        .pc = &pc,
-                        .pc_bytes = sizeof pc,
-                        .groups = {(uint32_t)cdiv((uint64_t)g->N, tile),
+    uint32_t tile = matmul_tile(vk, g);
+    uint32_t a_bstride = g->a_batched ? u32(g->M * g->K) : 0;
+    uint32_t b_bstride = g->b_batched ? u32(g->K * g->N) : 0;
+    lt_vk_dispatch d = {.groups = {(uint32_t)cdiv((uint64_t)g->N, tile),
                                    (uint32_t)cdiv((uint64_t)g->M, tile), (uint32_t)g->batch},
                         .reads = {R(Am), R(Bm), R(C)},
                         .n_reads = beta != 0.0f ? 3 : 2,
                         .writes = {R(C)},
                         .n_writes = 1};
+    uint32_t a_off = 0, b_off = 0;
+    bool tex = vk->texel && texel_of(vk, Am, &d.tex[0], &a_off) &&
+               texel_of(vk, Bm, &d.tex[1], &b_off);
+    struct {
+        addr_t c;
+        uint32_t M, N, K, a_bstride, b_bstride, a_off, b_off, vec;
+        float alpha, beta;
+    } tpc = {A(C), u32(g->M), u32(g->N), u32(g->K), a_bstride, b_bstride, a_off, b_off, 0,
+             alpha, beta};
+    struct {
+        addr_t c, a, b;
+        uint32_t M, N, K, a_bstride, b_bstride;
+        float alpha, beta;
+    } pc = {A(C), A(Am), A(Bm), u32(g->M), u32(g->N), u32(g->K), a_bstride, b_bstride,
+            alpha, beta};
+    uint32_t spec[7] = {trans_a, trans_b, (uint32_t)Am->dtype, (uint32_t)Bm->dtype, tile, tile,
+                        (tile / 8) * (tile / 8)};
+    if (tex) {
+        /* loads by 4: the contiguous dimension and element 0 both 4-aligned */
+        int64_t a_row = trans_a ? g->M : g->K, b_row = trans_b ? g->K : g->N;
+        tpc.vec = (a_row % 4 == 0 && a_off % 4 == 0 ? 1u : 0u) |
+                  (b_row % 4 == 0 && b_off % 4 == 0 ? 2u : 0u);
+        /* CPU-type devices: the variant without shared memory, when both load by 4 */
+        bool direct = tpc.vec == 3u && vk->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
+        d.shader = direct ? "matmul_txd" : "matmul_tx";
+        d.spec = spec;
+        d.n_spec = direct ? 4 : 7;
+        d.pc = &tpc;
+        d.pc_bytes = sizeof tpc;
+        d.n_tex = 2;
+    } else {
+        d.shader = tile == 128 ? "matmul_big" : "matmul";
+        d.spec = spec;
+        d.n_spec = 4;
+        d.pc = &pc;
+        d.pc_bytes = sizeof pc;
+    }
     lt_status st = lt_vk_op_begin(vk, "matmul");
     if (st == LT_OK)
         st = lt_vk_record(vk, &d);
