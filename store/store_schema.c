@@ -62,7 +62,8 @@ static const char MIGRATION_1[] =
     "  n_turns INTEGER NOT NULL,"
     "  flags INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX samples_row ON samples(dataset_id, row_index);"
-    "CREATE INDEX samples_version ON samples(version_id);"
+    /* no index on samples(version_id): only removing an abandoned version needs it, and
+     * that rare scan is cheaper than one more b-tree insert per imported row */
     /* Which samples make up which version. No foreign key on sample_id: samples are removed
      * only with the version that introduced them, which removes its memberships too. */
     "CREATE TABLE version_samples("
