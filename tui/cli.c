@@ -17,6 +17,7 @@ const lt_command lt_commands[] = {
     {"tokenizer", "encode, decode, or train a tokenizer (tokenizer encode|decode|train)", lt_cmd_tokenizer},
     {"train", "train a model from a config (full, freeze, LoRA; resumable)", lt_cmd_train},
     {"runs", "list training runs, show one, or stop/pause/resume/checkpoint it", lt_cmd_runs},
+    {"watch", "open the dashboard's live view of a run (lathe watch RUN)", lt_cmd_watch},
     {"eval", "evaluate base, few-shot, runs and adapters on a split; show and compare evals", lt_cmd_eval},
     {0, 0, 0},
 };

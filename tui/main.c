@@ -18,10 +18,8 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        usage(stderr);
-        return LT_EXIT_USAGE;
-    }
+    if (argc < 2)
+        return lt_cmd_dashboard(argc, argv);
     const char *name = argv[1];
     if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0) {
         usage(stdout);
@@ -31,6 +29,8 @@ int main(int argc, char **argv)
         printf("lathe %s\n", LATHE_VERSION);
         return LT_EXIT_OK;
     }
+    if (name[0] == '-') /* `lathe --workspace DIR`: the dashboard with options */
+        return lt_cmd_dashboard(argc, argv);
     for (const lt_command *c = lt_commands; c->name; c++)
         if (strcmp(c->name, name) == 0)
             return c->run(argc - 1, argv + 1);

@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# tui_dashboard.sh - the dashboard end to end: the real binary in a private tmux server
+# (new-session -x 100 -y 30, send-keys, capture-pane). A workspace with a dataset whose rows
+# hold escape sequences (imported with `lathe data import`, deduplicated) and two runs written
+# through store functions by the test_dash_store fixture writer: a finished run with 3000 steps
+# of metrics and a run whose process died without a word. Moves between views, opens the run,
+# finds loss values and axis labels, resizes the pane (too small, then large), checks that no
+# raw escape reaches the screen, quits (the terminal is restored), and `lathe watch RUN`.
+# Also the refusals that happen before the terminal: a missing workspace, a newer database.
+# usage: bash tui_dashboard.sh /path/to/lathe /path/to/tests/data
+set -u
+LATHE=$1
+FIXTURE=$(dirname "$LATHE")/tests/test_dash_store
+TMP=$(mktemp -d /tmp/lathe_cli_tui.XXXXXX)
+SOCK=lathe_tui_test_$$
+T="tmux -L $SOCK -f /dev/null"
+trap '$T kill-server >/dev/null 2>&1; rm -rf "$TMP"' EXIT
+pass=0
+fail=0
+
+check() { # description, then a command that must succeed
+    local what=$1
+    shift
+    if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $what"; fi
+}
+
+screen() { $T capture-pane -p -t dash 2>/dev/null; }
+
+# Waits (at most 20 s) until the pane shows a fixed string; prints the screen on failure.
+wait_for() {
+    local what=$1 i
+    for i in $(seq 1 100); do
+        if screen | grep -qF -- "$what"; then return 0; fi
+        sleep 0.2
+    done
+    echo "--- screen while waiting for: $what"
+    screen
+    return 1
+}
+
+keys() { $T send-keys -t dash "$@"; sleep 0.3; }
+
+# ---- refusals before the terminal ----
+out=$("$LATHE" --workspace "$TMP/missing" </dev/null 2>&1)
+check "missing workspace: exit 1" test $? -eq 1
+check "missing workspace: says so" grep -q "does not exist" <<<"$out"
+check "missing workspace: nothing created" test ! -e "$TMP/missing"
+
+if command -v sqlite3 >/dev/null; then
+    "$LATHE" data list --workspace "$TMP/newer" >/dev/null 2>&1
+    sqlite3 "$TMP/newer/lathe.db" "PRAGMA user_version=999" >/dev/null
+    out=$("$LATHE" --workspace "$TMP/newer" </dev/null 2>&1)
+    check "newer database: exit 1" test $? -eq 1
+    check "newer database: says why" grep -qi "newer" <<<"$out"
+fi
+
+# ---- the workspace ----
+WS=$TMP/ws
+cat >"$TMP/esc.jsonl" <<'EOF'
+{"instruction": "Say hi \u001b[31mRED\u001b[0m now to the whole team today and tell them the weekly meeting moved to the large room on the third floor", "output": "hi there \u009b2J friend, the meeting moved"}
+{"instruction": "Say hi \u001b[31mRED\u001b[0m now to the whole team today and tell them the weekly meeting moved to the small room on the third floor", "output": "hi there \u009b2J friend, the meeting moved"}
+{"instruction": "What is two plus two?", "output": "four"}
+{"instruction": "bad row", "output": 5}
+not json {
+EOF
+"$LATHE" data import "$TMP/esc.jsonl" --name escapes --workspace "$WS" >/dev/null 2>&1
+check "import exit 0" test $? -eq 0
+"$LATHE" data dedup escapes --threshold 0.5 --ngram 2 --workspace "$WS" >/dev/null 2>&1
+check "dedup exit 0" test $? -eq 0
+ids=$("$FIXTURE" --make-runs "$WS")
+check "fixture runs written" test "$ids" = "1 2"
+
+out=$("$LATHE" watch 99 --workspace "$WS" </dev/null 2>&1)
+check "watch unknown run: exit 1" test $? -eq 1
+check "watch unknown run: says so" grep -q "no run '99'" <<<"$out"
+
+# ---- the dashboard in tmux ----
+$T new-session -d -s dash -x 100 -y 30 \
+    "env LANG=C.UTF-8 LC_ALL=C.UTF-8 LATHE_VK_LOADER=/nonexistent '$LATHE' --workspace '$WS'; echo \"EXITED \$?\"; sleep 60"
+check "runs view opens" wait_for "runs (2)"
+check "header names the workspace" wait_for "workspace: $WS"
+check "tab bar" wait_for "1 Data   2 Wizard   3 Train   4 Runs   5 Eval   6 Devices"
+check "dead run shown as failed" wait_for "failed: process gone"
+check "dead run shows its last log lines" wait_for "out of memory: killed"
+check "finished run's best val loss in the list" wait_for "0.6892"
+
+keys j Enter
+check "train view on run 1" wait_for "loss  run 1"
+check "loss value" wait_for "loss   0.5588"
+check "top axis label keeps the spike" wait_for "9.75"
+check "x axis label, last step" wait_for "3000"
+check "x axis label, word" wait_for "step 1"
+check "NaN event highlighted" wait_for "NaN/Inf loss seen"
+keys e
+check "EMA toggle" wait_for "[EMA]"
+keys z
+check "zoom to last 100" wait_for "[last 100]"
+check "zoomed axis starts at 2901" wait_for "2901"
+keys L
+check "log scale toggle" wait_for "[log]"
+keys p
+check "pause refused on a finished run" wait_for "is not running"
+
+keys 1
+check "data view lists the dataset" wait_for "escapes v2"
+check "stats and histogram" wait_for "length (chars)"
+keys Enter
+check "bad rows with reasons" wait_for "control character"
+keys Right
+check "duplicates side by side" wait_for "similarity"
+check "escape sequences made visible" wait_for '\x1b[31mRED'
+check "no raw ESC on screen" bash -c "! $T capture-pane -p -t dash | grep -q \$'\\x1b'"
+check "no C1 CSI on screen" bash -c "! $T capture-pane -p -t dash | grep -q \$'\\xc2\\x9b'"
+keys Escape
+
+keys /
+keys e s c
+keys Enter
+check "search in the list" wait_for "/esc"
+
+keys 6
+check "devices view" wait_for "cores"
+keys Tab
+check "Tab wraps to Data" wait_for "datasets (1)"
+keys BTab
+check "Shift-Tab back to Devices" wait_for "devices"
+
+keys '?'
+check "help" wait_for "q leaves the dashboard"
+keys x
+
+# resize mid-run: too small, then big
+$T resize-window -t dash -x 70 -y 20
+check "too small message" wait_for "Terminal too small"
+$T resize-window -t dash -x 130 -y 45
+# tmux resizes the pane a moment later: keys sent before that meet the too-small screen
+check "relayout at 130x45: header" wait_for "workspace:"
+keys 3
+check "relayout at 130x45: aux curves" wait_for "learning rate"
+$T resize-window -t dash -x 80 -y 24
+check "80x24 train view" wait_for "loss  run 1"
+keys 4
+check "80x24 runs view" wait_for "runs (2)"
+
+keys q
+check "q leaves with exit 0" wait_for "EXITED 0"
+check "terminal restored: no header left" bash -c "! $T capture-pane -p -t dash | grep -q 'Tab/1-6 views'"
+$T kill-session -t dash 2>/dev/null
+
+# ---- lathe watch RUN ----
+$T new-session -d -s dash -x 100 -y 30 \
+    "env LANG=C.UTF-8 LC_ALL=C.UTF-8 NO_COLOR=1 '$LATHE' watch fixture-done --workspace '$WS'; echo \"EXITED \$?\"; sleep 60"
+check "watch opens the train view" wait_for "loss  run 1"
+check "watch shows the step" wait_for "step   3000 / 3000"
+keys q
+check "watch quits" wait_for "EXITED 0"
+
+echo "$pass passed, $fail failed"
+test "$fail" -eq 0

@@ -1,0 +1,90 @@
+/*
+ * view_pending.c - the Wizard and Eval tabs until their views land: each says what the stage
+ * will show and which command does the work headless today. Draws fixed text only.
+ */
+#include "dash.h"
+
+#include <stdlib.h>
+
+typedef struct pending_view {
+    lt_view_id id;
+} pending_view;
+
+static void *wizard_init(lt_dash *d)
+{
+    (void)d;
+    pending_view *v = calloc(1, sizeof(*v));
+    if (v)
+        v->id = LT_VIEW_WIZARD;
+    return v;
+}
+
+static void *eval_init(lt_dash *d)
+{
+    (void)d;
+    pending_view *v = calloc(1, sizeof(*v));
+    if (v)
+        v->id = LT_VIEW_EVAL;
+    return v;
+}
+
+static void pending_free(void *state)
+{
+    free(state);
+}
+
+static void pending_resize(void *state, const lt_layout *lay)
+{
+    (void)state;
+    (void)lay;
+}
+
+static bool pending_update(void *state, lt_dash *d, bool changed)
+{
+    (void)state;
+    (void)d;
+    return changed;
+}
+
+static void pending_draw(const void *state, const lt_dash *d, const lt_layout *lay)
+{
+    const pending_view *v = state;
+    const lt_rect *r = lt_layout_pane(lay, LT_PANE_MAIN);
+    if (!r)
+        return;
+    lt_rect in = lt_rect_inner(*r);
+    bool wiz = v->id == LT_VIEW_WIZARD;
+    lt_dash_box(d, *r, wiz ? "wizard" : "evaluation", true);
+    lt_dash_put(d, in.y + 1, in.x + 2, in.w - 4, LT_STYLE_TITLE,
+                wiz ? "The training wizard is not in this dashboard yet."
+                    : "Evaluation tables are not in this dashboard yet.");
+    lt_dash_put(d, in.y + 3, in.x + 2, in.w - 4, LT_STYLE_NORMAL,
+                wiz ? "Write a run config and start it headless: lathe train CONFIG --detach"
+                    : "Training runs record validation loss; see them in the Runs view (4).");
+    lt_dash_put(d, in.y + 4, in.x + 2, in.w - 4, LT_STYLE_DIM,
+                "Running jobs show up in the Train and Runs views as they write to the store.");
+}
+
+static int pending_key(void *state, lt_dash *d, int ch)
+{
+    (void)state;
+    (void)d;
+    (void)ch;
+    return LT_KEY_IGNORED;
+}
+
+static const char *pending_footer(const void *state)
+{
+    (void)state;
+    return "";
+}
+
+const lt_view_ops lt_view_wizard_ops = {
+    LT_VIEW_WIZARD, wizard_init, pending_free, pending_resize, pending_update, pending_draw,
+    pending_key, pending_footer,
+};
+
+const lt_view_ops lt_view_eval_ops = {
+    LT_VIEW_EVAL, eval_init, pending_free, pending_resize, pending_update, pending_draw,
+    pending_key, pending_footer,
+};
