@@ -98,13 +98,14 @@ void lt_norm_sample_free(lt_norm_sample *s);
  * lt_row_process, on any thread. lt_row_job_clear frees what it owns. */
 typedef struct lt_row_job {
     lt_read_kind kind;      /* LT_READ_RAW (raw to parse), LT_READ_ROW (json), LT_READ_BAD */
-    char *raw;              /* owned copy (truncated for bad rows) */
+    char *raw;              /* copy (truncated for bad rows); owned when raw_owned */
+    bool raw_owned;
     size_t raw_len;
     cJSON *json;            /* owned */
     int64_t line, column;
     char reason[600];       /* why the row is bad */
     bool good;
-    lt_norm_sample ns;      /* owned */
+    lt_norm_sample ns;      /* owned; ns.text is freed by lt_row_process once used */
     char hash[33];          /* hash of the normalized text */
     bool has_sig;
     uint16_t sig[128];      /* LT_MINHASH_PERM values, see lt_minhash */

@@ -156,8 +156,17 @@ static lt_data_status store_job(importer *im, int64_t file_id, const char *path,
     return batch_tick(im, err, errlen);
 }
 
+/* Raw rows of one batch are copied into one block instead of one allocation each. */
+typedef struct arena {
+    char *p;
+    size_t used, cap;
+} arena;
+
+#define ARENA_BYTES (2u << 20)
+
 /* Turns what the reader returned into a job (copying what must outlive the next read). */
-static bool make_job(lt_reader *rd, lt_read_kind k, const lt_read_row *row, lt_row_job *j)
+static bool make_job(lt_reader *rd, lt_read_kind k, const lt_read_row *row, lt_row_job *j,
+                     arena *a)
 {
     memset(j, 0, sizeof *j);
     j->kind = k;
@@ -166,7 +175,13 @@ static bool make_job(lt_reader *rd, lt_read_kind k, const lt_read_row *row, lt_r
     size_t n = row->raw_len;
     if (k != LT_READ_RAW && n > RAW_MAX)
         n = RAW_MAX; /* only kept for the issue list */
-    j->raw = malloc(n + 1);
+    if (a && a->p && a->used + n + 1 <= a->cap) {
+        j->raw = a->p + a->used;
+        a->used += n + 1;
+    } else {
+        j->raw = malloc(n + 1);
+        j->raw_owned = true;
+    }
     if (!j->raw)
         return false;
     memcpy(j->raw, row->raw, n);
@@ -222,7 +237,7 @@ static lt_data_status detect_format(file_ctx *f, const lt_row_ctx *base, char *e
             f->eof = true;
             return LT_DATA_OK;
         }
-        if (!make_job(f->rd, k, &row, &j))
+        if (!make_job(f->rd, k, &row, &j, NULL))
             return LT_DATA_NOMEM;
         if (k == LT_READ_ROW) {
             im->format = lt_format_detect(j.json, &im->map);
@@ -246,11 +261,13 @@ static lt_data_status detect_format(file_ctx *f, const lt_row_ctx *base, char *e
     return LT_DATA_OK;
 }
 
-/* Reads up to POOL_BATCH rows into jobs. OUT *n. */
-static lt_data_status fill(file_ctx *f, lt_row_job *jobs, int *n, char *err, size_t errlen)
+/* Reads up to POOL_BATCH rows into jobs, raw text into the arena. OUT *n. */
+static lt_data_status fill(file_ctx *f, lt_row_job *jobs, arena *a, int *n, char *err,
+                           size_t errlen)
 {
     lt_read_row row;
     *n = 0;
+    a->used = 0;
     while (!f->eof && *n < POOL_BATCH) {
         lt_data_status r = check_interrupt(f, err, errlen);
         if (r != LT_DATA_OK)
@@ -260,7 +277,7 @@ static lt_data_status fill(file_ctx *f, lt_row_job *jobs, int *n, char *err, siz
             f->eof = true;
             break;
         }
-        if (!make_job(f->rd, k, &row, &jobs[*n]))
+        if (!make_job(f->rd, k, &row, &jobs[*n], a))
             return LT_DATA_NOMEM;
         (*n)++;
     }
@@ -279,14 +296,15 @@ static lt_data_status pipeline(file_ctx *f, const lt_row_ctx *c, lt_row_pool *po
                                lt_row_job *jobs[2], char *err, size_t errlen)
 {
     int n[2] = {0, 0}, cur = 0;
-    lt_data_status r = fill(f, jobs[cur], &n[cur], err, errlen);
+    arena ar[2] = {{malloc(ARENA_BYTES), 0, ARENA_BYTES}, {malloc(ARENA_BYTES), 0, ARENA_BYTES}};
+    lt_data_status r = fill(f, jobs[cur], &ar[cur], &n[cur], err, errlen);
     while (r == LT_DATA_OK && n[cur] > 0) {
         if (pool)
             lt_row_pool_run(pool, c, jobs[cur], n[cur]);
         else
             for (int i = 0; i < n[cur]; i++)
                 lt_row_process(c, &jobs[cur][i]);
-        r = fill(f, jobs[1 - cur], &n[1 - cur], err, errlen);
+        r = fill(f, jobs[1 - cur], &ar[1 - cur], &n[1 - cur], err, errlen);
         if (pool)
             lt_row_pool_wait(pool);
         for (int i = 0; r == LT_DATA_OK && i < n[cur]; i++)
@@ -297,6 +315,8 @@ static lt_data_status pipeline(file_ctx *f, const lt_row_ctx *c, lt_row_pool *po
     }
     clear_jobs(jobs[0], n[0]);
     clear_jobs(jobs[1], n[1]);
+    free(ar[0].p); /* a missing arena only means one allocation per row */
+    free(ar[1].p);
     if (r == LT_DATA_NOMEM)
         snprintf(err, errlen, "out of memory while reading %s", f->path);
     return r;

@@ -17,7 +17,8 @@
 
 void lt_row_job_clear(lt_row_job *j)
 {
-    free(j->raw);
+    if (j->raw_owned)
+        free(j->raw);
     cJSON_Delete(j->json);
     lt_norm_sample_free(&j->ns);
     memset(j, 0, sizeof *j);
@@ -63,6 +64,8 @@ void lt_row_process(const lt_row_ctx *c, lt_row_job *j)
         j->has_sig = true;
     }
     free(norm);
+    free(j->ns.text); /* only the hash and signature needed it */
+    j->ns.text = NULL;
     j->good = true;
 free_json:
     cJSON_Delete(j->json);
