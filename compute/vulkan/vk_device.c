@@ -379,15 +379,24 @@ static lt_status create_device(lt_vk *vk, char *err, size_t errlen)
                                    .queueFamilyIndex = vk->queue_family,
                                    .queueCount = 1,
                                    .pQueuePriorities = &prio};
+    /* cooperative matrices (only when built in and offered) also need shaderFloat16 and the
+     * Vulkan memory model (GL_KHR_memory_scope_semantics) */
+    lt_vk_coopmat_query(vk);
+    bool cm = vk->cm_want_f16 || vk->cm_want_bf16;
     VkPhysicalDeviceVulkan12Features f12 = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES,
-        .bufferDeviceAddress = VK_TRUE};
+        .bufferDeviceAddress = VK_TRUE,
+        .shaderFloat16 = cm,
+        .vulkanMemoryModel = cm};
+    lt_vk_coopmat_chain chain;
     VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
-                                    .pNext = &f12};
+                                    .pNext = lt_vk_coopmat_chain_init(vk, &chain, &f12)};
     VkDeviceCreateInfo dci = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
                               .pNext = &f2,
                               .queueCreateInfoCount = 1,
-                              .pQueueCreateInfos = &qci};
+                              .pQueueCreateInfos = &qci,
+                              .enabledExtensionCount = chain.n_exts,
+                              .ppEnabledExtensionNames = chain.n_exts ? chain.exts : NULL};
     VkResult r = f->vkCreateDevice(vk->phys, &dci, NULL, &vk->device);
     if (r != VK_SUCCESS) {
         snprintf(err, errlen, "vulkan:%d (%s): vkCreateDevice failed (%s)", vk->info.index,
@@ -488,6 +497,8 @@ lt_status lt_vk_backend_init(lt_device *dev, int index, char *err, size_t errlen
     st = lt_vk_memory_init(vk);
     if (st == LT_OK)
         st = lt_vk_exec_init(vk);
+    if (st == LT_OK)
+        lt_vk_coopmat_selftest(vk);
     if (st != LT_OK) {
         snprintf(err, errlen, "%s", dev->err[0] ? dev->err : "vulkan: initialisation failed");
         dev->impl = NULL;

@@ -17,6 +17,46 @@
 
 #include <vulkan/vulkan.h>
 
+/* VK_KHR_cooperative_matrix and VK_KHR_shader_bfloat16, for headers older than them
+ * (Debian 12 ships 1.3.239); values from the Vulkan registry. */
+#ifndef VK_KHR_cooperative_matrix
+#define VK_KHR_cooperative_matrix 1
+typedef enum VkComponentTypeKHR {
+    VK_COMPONENT_TYPE_FLOAT16_KHR = 0,
+    VK_COMPONENT_TYPE_FLOAT32_KHR = 1,
+    VK_COMPONENT_TYPE_MAX_ENUM_KHR = 0x7FFFFFFF
+} VkComponentTypeKHR;
+typedef enum VkScopeKHR {
+    VK_SCOPE_SUBGROUP_KHR = 3,
+    VK_SCOPE_MAX_ENUM_KHR = 0x7FFFFFFF
+} VkScopeKHR;
+typedef struct VkCooperativeMatrixPropertiesKHR {
+    VkStructureType sType;
+    void *pNext;
+    uint32_t MSize, NSize, KSize;
+    VkComponentTypeKHR AType, BType, CType, ResultType;
+    VkBool32 saturatingAccumulation;
+    VkScopeKHR scope;
+} VkCooperativeMatrixPropertiesKHR;
+typedef struct VkPhysicalDeviceCooperativeMatrixFeaturesKHR {
+    VkStructureType sType;
+    void *pNext;
+    VkBool32 cooperativeMatrix;
+    VkBool32 cooperativeMatrixRobustBufferAccess;
+} VkPhysicalDeviceCooperativeMatrixFeaturesKHR;
+typedef VkResult(VKAPI_PTR *PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR)(
+    VkPhysicalDevice, uint32_t *, VkCooperativeMatrixPropertiesKHR *);
+#endif
+#define LT_VK_STYPE_COOPMAT_FEATURES ((VkStructureType)1000506000)
+#define LT_VK_STYPE_COOPMAT_PROPERTIES ((VkStructureType)1000506001)
+#define LT_VK_STYPE_BF16_FEATURES ((VkStructureType)1000141000)
+#define LT_VK_COMPONENT_BF16 ((VkComponentTypeKHR)1000141000)
+typedef struct lt_vk_bf16_features { /* VkPhysicalDeviceShaderBfloat16FeaturesKHR */
+    VkStructureType sType;
+    void *pNext;
+    VkBool32 shaderBFloat16Type, shaderBFloat16DotProduct, shaderBFloat16CooperativeMatrix;
+} lt_vk_bf16_features;
+
 /* Entry points, fetched at run time. G = global, I = instance, D = device level. */
 #define LT_VK_GLOBAL_FNS(X)                                                                   \
     X(vkCreateInstance)                                                                       \
@@ -217,6 +257,10 @@ typedef struct lt_vk {
     uint64_t max_texels;            /* maxTexelBufferElements */
     VkDescriptorSetLayout tex_set_layout;
     VkPipelineLayout tex_layout;
+    /* cooperative matrices (vk_coopmat.c): wanted = built in, offered by the device with a
+     * 16x16x16 subgroup configuration and enabled at device creation; on = self-test passed */
+    bool cm_want_f16, cm_want_bf16, cm_f16, cm_bf16;
+    uint32_t cm_wg; /* workgroup size: 4 subgroups */
     uint32_t push_bytes;
     lt_vk_pipeline *pipes;
     int n_pipes, cap_pipes;
@@ -292,7 +336,25 @@ lt_status lt_vk_record(lt_vk *vk, const lt_vk_dispatch *d);
 void lt_vk_cache_load(lt_vk *vk);
 void lt_vk_cache_save(lt_vk *vk);
 
+/* vk_coopmat.c: before device creation, find the cooperative-matrix variants worth enabling
+ * (sets cm_want_*); then chain the features they need into the device's create info; after
+ * the device is up, run the self-test that turns them on. None of it fails the device. */
+void lt_vk_coopmat_query(lt_vk *vk);
+typedef struct lt_vk_coopmat_chain {
+    VkPhysicalDeviceCooperativeMatrixFeaturesKHR cm;
+    lt_vk_bf16_features bf;
+    const char *exts[2];
+    uint32_t n_exts;
+} lt_vk_coopmat_chain;
+/* Fill chain for the wanted variants and return the pNext head to put in front of next. */
+void *lt_vk_coopmat_chain_init(const lt_vk *vk, lt_vk_coopmat_chain *c, void *next);
+void lt_vk_coopmat_selftest(lt_vk *vk);
+
 /* vk_ops.c */
+/* matmul with the cooperative-matrix variants allowed (allow_coopmat) or not */
+lt_status lt_vk_matmul(lt_device *dev, lt_tensor *C, const lt_tensor *A, const lt_tensor *B,
+                       bool trans_a, bool trans_b, float alpha, float beta,
+                       const lt_matmul_geom *g, bool allow_coopmat);
 extern const lt_backend lt_vk_backend;
 
 #endif

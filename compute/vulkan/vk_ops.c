@@ -145,12 +145,34 @@ static uint32_t matmul_tile(const lt_vk *vk, const lt_matmul_geom *g)
     return 64;
 }
 
+/* The cooperative-matrix variant for these inputs, or NULL: both f16 or both bf16, the
+ * variant self-tested, and the product large enough to fill its 64 x 64 tiles. */
+static const char *coopmat_shader(const lt_vk *vk, const lt_tensor *Am, const lt_tensor *Bm,
+                                  const lt_matmul_geom *g)
+{
+    if (Am->dtype != Bm->dtype || g->M < 64 || g->N < 64 || g->K < 32)
+        return NULL;
+    if (Am->dtype == LT_F16 && vk->cm_f16)
+        return "matmul_coopmat";
+    if (Am->dtype == LT_BF16 && vk->cm_bf16)
+        return "matmul_coopmat_bf16";
+    return NULL;
+}
+
 static lt_status vk_matmul(lt_device *dev, lt_tensor *C, const lt_tensor *Am,
                            const lt_tensor *Bm, bool trans_a, bool trans_b, float alpha,
                            float beta, const lt_matmul_geom *g)
 {
+    return lt_vk_matmul(dev, C, Am, Bm, trans_a, trans_b, alpha, beta, g, true);
+}
+
+lt_status lt_vk_matmul(lt_device *dev, lt_tensor *C, const lt_tensor *Am, const lt_tensor *Bm,
+                       bool trans_a, bool trans_b, float alpha, float beta,
+                       const lt_matmul_geom *g, bool allow_coopmat)
+{
     lt_vk *vk = lt_vk_of(dev);
-    uint32_t tile = matmul_tile(vk, g);
+    const char *cm = allow_coopmat ? coopmat_shader(vk, Am, Bm, g) : NULL;
+    uint32_t tile = cm ? 64 : matmul_tile(vk, g);
     uint32_t a_bstride = g->a_batched ? u32(g->M * g->K) : 0;
     uint32_t b_bstride = g->b_batched ? u32(g->K * g->N) : 0;
     lt_vk_dispatch d = {.groups = {(uint32_t)cdiv((uint64_t)g->N, tile),
@@ -160,7 +182,7 @@ static lt_status vk_matmul(lt_device *dev, lt_tensor *C, const lt_tensor *Am,
                         .writes = {R(C)},
                         .n_writes = 1};
     uint32_t a_off = 0, b_off = 0;
-    bool tex = vk->texel && texel_of(vk, Am, &d.tex[0], &a_off) &&
+    bool tex = !cm && vk->texel && texel_of(vk, Am, &d.tex[0], &a_off) &&
                texel_of(vk, Bm, &d.tex[1], &b_off);
     struct {
         addr_t c;
@@ -176,7 +198,14 @@ static lt_status vk_matmul(lt_device *dev, lt_tensor *C, const lt_tensor *Am,
             alpha, beta};
     uint32_t spec[7] = {trans_a, trans_b, (uint32_t)Am->dtype, (uint32_t)Bm->dtype, tile, tile,
                         (tile / 8) * (tile / 8)};
-    if (tex) {
+    if (cm) {
+        spec[4] = vk->cm_wg;
+        d.shader = cm;
+        d.spec = spec;
+        d.n_spec = 5;
+        d.pc = &pc;
+        d.pc_bytes = sizeof pc;
+    } else if (tex) {
         /* loads by 4: the contiguous dimension and element 0 both 4-aligned */
         int64_t a_row = trans_a ? g->M : g->K, b_row = trans_b ? g->K : g->N;
         tpc.vec = (a_row % 4 == 0 && a_off % 4 == 0 ? 1u : 0u) |
