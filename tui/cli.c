@@ -15,6 +15,7 @@ const lt_command lt_commands[] = {
     {"model", "inspect a model folder, or create a random one (model info|init)", lt_cmd_model},
     {"generate", "generate text from a model (greedy or sampled, streaming)", lt_cmd_generate},
     {"tokenizer", "encode, decode, or train a tokenizer (tokenizer encode|decode|train)", lt_cmd_tokenizer},
+    {"plan", "choose a method, estimate memory and time, write a training config", lt_cmd_plan},
     {"train", "train a model from a config (full, freeze, LoRA; resumable)", lt_cmd_train},
     {"runs", "list training runs, show one, or stop/pause/resume/checkpoint it", lt_cmd_runs},
     {"watch", "open the dashboard's live view of a run (lathe watch RUN)", lt_cmd_watch},

@@ -59,6 +59,7 @@ int lt_cmd_model(int argc, char **argv);
 int lt_cmd_generate(int argc, char **argv);
 int lt_cmd_tokenizer(int argc, char **argv);
 int lt_cmd_eval(int argc, char **argv);
+int lt_cmd_plan(int argc, char **argv);
 int lt_cmd_watch(int argc, char **argv);
 /* The dashboard (`lathe` with no command); argv[0] is "lathe". */
 int lt_cmd_dashboard(int argc, char **argv);
