@@ -123,6 +123,25 @@ static void relayout(lt_dash *d)
         d->ops[d->view]->resize(d->vstate[d->view], &d->lay);
 }
 
+/* Runs running or paused whose process is alive (the header's job count). */
+static int64_t count_active(lt_dash *d)
+{
+    int64_t n = 0, seen = 0;
+    lt_store_iter *it = NULL;
+    lt_store_run r;
+    if (lt_store_runs_count_active(d->st, &n) != LT_STORE_OK || n == 0)
+        return 0;
+    n = 0;
+    if (lt_store_runs_iter(d->st, &it) != LT_STORE_OK)
+        return 0;
+    while (seen++ < 10000 && lt_store_runs_next(it, &r) == LT_STORE_OK)
+        if (r.status && (strcmp(r.status, "running") == 0 || strcmp(r.status, "paused") == 0) &&
+            !lt_dash_run_dead(r.status, r.pid))
+            n++;
+    lt_store_iter_free(it);
+    return n;
+}
+
 static void handle_winch(lt_dash *d)
 {
     g_winch = 0;
@@ -298,7 +317,7 @@ int lt_dash_run(lt_store *st, const char *workspace, const char *device, lt_view
     double next_poll = 0, next_forced = 0;
     bool dirty = true;
     show_view(&d, d.view);
-    lt_store_runs_count_active(st, &d.n_active);
+    d.n_active = count_active(&d);
     while (!g_quit) {
         double now = lt_dash_now();
         if (g_winch) {
@@ -313,7 +332,7 @@ int lt_dash_run(lt_store *st, const char *workspace, const char *device, lt_view
             next_poll = now + STORE_POLL_S;
             if (changed) {
                 next_forced = now + FORCED_POLL_S;
-                lt_store_runs_count_active(st, &d.n_active);
+                d.n_active = count_active(&d);
                 dirty = true;
             }
             if (d.ops[d.view]->update(d.vstate[d.view], &d, changed))

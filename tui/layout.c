@@ -72,6 +72,14 @@ static void layout_data(lt_layout *l, lt_rect b)
     add(l, LT_PANE_EVENTS, rect(b.y + stats, b.x + list, b.h - stats, b.w - list));
 }
 
+/* Eval: the table of evaluations on top, the selected one's samples below. */
+static void layout_eval(lt_layout *l, lt_rect b)
+{
+    int list = clampi(b.h * 2 / 5, 8, 24);
+    add(l, LT_PANE_LIST, rect(b.y, b.x, list, b.w));
+    add(l, LT_PANE_EVENTS, rect(b.y + list, b.x, b.h - list, b.w));
+}
+
 static void layout_devices(lt_layout *l, lt_rect b)
 {
     int list = clampi(b.w / 3, 26, 50);
@@ -104,6 +112,9 @@ void lt_layout_compute(int cols, int rows, lt_view_id view, lt_layout *out)
         break;
     case LT_VIEW_DEVICES:
         layout_devices(out, out->body);
+        break;
+    case LT_VIEW_EVAL:
+        layout_eval(out, out->body);
         break;
     default:
         add(out, LT_PANE_MAIN, out->body);

@@ -33,12 +33,12 @@ typedef enum lt_view_id {
 /* Pane roles, so views find their boxes by meaning rather than by index. */
 typedef enum lt_pane_id {
     LT_PANE_NONE = -1,
-    LT_PANE_LIST = 0,  /* runs list, datasets list, devices list */
+    LT_PANE_LIST = 0,  /* runs list, datasets list, devices list, evaluations */
     LT_PANE_PLOT,      /* train: loss curve; runs: overlaid curves */
     LT_PANE_STATS,     /* train: numbers; data: stats + histogram; devices/runs: detail */
     LT_PANE_AUX,       /* train: lr and grad-norm curves (tall terminals only) */
-    LT_PANE_EVENTS,    /* train: warnings and acks; data: bad rows / clusters */
-    LT_PANE_MAIN,      /* single-pane views (wizard, eval) */
+    LT_PANE_EVENTS,    /* train: warnings and acks; data: bad rows / clusters; eval: samples */
+    LT_PANE_MAIN,      /* single-pane views (wizard) */
     LT_PANE_COUNT
 } lt_pane_id;
 

@@ -1,6 +1,6 @@
 /*
- * view_pending.c - the Wizard and Eval tabs until their views land: each says what the stage
- * will show and which command does the work headless today. Draws fixed text only.
+ * view_pending.c - the Wizard tab until its view lands: says what the stage will show and
+ * which commands do the work headless today. Draws fixed text only.
  */
 #include "dash.h"
 
@@ -16,15 +16,6 @@ static void *wizard_init(lt_dash *d)
     pending_view *v = calloc(1, sizeof(*v));
     if (v)
         v->id = LT_VIEW_WIZARD;
-    return v;
-}
-
-static void *eval_init(lt_dash *d)
-{
-    (void)d;
-    pending_view *v = calloc(1, sizeof(*v));
-    if (v)
-        v->id = LT_VIEW_EVAL;
     return v;
 }
 
@@ -53,14 +44,12 @@ static void pending_draw(const void *state, const lt_dash *d, const lt_layout *l
     if (!r)
         return;
     lt_rect in = lt_rect_inner(*r);
-    bool wiz = v->id == LT_VIEW_WIZARD;
-    lt_dash_box(d, *r, wiz ? "wizard" : "evaluation", true);
+    (void)v;
+    lt_dash_box(d, *r, "wizard", true);
     lt_dash_put(d, in.y + 1, in.x + 2, in.w - 4, LT_STYLE_TITLE,
-                wiz ? "The training wizard is not in this dashboard yet."
-                    : "Evaluation tables are not in this dashboard yet.");
+                "The training wizard is not in this dashboard yet.");
     lt_dash_put(d, in.y + 3, in.x + 2, in.w - 4, LT_STYLE_NORMAL,
-                wiz ? "Write a run config and start it headless: lathe train CONFIG --detach"
-                    : "Training runs record validation loss; see them in the Runs view (4).");
+                "Plan and start a run headless: lathe plan ..., then lathe train CONFIG --detach");
     lt_dash_put(d, in.y + 4, in.x + 2, in.w - 4, LT_STYLE_DIM,
                 "Running jobs show up in the Train and Runs views as they write to the store.");
 }
@@ -81,10 +70,5 @@ static const char *pending_footer(const void *state)
 
 const lt_view_ops lt_view_wizard_ops = {
     LT_VIEW_WIZARD, wizard_init, pending_free, pending_resize, pending_update, pending_draw,
-    pending_key, pending_footer,
-};
-
-const lt_view_ops lt_view_eval_ops = {
-    LT_VIEW_EVAL, eval_init, pending_free, pending_resize, pending_update, pending_draw,
     pending_key, pending_footer,
 };

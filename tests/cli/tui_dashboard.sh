@@ -24,7 +24,8 @@ check() { # description, then a command that must succeed
     if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $what"; fi
 }
 
-screen() { $T capture-pane -p -t dash 2>/dev/null; }
+S=dash # the session the helpers talk to
+screen() { $T capture-pane -p -t "$S" 2>/dev/null; }
 
 # Waits (at most 20 s) until the pane shows a fixed string; prints the screen on failure.
 wait_for() {
@@ -38,7 +39,7 @@ wait_for() {
     return 1
 }
 
-keys() { $T send-keys -t dash "$@"; sleep 0.3; }
+keys() { $T send-keys -t "$S" "$@"; sleep 0.3; }
 
 # ---- refusals before the terminal ----
 out=$("$LATHE" --workspace "$TMP/missing" </dev/null 2>&1)
@@ -118,6 +119,20 @@ keys e s c
 keys Enter
 check "search in the list" wait_for "/esc"
 
+keys 5
+check "eval view lists evaluations" wait_for "evaluations (2)"
+check "eval metric columns" wait_for "ROUGE-L"
+check "eval BLEU value" wait_for "41.2000"
+keys s
+check "sorted by loss" wait_for "sorted by loss"
+first=$(screen | grep -nE "fixture-done|base " | head -1)
+check "best loss first" grep -q "fixture-done" <<<"$first"
+keys j Enter
+check "samples side by side" wait_for "reference"
+check "model output escapes made visible" wait_for '\x1b[2Jthere \u009b0m'
+check "no raw ESC on the eval screen" bash -c "! $T capture-pane -p -t dash | grep -q \$'\\x1b'"
+keys Escape
+
 keys 6
 check "devices view" wait_for "cores"
 keys Tab
@@ -145,11 +160,13 @@ check "80x24 runs view" wait_for "runs (2)"
 keys q
 check "q leaves with exit 0" wait_for "EXITED 0"
 check "terminal restored: no header left" bash -c "! $T capture-pane -p -t dash | grep -q 'Tab/1-6 views'"
-$T kill-session -t dash 2>/dev/null
 
 # ---- lathe watch RUN ----
-$T new-session -d -s dash -x 100 -y 30 \
+# (a second session first: killing the only one would take the server down under us)
+$T new-session -d -s watch -x 100 -y 30 \
     "env LANG=C.UTF-8 LC_ALL=C.UTF-8 NO_COLOR=1 '$LATHE' watch fixture-done --workspace '$WS'; echo \"EXITED \$?\"; sleep 60"
+$T kill-session -t dash 2>/dev/null
+S=watch
 check "watch opens the train view" wait_for "loss  run 1"
 check "watch shows the step" wait_for "step   3000 / 3000"
 keys q

@@ -6,7 +6,8 @@
  * Also the fixture writer for the tmux tests: `test_dash_store --make-runs WORKSPACE` writes,
  * through store functions only, a finished run with 3000 steps of metrics (a loss spike at
  * step 1500, validation every 100 steps) and a run marked running whose process is gone,
- * with a train.log. The dashboard test drives the real binary over that workspace.
+ * with a train.log, and two evaluations with samples (one output holding an escape
+ * sequence). The dashboard test drives the real binary over that workspace.
  */
 #include "store.h"
 #include "test.h"
@@ -76,6 +77,24 @@ static int make_runs(const char *ws)
     if (f) {
         fprintf(f, "step 39 loss 1.2\nstep 40 loss 1.1\nout of memory: killed\n");
         fclose(f);
+    }
+    const char *res[2] = {
+        "{\"system\":\"base\",\"dataset\":\"escapes\",\"dataset_version\":2,\"n_rows\":2,"
+        "\"metrics\":{\"loss\":2.5,\"ppl\":12.18,\"exact_match\":0.0,\"rougeL\":0.21,"
+        "\"bleu\":3.5,\"accuracy\":null}}",
+        "{\"system\":\"fixture-done\",\"run\":1,\"dataset\":\"escapes\",\"dataset_version\":2,"
+        "\"n_rows\":2,\"metrics\":{\"loss\":0.75,\"ppl\":2.117,\"exact_match\":0.5,"
+        "\"rougeL\":0.66,\"bleu\":41.2}}"};
+    for (int k = 0; k < 2; k++) {
+        lt_store_eval e = {.run_id = k ? a : 0, .split = "test", .results = res[k]};
+        int64_t eid = 0;
+        if (lt_store_eval_add(st, &e, &eid) != LT_STORE_OK)
+            return 1;
+        lt_store_eval_sample s1 = {0, "What is two plus two?", "four", k ? "four" : "five", "{}"};
+        lt_store_eval_sample s2 = {0, "Say hi", "hi there",
+                                   k ? "hi there" : "hi \x1b[2Jthere \xc2\x9b" "0m", "{}"};
+        lt_store_eval_sample_add(st, eid, &s1);
+        lt_store_eval_sample_add(st, eid, &s2);
     }
     lt_store_close(st);
     printf("%lld %lld\n", (long long)a, (long long)b);

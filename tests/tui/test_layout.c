@@ -26,6 +26,8 @@ static bool has_required(const lt_layout *l, lt_view_id v)
                lt_layout_pane(l, LT_PANE_EVENTS);
     case LT_VIEW_DEVICES:
         return lt_layout_pane(l, LT_PANE_LIST) && lt_layout_pane(l, LT_PANE_STATS);
+    case LT_VIEW_EVAL:
+        return lt_layout_pane(l, LT_PANE_LIST) && lt_layout_pane(l, LT_PANE_EVENTS);
     default:
         return lt_layout_pane(l, LT_PANE_MAIN) != NULL;
     }
