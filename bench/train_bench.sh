@@ -7,12 +7,14 @@
 # the lathe/PyTorch ratio per method and peak RSS.
 #
 # usage: bench/train_bench.sh [LATHE=build/lathe] [PRESETS="tiny small"] [THREADS=2]
-#   TORCH_REF overrides the reference tool (default ../shared/tools/torch_ref.py beside the
+#   WARMUP, STEPS and REPEATS (environment; default 2, 5, 3) set the warm-up steps and the
+#   timed windows (tokens/s is the median window) on both sides. TORCH_REF overrides the reference tool (default ../shared/tools/torch_ref.py beside the
 #   repository); PYTHON the interpreter (default /usr/bin/python3, Debian's python3-torch).
 set -eu
 LATHE=${1:-build/lathe}
 PRESETS=${2:-"tiny small"}
 THREADS=${3:-2}
+W="--warmup ${WARMUP:-2} --steps ${STEPS:-5} --repeats ${REPEATS:-3}"
 HERE=$(cd "$(dirname "$0")" && pwd)
 REF=${TORCH_REF:-$HERE/../../shared/tools/torch_ref.py}
 PY=${PYTHON:-/usr/bin/python3}
@@ -27,9 +29,9 @@ printf '%-6s %-5s %12s %12s %7s %10s %10s\n' preset method lathe_tok/s torch_tok
 for p in $PRESETS; do
     for m in full lora; do
         /usr/bin/time -v -o "$TMP/lt.time" "$LATHE" bench train --preset "$p" --method "$m" \
-            --threads "$THREADS" --device cpu >"$TMP/lt.out" 2>&1 || { cat "$TMP/lt.out"; exit 1; }
+            --threads "$THREADS" --device cpu $W >"$TMP/lt.out" 2>&1 || { cat "$TMP/lt.out"; exit 1; }
         OMP_NUM_THREADS=$THREADS /usr/bin/time -v -o "$TMP/pt.time" "$PY" "$REF" bench --preset "$p" \
-            --method "$m" --threads "$THREADS" >"$TMP/pt.out" 2>&1 || { cat "$TMP/pt.out"; exit 1; }
+            --method "$m" --threads "$THREADS" $W >"$TMP/pt.out" 2>&1 || { cat "$TMP/pt.out"; exit 1; }
         lt=$(tps "$TMP/lt.out" "$m")
         pt=$(tps "$TMP/pt.out" "$m")
         printf '%-6s %-5s %12.1f %12.1f %6.2fx %10s %10s\n' "$p" "$m" "$lt" "$pt" \

@@ -35,7 +35,8 @@ typedef enum lt_train_method {
 
 /* LoRA target modules, as Hugging Face module names. */
 enum {
-    LT_LORA_Q = 1u << 0,    /* q_proj (gpt2: the q block of c_attn) */
+    LT_LORA_Q = 1u << 0,    /* q_proj (gpt2: Q, K or V selects the whole fused c_attn, the
+                               module PEFT can name) */
     LT_LORA_K = 1u << 1,    /* k_proj */
     LT_LORA_V = 1u << 2,    /* v_proj */
     LT_LORA_O = 1u << 3,    /* o_proj / attn.c_proj */
