@@ -322,6 +322,13 @@ size_t lt_shingles(const char *text, size_t n, const lt_shingle_opts *o, uint64_
         count = sort_unique(w, count);
 done:
     free(owned);
+    /* the buffer was sized for the worst case (one hash per byte); give the rest back, since
+     * callers may keep many shingle sets at once */
+    if (count > 0) {
+        uint64_t *shrunk = realloc(w, count * sizeof *w);
+        if (shrunk)
+            w = shrunk;
+    }
     *hashes = w;
     return count;
 }
