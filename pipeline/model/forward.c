@@ -246,8 +246,17 @@ static void free_lora_bufs(lt_forward *f)
 static bool ensure_lora_bufs(lt_forward *f)
 {
     const lt_lora_adapter *a = f->m->lora;
-    if (a == f->lora_for && (!a || (a->r == f->lora_r && a->dropout == f->lora_dropout)))
-        return true;
+    if (a == f->lora_for && (!a || (a->r == f->lora_r && a->dropout == f->lora_dropout))) {
+        /* the same adapter (or one at the same address): every module must have its buffer */
+        bool complete = true;
+        for (int64_t l = 0; a && l < a->n_layers && l < f->m->cfg.n_layers; l++)
+            for (int s = 0; s < LT_LSLOT_COUNT; s++)
+                if (a->mods[l][s].A &&
+                    !f->lora_u[f->o.keep_activations ? l * LT_LSLOT_COUNT + s : s])
+                    complete = false;
+        if (complete)
+            return true;
+    }
     free_lora_bufs(f);
     if (!a)
         return true;
