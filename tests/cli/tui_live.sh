@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# tui_live.sh - the dashboard watching a real training run: a tiny random llama and a small
+# chat dataset, `lathe train --detach` in the background, `lathe watch RUN` in a private tmux
+# server. The step advances on screen; q leaves while training goes on and reopening shows
+# it further along; pause, resume and stop go through the store and the trainer's
+# acknowledgements show up (status paused, running, stopped, control events).
+# usage: bash tui_live.sh /path/to/lathe /path/to/tests/data
+set -u
+LATHE=$1
+TMP=$(mktemp -d /tmp/lathe_cli_tui_live.XXXXXX)
+SOCK=lathe_tui_live_$$
+T="tmux -L $SOCK -f /dev/null"
+WS=$TMP/ws
+RUN=""
+cleanup() {
+    $T kill-server >/dev/null 2>&1
+    if [ -n "$RUN" ]; then "$LATHE" runs stop "$RUN" --workspace "$WS" >/dev/null 2>&1; fi
+    sleep 0.5
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+pass=0
+fail=0
+
+check() { # description, then a command that must succeed
+    local what=$1
+    shift
+    if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $what"; fi
+}
+
+S=live
+screen() { $T capture-pane -p -t "$S" 2>/dev/null; }
+
+# Waits (at most 30 s) until the pane shows a fixed string; prints the screen on failure.
+wait_for() {
+    local what=$1 i
+    for i in $(seq 1 150); do
+        if screen | grep -qF -- "$what"; then return 0; fi
+        sleep 0.2
+    done
+    echo "--- screen while waiting for: $what"
+    screen
+    return 1
+}
+
+keys() { $T send-keys -t "$S" "$@"; sleep 0.3; }
+
+# The step shown in the status pane ("step   N / M"), or -1.
+shown_step() {
+    local s
+    s=$(screen | sed -n 's/.*step   \([0-9][0-9]*\) \/ .*/\1/p' | head -1)
+    echo "${s:--1}"
+}
+
+# ---- a tiny model and dataset ----
+words=(the cat sat on a mat dog ran far away quick brown fox jumps over lazy river)
+RANDOM=7
+for ((i = 0; i < 48; i++)); do
+    q="" a=""
+    for ((j = 0; j < 3 + RANDOM % 5; j++)); do q="$q ${words[RANDOM % 17]}"; done
+    for ((j = 0; j < 2 + RANDOM % 8; j++)); do a="$a ${words[RANDOM % 17]}"; done
+    printf '{"instruction": "say%s", "output": "%s"}\n' "$q" "${a# }"
+done >"$TMP/chat.jsonl"
+"$LATHE" tokenizer train --vocab 300 --out "$TMP/m" "$TMP/chat.jsonl" >/dev/null 2>&1
+"$LATHE" model init --arch llama --dim 32 --layers 2 --heads 4 --kv-heads 2 --vocab 300 \
+    --seq 64 --seed 3 "$TMP/m" >/dev/null 2>&1
+"$LATHE" data import "$TMP/chat.jsonl" --name chat --workspace "$WS" >/dev/null 2>&1
+"$LATHE" data split chat --val 0.2 --test 0 --workspace "$WS" >/dev/null 2>&1
+cat >"$TMP/lora.json" <<EOF
+{"model": "$TMP/m", "dataset": "chat", "method": "lora",
+ "lora": {"r": 4, "alpha": 8, "target_modules": "all-linear"},
+ "seq_len": 64, "batch_size": 2, "max_steps": 100000, "eval": {"every": 20}, "seed": 3}
+EOF
+RUN=$("$LATHE" train --device cpu --threads 1 --detach "$TMP/lora.json" --workspace "$WS" 2>/dev/null)
+check "train --detach prints a run id" grep -qE '^[0-9]+$' <<<"$RUN"
+
+# ---- watch it ----
+$T new-session -d -s live -x 100 -y 30 \
+    "env LANG=C.UTF-8 LC_ALL=C.UTF-8 '$LATHE' watch '$RUN' --workspace '$WS'; echo \"EXITED \$?\"; sleep 60"
+check "watch opens the run" wait_for "loss  run $RUN"
+check "the run is running" wait_for "running"
+check "the header counts it" wait_for "1 running"
+first=-1
+for i in $(seq 1 100); do
+    first=$(shown_step)
+    [ "$first" -gt 0 ] && break
+    sleep 0.2
+done
+check "a step is shown ($first)" test "$first" -gt 0
+later=$first
+for i in $(seq 1 150); do
+    later=$(shown_step)
+    [ "$later" -gt "$first" ] && break
+    sleep 0.2
+done
+check "the step advances ($first -> $later)" test "$later" -gt "$first"
+check "validation loss arrives" wait_for "val    "
+
+# q leaves; training goes on; reopening shows it further along
+keys q
+check "q leaves" wait_for "EXITED 0"
+status=$("$LATHE" runs show "$RUN" --json --workspace "$WS" 2>/dev/null)
+check "training keeps running after q" grep -q '"status":[[:space:]]*"running"' <<<"$status"
+$T new-session -d -s live2 -x 100 -y 30 \
+    "env LANG=C.UTF-8 LC_ALL=C.UTF-8 '$LATHE' --workspace '$WS'; echo \"EXITED \$?\"; sleep 60"
+$T kill-session -t live 2>/dev/null
+S=live2
+check "reopened dashboard lists the run" wait_for "runs (1)"
+keys Enter
+check "Enter opens it in the Train view" wait_for "loss  run $RUN"
+again=-1
+for i in $(seq 1 100); do
+    again=$(shown_step)
+    [ "$again" -gt "$later" ] && break
+    sleep 0.2
+done
+check "reopened at a later step ($later -> $again)" test "$again" -gt "$later"
+
+# control through the store, acknowledged by the trainer
+keys p
+check "pause acknowledged: status paused" wait_for "paused"
+check "pause event" wait_for "pause requested at step"
+keys r
+check "resume acknowledged" wait_for "resume requested at step"
+keys s
+check "stop acknowledged: status stopped" wait_for "stopped"
+check "header: no jobs running" wait_for "no jobs running"
+keys q
+check "q leaves again" wait_for "EXITED 0"
+RUN=""
+
+echo "$pass passed, $fail failed"
+test "$fail" -eq 0
