@@ -42,7 +42,7 @@ struct lt_trainer {
     int n_extra, cap_extra;
     lt_tensor *labels, *loss, *norm;
     int64_t step, n_trainable;
-    uint64_t calls;
+    uint64_t micro; /* forward passes since the last applied or skipped update */
 };
 
 static lt_model_status fail(lt_model_status st, char *err, size_t errlen, const char *fmt, ...)
@@ -369,7 +369,10 @@ static lt_model_status run_forward(lt_trainer *t, const lt_batch *b, bool train,
     if (s != LT_OK)
         return fail(LT_MODEL_ERR_DEVICE, err, errlen, "trainer: %s",
                     lt_device_last_error(t->m->dev));
-    lt_forward_set_train(t->fwd, train, t->o.lora.seed * 0x2545f4914f6cdd1dull + ++t->calls);
+    /* dropout masks depend on (seed, optimizer step, micro-batch), so that a run resumed at a
+     * step boundary draws the masks an uninterrupted run would */
+    uint64_t mix = t->o.lora.seed ^ ((uint64_t)t->step << 20) ^ t->micro++;
+    lt_forward_set_train(t->fwd, train, lt_splitmix64(&mix));
     lt_model_status st =
         lt_forward_run_packed(t->fwd, b->ids, b->positions, b->segments, b->B, b->T, logits,
                               err, errlen);
@@ -480,6 +483,7 @@ lt_model_status lt_trainer_step(lt_trainer *t, float lr, float max_norm, double 
                     lt_device_last_error(t->m->dev));
     if (grad_norm)
         *grad_norm = gn;
+    t->micro = 0;
     if (!isfinite(gn)) {
         if (skipped)
             *skipped = true;
