@@ -32,6 +32,9 @@ static const bcase cases[] = {
     {"matmul", "2048^3", K_MATMUL, 2048, 2048, 2048, 0, LT_F32, false},
     {"matmul", "2048x768 @ W[3072,768]^T", K_MATMUL, 2048, 768, 3072, 1, LT_F32, false},
     {"matmul", "2048x768 @ W[3072,768]^T bf16", K_MATMUL, 2048, 768, 3072, 1, LT_BF16, false},
+    /* "large_" rows run only when --op names them (GPU-sized: minutes on a CPU device) */
+    {"large_matmul", "4096^3", K_MATMUL, 4096, 4096, 4096, 0, LT_F32, false},
+    {"large_matmul", "4096^3 bf16 B", K_MATMUL, 4096, 4096, 4096, 0, LT_BF16, false},
     {"matmul_backward", "2048x768 @ W[3072,768]^T", K_MATMUL_BW, 2048, 768, 3072, 1, LT_F32,
      false},
     {"attention", "B1 T128 H12 hd64", K_ATTN, 1, 128, 12, 64, LT_F32, true},
@@ -58,7 +61,8 @@ static void print_help(void)
            "Times each compute op at several sizes (warm-up, then the median of several calls)\n"
            "and prints ms per call with GFLOP/s or GB/s. Matmul rows also time a raw\n"
            "cblas_sgemm of the same shape on the host, in the same run.\n"
-           "  --op NAME   only ops whose name starts with NAME (e.g. matmul, attention)\n"
+           "  --op NAME   only ops whose name starts with NAME (e.g. matmul, attention);\n"
+           "              large_matmul (4096^3, f32 and bf16 B) runs only when named\n"
            "  --quick     small sizes only, fewer repetitions\n");
 }
 
@@ -293,7 +297,8 @@ static int bench_ops(const lt_cli_common *co, const char *filter, bool quick)
     int failures = 0, ran = 0;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const bcase *c = &cases[i];
-        if ((quick && !c->quick) || (filter && strncmp(c->op, filter, strlen(filter)) != 0))
+        if ((quick && !c->quick) || (filter && strncmp(c->op, filter, strlen(filter)) != 0) ||
+            (!filter && strncmp(c->op, "large_", 6) == 0))
             continue;
         lt_tensor *t[MAXT] = {0};
         double work = 0, s = -1;

@@ -74,10 +74,12 @@ void lt_vk_coopmat_query(lt_vk *vk)
     bool bf_ext = has_ext(vk, "VK_KHR_shader_bfloat16");
     if (bf_ext)
         cm.pNext = &bf;
+    VkPhysicalDeviceVulkan12Features f12 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES, .pNext = &cm};
     VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
-                                    .pNext = &cm};
+                                    .pNext = &f12};
     vk->f.vkGetPhysicalDeviceFeatures2(vk->phys, &f2);
-    if (!cm.cooperativeMatrix)
+    if (!cm.cooperativeMatrix || !f12.shaderFloat16 || !f12.vulkanMemoryModel)
         return;
     vk->cm_wg = 4 * vk->info.subgroup_size;
     vk->cm_want_f16 = has_config(vk, VK_COMPONENT_TYPE_FLOAT16_KHR);

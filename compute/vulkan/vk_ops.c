@@ -252,29 +252,62 @@ static lt_status vk_embedding(lt_device *dev, lt_tensor *out, const lt_tensor *t
     return st;
 }
 
+/*
+ * Deterministic and O(N * 256 + V): a counting sort of the tokens by id (count, scan, stable
+ * scatter), then one workgroup per id adds its rows in token order. Scratch (freed at the
+ * next sync): counts and cursors (V ints each), offsets (V + 1), sorted token indices (N).
+ */
 static lt_status vk_embedding_backward(lt_device *dev, lt_tensor *dtable, const lt_tensor *dout,
                                        const lt_tensor *ids)
 {
     lt_vk *vk = lt_vk_of(dev);
     int64_t D = dtable->shape[dtable->ndim - 1], V = dtable->numel / D, N = ids->numel;
-    VkDeviceAddress chain;
+    size_t vb = (size_t)V * 4, nb = (size_t)N * 4;
+    VkDeviceAddress s = 0;
     lt_status st = lt_vk_op_begin(vk, "embedding_backward");
     if (st == LT_OK)
-        st = lt_vk_scratch(vk, (size_t)(2 * N + 1) * 4, &chain);
+        st = lt_vk_scratch(vk, 3 * vb + 4 + nb, &s);
+    VkDeviceAddress counts = s, cursor = s + vb, offsets = s + 2 * vb, sorted = s + 3 * vb + 4;
     if (st == LT_OK) {
         struct {
-            addr_t ids, chain;
-            uint32_t N;
-        } pc = {A(ids), chain, u32(N)};
-        lt_vk_range r[] = {R(ids)}, w[] = {RA(chain, (size_t)N * 8)};
-        st = RUN(vk, "embedding_chain", pc, cdiv((uint64_t)N, 64), r, w);
+            addr_t t;
+            uint32_t n, dt;
+            float value;
+            int32_t ivalue;
+        } pc = {counts, u32(V), (uint32_t)LT_I32, 0.0f, 0};
+        lt_vk_range r[] = {RA(counts, vb)}, w[] = {RA(counts, vb)};
+        st = RUN(vk, "fill", pc, cdiv((uint64_t)V, 256), r, w);
     }
     if (st == LT_OK) {
         struct {
-            addr_t dtable, dout, ids, chain;
+            addr_t ids, counts;
+            uint32_t N, V;
+        } pc = {A(ids), counts, u32(N), u32(V)};
+        lt_vk_range r[] = {R(ids), RA(counts, vb)}, w[] = {RA(counts, vb)};
+        st = RUN(vk, "embedding_count", pc, cdiv((uint64_t)N, 64), r, w);
+    }
+    if (st == LT_OK) {
+        struct {
+            addr_t counts, offsets, cursor;
+            uint32_t V;
+        } pc = {counts, offsets, cursor, u32(V)};
+        lt_vk_range r[] = {RA(counts, vb)}, w[] = {RA(offsets, vb + 4), RA(cursor, vb)};
+        st = RUN(vk, "embedding_scan", pc, 1, r, w);
+    }
+    if (st == LT_OK) {
+        struct {
+            addr_t ids, cursor, sorted;
+            uint32_t N, V;
+        } pc = {A(ids), cursor, sorted, u32(N), u32(V)};
+        lt_vk_range r[] = {R(ids), RA(cursor, vb)}, w[] = {RA(cursor, vb), RA(sorted, nb)};
+        st = RUN(vk, "embedding_sort", pc, 1, r, w);
+    }
+    if (st == LT_OK) {
+        struct {
+            addr_t dtable, dout, ids, offsets, sorted;
             uint32_t N, D, V;
-        } pc = {A(dtable), A(dout), A(ids), chain, u32(N), u32(D), u32(V)};
-        lt_vk_range r[] = {R(dout), R(ids), RA(chain, (size_t)N * 8), R(dtable)},
+        } pc = {A(dtable), A(dout), A(ids), offsets, sorted, u32(N), u32(D), u32(V)};
+        lt_vk_range r[] = {R(dout), R(ids), RA(offsets, vb + 4), RA(sorted, nb), R(dtable)},
                     w[] = {R(dtable)};
         st = RUN(vk, "embedding_bwd", pc, (uint64_t)N, r, w);
     }
@@ -302,26 +335,62 @@ static lt_status vk_rmsnorm(lt_device *dev, lt_tensor *out, lt_tensor *rstd, con
     return st;
 }
 
-/* dw/db column sums (mode 0 rms, 1 layernorm, 2 bias) */
+/* dw/db column sums (mode 0 rms, 1 layernorm, 2 bias): rows split into up to 64 partitions
+ * of at least 128 rows (fixed by N, so the same bits every run), summed in order within each,
+ * then the partials in order (colsum.comp). */
 static lt_status colsum(lt_vk *vk, lt_tensor *dw, lt_tensor *db, const lt_tensor *g,
                         const lt_tensor *x, const lt_tensor *mean, const lt_tensor *rstd,
                         int64_t N, int64_t D, uint32_t mode)
 {
+    uint64_t parts = cdiv((uint64_t)N, 128);
+    parts = parts < 1 ? 1 : parts > 64 ? 64 : parts;
+    uint64_t rows = cdiv((uint64_t)N, parts);
+    parts = cdiv((uint64_t)N, rows ? rows : 1);
+    if (parts < 1)
+        parts = 1;
+    size_t part_bytes = (size_t)(2 * parts * (uint64_t)D) * 4;
+    VkDeviceAddress part = 0;
+    if (parts > 1) {
+        lt_status st = lt_vk_scratch(vk, part_bytes, &part);
+        if (st != LT_OK)
+            return st;
+    }
     struct {
-        addr_t dw, db, g, x, mean, rstd;
-        uint32_t N, D, mode, has_dw, has_db;
-    } pc = {A(dw), A(db), A(g), A(x), A(mean), A(rstd), u32(N), u32(D), mode, dw != NULL,
-            db != NULL};
+        addr_t dw, db, g, x, mean, rstd, part;
+        uint32_t N, D, mode, has_dw, has_db, stage, n_parts, rows;
+    } pc = {A(dw), A(db), A(g), A(x), A(mean), A(rstd), part, u32(N), u32(D), mode,
+            dw != NULL, db != NULL, 0, (uint32_t)parts, (uint32_t)rows};
     lt_vk_dispatch d = {.shader = "colsum", .pc = &pc, .pc_bytes = sizeof pc};
-    grid(vk, cdiv((uint64_t)D, 64), d.groups);
+    d.groups[0] = (uint32_t)cdiv((uint64_t)D, 64);
+    d.groups[1] = (uint32_t)parts;
+    d.groups[2] = 1;
     const lt_tensor *ins[] = {g, x, mean, rstd, dw, db};
     for (int i = 0; i < 6; i++)
         if (ins[i])
             d.reads[d.n_reads++] = R(ins[i]);
-    if (dw)
+    if (parts > 1) {
+        d.writes[d.n_writes++] = RA(part, part_bytes);
+    } else {
+        if (dw)
+            d.writes[d.n_writes++] = R(dw);
+        if (db)
+            d.writes[d.n_writes++] = R(db);
+    }
+    lt_status st = lt_vk_record(vk, &d);
+    if (st != LT_OK || parts == 1)
+        return st;
+    pc.stage = 1;
+    d.groups[1] = 1;
+    d.n_reads = d.n_writes = 0;
+    d.reads[d.n_reads++] = RA(part, part_bytes);
+    if (dw) {
+        d.reads[d.n_reads++] = R(dw);
         d.writes[d.n_writes++] = R(dw);
-    if (db)
+    }
+    if (db) {
+        d.reads[d.n_reads++] = R(db);
         d.writes[d.n_writes++] = R(db);
+    }
     return lt_vk_record(vk, &d);
 }
 

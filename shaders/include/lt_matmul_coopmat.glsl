@@ -48,10 +48,9 @@ void main()
     uint m0 = gl_WorkGroupID.y * BM, n0 = gl_WorkGroupID.x * BN, bz = gl_WorkGroupID.z;
     uint abase = bz * p.a_bstride, bbase = bz * p.b_bstride;
     uint qm = (sg / 2u) * 32u, qn = (sg % 2u) * 32u;
-    coopmat<float, gl_ScopeSubgroup, 16, 16, gl_MatrixUseAccumulator> acc[2][2];
-    [[unroll]] for (uint i = 0u; i < 2u; i++)
-        [[unroll]] for (uint j = 0u; j < 2u; j++)
-            acc[i][j] = coopmat<float, gl_ScopeSubgroup, 16, 16, gl_MatrixUseAccumulator>(0.0);
+    coopmat<float, gl_ScopeSubgroup, 16, 16, gl_MatrixUseAccumulator> acc[4]; // [2 * i + j]
+    [[unroll]] for (uint q = 0u; q < 4u; q++)
+        acc[q] = coopmat<float, gl_ScopeSubgroup, 16, 16, gl_MatrixUseAccumulator>(0.0);
 
     for (uint k0 = 0u; k0 < p.K; k0 += BK) {
         for (uint idx = tid; idx < BM * BK; idx += WG) {
@@ -87,7 +86,7 @@ void main()
                                 gl_CooperativeMatrixLayoutRowMajor);
                 [[unroll]] for (uint i = 0u; i < 2u; i++)
                     [[unroll]] for (uint j = 0u; j < 2u; j++)
-                        acc[i][j] = coopMatMulAdd(a[i], b[j], acc[i][j]);
+                        acc[2u * i + j] = coopMatMulAdd(a[i], b[j], acc[2u * i + j]);
             }
         }
         barrier();
@@ -98,7 +97,8 @@ void main()
     uint cbase = bz * p.M * p.N;
     [[unroll]] for (uint i = 0u; i < 2u; i++)
         [[unroll]] for (uint j = 0u; j < 2u; j++) {
-            coopMatStore(acc[i][j], Cs, sg * 256u, 16u, gl_CooperativeMatrixLayoutRowMajor);
+            coopMatStore(acc[2u * i + j], Cs, sg * 256u, 16u,
+                         gl_CooperativeMatrixLayoutRowMajor);
             subgroupMemoryBarrierShared();
             subgroupBarrier();
             for (uint e = gl_SubgroupInvocationID; e < 256u; e += gl_SubgroupSize) {

@@ -267,10 +267,34 @@ static void test_embedding_norms(void)
         drop(out);
         drop(dt_);
     }
-    int64_t Ns[] = {1, 7, 33}, Ds[] = {3, 257, 1031};
-    for (int k = 0; k < 3; k++) {
+    { /* the counting sort of the backward across several 256-token blocks, twice */
+        int64_t V = 61, D = 5, N = 700;
+        pair ids = MK(LT_I32, 1, 61, N), dout = MK(LT_F32, 2, 1, N, D),
+             dtab = MK(LT_F32, 2, 1, V, D);
+        int32_t idv[700];
+        for (int i = 0; i < 700; i++)
+            idv[i] = i % 5 == 0 ? 7 : (int32_t)(next_u64() % 61); /* one very frequent id */
+        upload_ids(ids, idv);
+        BOTH(lt_embedding_backward(X(dtab), X(dout), X(ids)));
+        cmp("embedding_backward over 700 tokens", dtab);
+        lt_tensor *again = lt_tensor_new_2d(vk, LT_F32, V, D);
+        lt_fill(again, 0.0f);
+        lt_tensor *once = lt_tensor_new_2d(vk, LT_F32, V, D);
+        lt_fill(once, 0.0f);
+        lt_embedding_backward(once, dout.g, ids.g);
+        lt_embedding_backward(again, dout.g, ids.g);
+        CHECK(same_bits(again, once), "embedding_backward twice gives the same bits");
+        lt_tensor_free(again);
+        lt_tensor_free(once);
+        drop(ids);
+        drop(dout);
+        drop(dtab);
+    }
+    /* 300 rows: the dw/db column sums split into partitions (two-stage reduction) */
+    int64_t Ns[] = {1, 7, 33, 300}, Ds[] = {3, 257, 1031, 5};
+    for (int k = 0; k < 4; k++) {
         int64_t N = Ns[k], D = Ds[k];
-        lt_dtype wdt = FLOATS[k];
+        lt_dtype wdt = FLOATS[k % 3];
         pair x = MK(LT_F32, 2, 2, N, D), w = MK(wdt, 1, 1, D), b = MK(wdt, 1, 1, D);
         pair out = MK(LT_F32, 2, 1, N, D), rstd = MK(LT_F32, 1, 1, N), mean = MK(LT_F32, 1, 1, N);
         pair g = MK(LT_F32, 2, 1, N, D), dx = MK(LT_F32, 2, 1, N, D), dw = MK(LT_F32, 1, 1, D),
