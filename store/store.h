@@ -396,4 +396,32 @@ lt_store_status lt_store_plan_get(lt_store *st, int64_t plan_id, lt_store_iter *
 lt_store_status lt_store_plans_iter(lt_store *st, lt_store_iter **it);
 lt_store_status lt_store_plans_next(lt_store_iter *it, lt_store_plan *p);
 
+/* ---- exports (store_export.c) ---- */
+
+typedef struct lt_store_export {
+    int64_t id;
+    int64_t run_id;        /* 0 when the export came from a plain model folder */
+    int64_t checkpoint_id; /* 0 when none */
+    const char *kind;      /* "peft", "merged", "gguf", "gguf-lora" */
+    const char *path;      /* the main output (file or folder) */
+    const char *detail;    /* JSON: dtype, checks; may be NULL */
+    int64_t created_at;
+} lt_store_export;
+
+typedef struct lt_store_export_file {
+    const char *path;
+    int64_t bytes;
+    const char *sha256; /* 64 hex digits */
+} lt_store_export_file;
+
+/* Records an export and its n files in one transaction. OUT *id (may be NULL). */
+lt_store_status lt_store_export_add(lt_store *st, const lt_store_export *e,
+                                    const lt_store_export_file *files, int n, int64_t *id);
+/* Iterates exports (of run_id, or all when run_id is 0), newest first. */
+lt_store_status lt_store_exports_iter(lt_store *st, int64_t run_id, lt_store_iter **it);
+lt_store_status lt_store_exports_next(lt_store_iter *it, lt_store_export *e);
+/* Iterates an export's files by path. */
+lt_store_status lt_store_export_files_iter(lt_store *st, int64_t export_id, lt_store_iter **it);
+lt_store_status lt_store_export_files_next(lt_store_iter *it, lt_store_export_file *f);
+
 #endif

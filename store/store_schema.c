@@ -232,9 +232,22 @@ static const char MIGRATION_2[] =
     "CREATE INDEX checkpoints_run ON checkpoints(run_id);"
     "CREATE INDEX control_run ON control(run_id);";
 
+/* Version 3: what an export wrote: each file with its size and sha256, and a detail JSON
+ * (dtype, the checks run after writing) on the export itself. */
+static const char MIGRATION_3[] =
+    "ALTER TABLE exports ADD COLUMN detail TEXT;"
+    "CREATE TABLE export_files("
+    "  id INTEGER PRIMARY KEY,"
+    "  export_id INTEGER NOT NULL REFERENCES exports(id) ON DELETE CASCADE,"
+    "  path TEXT NOT NULL,"
+    "  bytes INTEGER NOT NULL,"
+    "  sha256 TEXT NOT NULL);"
+    "CREATE INDEX export_files_export ON export_files(export_id);";
+
 const lt_store_migration lt_store_migrations[] = {
     {1, "datasets, samples, dedup, runs and the rest of the first schema", MIGRATION_1},
     {2, "training runs: method, model path, device columns and run events", MIGRATION_2},
+    {3, "exports: files with sizes and checksums, detail", MIGRATION_3},
 };
 
 const int lt_store_n_migrations =

@@ -20,6 +20,7 @@ const lt_command lt_commands[] = {
     {"runs", "list training runs, show one, or stop/pause/resume/checkpoint it", lt_cmd_runs},
     {"watch", "open the dashboard's live view of a run (lathe watch RUN)", lt_cmd_watch},
     {"eval", "evaluate base, few-shot, runs and adapters on a split; show and compare evals", lt_cmd_eval},
+    {"export", "export a run or model as PEFT, merged, GGUF (+ Modelfile) or GGUF LoRA", lt_cmd_export},
     {0, 0, 0},
 };
 

@@ -65,5 +65,6 @@ int lt_cmd_watch(int argc, char **argv);
 int lt_cmd_dashboard(int argc, char **argv);
 int lt_cmd_train(int argc, char **argv);
 int lt_cmd_runs(int argc, char **argv);
+int lt_cmd_export(int argc, char **argv);
 
 #endif

@@ -8,6 +8,7 @@
  */
 #include "model_impl.h"
 #include "safetensors.h"
+#include "export/gguf_model.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -408,6 +409,8 @@ lt_model_status lt_model_load(const char *dir, lt_device *dev, int weight_dtype,
     lt_wspec_list l = {0};
     if (!dir || !dev || !out)
         return fail(LT_MODEL_ERR_ARG, err, errlen, "lt_model_load: NULL argument");
+    if (lt_gguf_is_path(dir)) /* a GGUF file: rewritten into a folder, then loaded below */
+        return lt_gguf_model_load(dir, dev, weight_dtype, out, err, errlen);
     if (weight_dtype != LT_MODEL_DTYPE_STORED &&
         (weight_dtype < 0 || weight_dtype >= LT_DTYPE_COUNT || weight_dtype == LT_I32))
         return fail(LT_MODEL_ERR_ARG, err, errlen, "lt_model_load: bad weight dtype %d",

@@ -1,0 +1,89 @@
+/*
+ * gguf_model.h - models and LoRA adapters as GGUF files for llama.cpp (and Ollama, LM Studio),
+ * and GGUF files read back as a lathe model source.
+ *
+ * Export maps a Hugging Face folder (config.json, safetensors, tokenizer.json,
+ * tokenizer_config.json) to llama.cpp's names and keys: architecture "llama" (Llama, Mistral),
+ * "qwen2" or "gpt2"; q/k rows permuted from HF's rotate_half layout to interleaved pairs for
+ * arch llama only (qwen2 uses NEOX rotary in llama.cpp, which is HF's layout); GPT-2 Conv1D
+ * weights transposed to [out, in]; norms and biases always F32; matrices in the asked dtype
+ * (Q8_0 falls back to F16 for rows not a multiple of 32). The tokenizer goes in as
+ * tokenizer.ggml.* keys: "gpt2" (byte-level BPE: tokens, token types, merges) or "llama"
+ * (SentencePiece-style BPE with byte fallback: tokens, scores, types), the pre-tokenizer name
+ * llama.cpp knows for the split ("gpt-2", "llama-bpe", "qwen2", "smollm", "default"), special
+ * ids, add_bos_token and the chat template.
+ *
+ * Reading inverts every step (dims, transposes, the permutation, dequantization) into a
+ * private Hugging Face folder that lt_model_load then loads as usual.
+ */
+#ifndef LATHE_GGUF_MODEL_H
+#define LATHE_GGUF_MODEL_H
+
+#include "export/gguf.h"
+#include "model/model.h"
+
+typedef struct lt_gguf_export_opts {
+    lt_ggml_type dtype; /* of the 2-D weights: F32, F16, BF16 or Q8_0 */
+    const char *name;   /* general.name; NULL = the source folder's name */
+} lt_gguf_export_opts;
+
+typedef struct lt_gguf_export_info {
+    char arch[16];      /* "llama", "qwen2", "gpt2" */
+    char tok_model[16]; /* "gpt2", "llama" */
+    char tok_pre[24];   /* "gpt-2", "llama-bpe", "qwen2", "smollm", "default" */
+    char chat[16];      /* chat family of the template, "none" when there is none */
+    int32_t bos_id, eos_id, eot_id; /* -1 when absent; eot: the template's end-of-turn */
+    int n_tensors;
+    int n_fallback;     /* Q8_0 matrices written as F16 (rows not a multiple of 32) */
+    char note[256];     /* a warning worth showing (unknown pre-tokenizer, ...), or "" */
+} lt_gguf_export_info;
+
+/* True when path names a GGUF file (ends in ".gguf"). */
+bool lt_gguf_is_path(const char *path);
+
+/*
+ * Write the model in src_dir as one GGUF file at out_path (atomically). An architecture or
+ * tokenizer GGUF cannot express is LT_MODEL_ERR_UNSUPPORTED naming what; info (may be NULL)
+ * says what was written.
+ */
+lt_model_status lt_gguf_export_model(const char *src_dir, const char *out_path,
+                                     const lt_gguf_export_opts *o, lt_gguf_export_info *info,
+                                     char *err, size_t errlen);
+
+/*
+ * Write the PEFT LoRA adapter in peft_dir (adapter_config.json, adapter_model.safetensors)
+ * for the base model in base_dir as a GGUF adapter: general.type "adapter", adapter.type
+ * "lora", adapter.lora.alpha (rsLoRA folded in: alpha * sqrt(r), since llama.cpp scales by
+ * alpha / r), tensors "<base tensor>.lora_a" [r, in] and ".lora_b" [out, r] in F32, B's rows
+ * permuted as the base's for q/k of arch llama.
+ */
+lt_model_status lt_gguf_export_lora(const char *peft_dir, const char *base_dir,
+                                    const char *out_path, lt_gguf_export_info *info, char *err,
+                                    size_t errlen);
+
+/*
+ * Rewrite the GGUF model at path as a Hugging Face folder out_dir (created if missing):
+ * config.json, model.safetensors (F32, or F16 when dtype is LT_GGML_F16) and, for byte-level
+ * BPE vocabularies, tokenizer.json and tokenizer_config.json from the metadata (other
+ * tokenizers: a tokenizer.json beside the GGUF file is copied when there is one).
+ */
+lt_model_status lt_gguf_to_hf(const char *path, const char *out_dir, lt_ggml_type dtype,
+                              char *err, size_t errlen);
+
+/*
+ * lt_model_load for a GGUF file (lt_model_load calls it for a ".gguf" path): rewrites it into
+ * a private temporary folder (removed before returning) and loads that. weight_dtype as for
+ * lt_model_load; Q8_0 weights dequantize to F32 (or F16 when asked).
+ */
+lt_model_status lt_gguf_model_load(const char *path, lt_device *dev, int weight_dtype,
+                                   lt_model **out, char *err, size_t errlen);
+
+/*
+ * llama.cpp's q/k row permutation for arch llama on a [n_head * hd, cols] matrix (F32, row
+ * major): rows of head h go from HF's (half, i) order to (i, half), i.e.
+ * reshape(n_head, 2, hd/2, cols).swapaxes(1, 2). inverse undoes it. in != out.
+ */
+void lt_gguf_permute_rows(const float *in, float *out, int64_t n_head, int64_t hd, int64_t cols,
+                          bool inverse);
+
+#endif
