@@ -329,7 +329,7 @@ static void remove_dir(const char *dir)
     DIR *d = opendir(dir);
     if (d) {
         struct dirent *e;
-        char p[4200];
+        char p[4400];
         while ((e = readdir(d))) {
             if (e->d_name[0] == '.')
                 continue;

@@ -13,6 +13,7 @@
 #include "test.h"
 #include "tokenizer/tokenizer.h"
 
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -298,6 +299,69 @@ static void round_trip(lt_device *dev, const char *name, lt_arch arch, const cha
         }
     }
     free(ref);
+}
+
+/* lathe's reader against @huggingface/gguf's view of the same deterministic export
+ * (tests/data/gguf/llama_q8_0_ref.json, made by gen_ref.sh). */
+static void second_reader(void)
+{
+    char p[600];
+    snprintf(p, sizeof(p), "%s/gguf/llama_q8_0_ref.json", LATHE_TEST_DATA);
+    FILE *f = fopen(p, "rb");
+    static char buf[1 << 16];
+    size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[n] = 0;
+    cJSON *ref = cJSON_Parse(buf);
+    lt_gguf_file *g = NULL;
+    snprintf(p, sizeof(p), "%s/llama_Q8_0.gguf", tmp);
+    CHECK(ref && lt_gguf_open(p, &g, err, sizeof(err)) == LT_MODEL_OK, "ref/open: %s", err);
+    if (!ref || !g) {
+        cJSON_Delete(ref);
+        lt_gguf_close(g);
+        return;
+    }
+    const cJSON *e;
+    int keys = 0, tensors = 0;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(ref, "metadata"))
+    {
+        const lt_gguf_kv *kv = lt_gguf_find_kv(g, e->string);
+        int type = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(e, "type"));
+        const cJSON *v = cJSON_GetObjectItem(e, "value");
+        bool same = kv && (int)kv->type == type;
+        if (same && type == LT_GGUF_ARRAY)
+            same = (int)kv->arr_type == (int)cJSON_GetNumberValue(cJSON_GetObjectItem(e, "sub_type")) &&
+                   kv->n == (uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(e, "count"));
+        else if (same && cJSON_IsString(v))
+            same = !strcmp(kv->str, v->valuestring);
+        else if (same && cJSON_IsBool(v))
+            same = (kv->u != 0) == cJSON_IsTrue(v);
+        else if (same && cJSON_IsNumber(v))
+            same = type == LT_GGUF_F32 ? (float)kv->f == (float)v->valuedouble
+                                       : (double)kv->u == v->valuedouble;
+        CHECK(same, "key %s: lathe and @huggingface/gguf disagree", e->string);
+        keys++;
+    }
+    CHECK(keys == lt_gguf_kv_count(g), "%d keys in the reference, %d read", keys,
+          lt_gguf_kv_count(g));
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(ref, "tensors"))
+    {
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(e, "name"));
+        const lt_gguf_tensor *t = name ? lt_gguf_find_tensor(g, name) : NULL;
+        const cJSON *ne = cJSON_GetObjectItem(e, "ne");
+        bool same = t && (int)t->type == (int)cJSON_GetNumberValue(cJSON_GetObjectItem(e, "type")) &&
+                    t->offset == (uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(e, "offset")) &&
+                    t->ndim == cJSON_GetArraySize(ne);
+        for (int d = 0; same && d < t->ndim; d++)
+            same = t->ne[d] == (int64_t)cJSON_GetNumberValue(cJSON_GetArrayItem(ne, d));
+        CHECK(same, "tensor %s: lathe and @huggingface/gguf disagree", name ? name : "?");
+        tensors++;
+    }
+    CHECK(tensors == lt_gguf_tensor_count(g), "%d tensors in the reference, %d read", tensors,
+          lt_gguf_tensor_count(g));
+    cJSON_Delete(ref);
+    lt_gguf_close(g);
 }
 
 static void permutation(void)
@@ -589,6 +653,7 @@ int main(void)
     round_trip(dev, "qwen2", LT_ARCH_QWEN2, "qwen2", true, CHATML_CFG);
     round_trip(dev, "gpt2", LT_ARCH_GPT2, "smollm", true, CHATML_CFG);
     permutation_in_file("llama", true);
+    second_reader();
     permutation_in_file("qwen2", false);
     lora();
     modelfile_family("qwen2", LT_CHAT_CHATML, NULL, true);
@@ -599,6 +664,9 @@ int main(void)
     modelfile_family(NULL, LT_CHAT_ALPACA, NULL, true);
     bad_input();
     lt_device_close(dev);
-    rm_rf(tmp);
+    if (getenv("LATHE_GGUF_KEEP")) /* tests/data/gguf/gen_ref.sh reads the exports */
+        printf("kept %s\n", tmp);
+    else
+        rm_rf(tmp);
     return test_summary();
 }
