@@ -17,6 +17,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -633,10 +636,43 @@ static void bad_input(void)
     st = lt_gguf_export_model(d, p, &o, NULL, err, sizeof(err));
     CHECK(st != LT_MODEL_OK && strstr(err, "tokenizer") && access(p, F_OK) != 0,
           "missing tokenizer refused: %s", err);
-    /* a full disk: writing to /dev/full fails and leaves nothing behind */
     lt_gguf_writer *w = lt_gguf_writer_new();
     lt_gguf_set_str(w, "general.architecture", "llama");
     CHECK(!lt_gguf_set_str(w, "general.architecture", "llama"), "duplicate key refused");
+    /* a full disk (a 64 KiB file size limit makes writes fail with EFBIG): an error, the old
+     * file untouched, no temporary file left */
+    snprintf(d, sizeof(d), "%s/full", tmp);
+    mkdir(d, 0755);
+    snprintf(p, sizeof(p), "%s/out.gguf", d);
+    write_text(p, "old");
+    float *big = calloc(65536, sizeof(float));
+    int64_t shape[2] = {256, 256};
+    lt_gguf_add_tensor(w, "token_embd.weight", LT_GGML_F32, 2, shape, big, 65536 * 4, true, err,
+                       sizeof(err));
+    struct rlimit old, lim = {65536, 65536};
+    getrlimit(RLIMIT_FSIZE, &old);
+    lim.rlim_max = old.rlim_max;
+    signal(SIGXFSZ, SIG_IGN);
+    setrlimit(RLIMIT_FSIZE, &lim);
+    st = lt_gguf_writer_write(w, p, err, sizeof(err));
+    setrlimit(RLIMIT_FSIZE, &old);
+    signal(SIGXFSZ, SIG_DFL);
+    CHECK(st == LT_MODEL_ERR_IO && strstr(err, "out.gguf"), "full disk: %s", err);
+    FILE *of = fopen(p, "rb");
+    char got[8] = "";
+    if (of) {
+        CHECK(fread(got, 1, sizeof(got) - 1, of) == 3, "old file size");
+        fclose(of);
+    }
+    CHECK(!strcmp(got, "old"), "old file untouched after a failed write");
+    int n_entries = 0;
+    DIR *dd = opendir(d);
+    struct dirent *de;
+    while (dd && (de = readdir(dd)))
+        n_entries += de->d_name[0] != '.';
+    if (dd)
+        closedir(dd);
+    CHECK(n_entries == 1, "no temporary file left (%d entries)", n_entries);
     lt_gguf_writer_free(w);
 }
 
