@@ -304,16 +304,22 @@ static const char *prompt_answer(const lt_plan_tree *t, const char *key)
     const char *vals[32], *labels[32];
     int n = 0;
     const char *q = lt_plan_tree_question(t, key, vals, labels, 32, &n);
+    const char *dflt = lt_plan_tree_default(t, key);
     for (;;) {
         printf("\n%s\n", q ? q : key);
         for (int i = 0; i < n && i < 32; i++)
             printf("  %d) %s - %s\n", i + 1, vals[i], labels[i]);
-        printf("choice [1-%d]: ", n);
+        if (dflt)
+            printf("choice [1-%d, Enter = %s]: ", n, dflt);
+        else
+            printf("choice [1-%d]: ", n);
         fflush(stdout);
         char line[128];
         if (!fgets(line, sizeof(line), stdin))
             return NULL;
         line[strcspn(line, "\r\n")] = 0;
+        if (!line[0] && dflt)
+            return dflt;
         char *end = NULL;
         long k = strtol(line, &end, 10);
         if (end != line && !*end && k >= 1 && k <= n)
@@ -342,6 +348,7 @@ static cJSON *prompt_fact(const char *fact, const char *note)
 }
 
 int lt_cmd_plan_print(const cJSON *record, bool explain, int64_t plan_id, const char *out);
+void lt_cmd_plan_print_facts(const cJSON *facts);
 
 static int write_config(const char *path, const cJSON *cfg)
 {
@@ -426,7 +433,7 @@ int lt_cmd_plan(int argc, char **argv)
         }
     }
     lt_plan_opts po = {a.seq_len, a.batch, a.epochs, NULL};
-    bool tty = isatty(0);
+    bool tty = isatty(0), shown = false;
     lt_plan_walk_status ws;
     const char *leaf = NULL, *miss = NULL;
     for (;;) {
@@ -458,6 +465,10 @@ int lt_cmd_plan(int argc, char **argv)
             if (*missing && ws == LT_PLAN_WALK_NEED_FACT)
                 fputs(")\n", stderr);
             goto cleanup;
+        }
+        if (!shown) { /* what is already known, before the first question */
+            lt_cmd_plan_print_facts(facts);
+            shown = true;
         }
         if (ws == LT_PLAN_WALK_NEED_ANSWER) {
             const char *v = prompt_answer(tree, miss);

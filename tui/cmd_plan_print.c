@@ -63,11 +63,12 @@ static void duration(double s)
         printf("%.1f h", s / 3600);
 }
 
+void lt_cmd_plan_print_facts(const cJSON *f);
 int lt_cmd_plan_print(const cJSON *r, bool explain, int64_t plan_id, const char *out);
 
-int lt_cmd_plan_print(const cJSON *r, bool explain, int64_t plan_id, const char *out)
+/* The facts block: model, device and dataset as gathered (or overridden). */
+void lt_cmd_plan_print_facts(const cJSON *f)
 {
-    const cJSON *f = cJSON_GetObjectItemCaseSensitive(r, "facts");
     const cJSON *len = cJSON_GetObjectItemCaseSensitive(f, "lengths");
     printf("facts\n  model    ");
     lt_cli_print_sanitized(stdout, str(f, "model_dir"), false);
@@ -82,6 +83,12 @@ int lt_cmd_plan_print(const cJSON *r, bool explain, int64_t plan_id, const char 
     printf(" (%s, %.0f examples, %.0f validation; %s p50 %.0f, p95 %.0f, max %.0f)\n",
            str(f, "dataset_format"), num(f, "n_examples"), num(f, "val_rows"), str(len, "unit"),
            num(len, "p50"), num(len, "p95"), num(len, "max"));
+}
+
+int lt_cmd_plan_print(const cJSON *r, bool explain, int64_t plan_id, const char *out)
+{
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(r, "facts");
+    lt_cmd_plan_print_facts(f);
     printf("path\n");
     int i = 1;
     const cJSON *s;

@@ -41,6 +41,9 @@ int lt_plan_tree_questions(const lt_plan_tree *t, const char **keys, int max);
 const char *lt_plan_tree_question(const lt_plan_tree *t, const char *key, const char **values,
                                   const char **labels, int max, int *n);
 
+/* A question's default choice (offered at the prompt, never taken silently), or NULL. */
+const char *lt_plan_tree_default(const lt_plan_tree *t, const char *key);
+
 /* Named values: answers (strings) and facts (numbers, booleans or strings), as a cJSON object
  * passed around as void * (cJSON stays out of this header's contract). */
 typedef enum lt_plan_walk_status {

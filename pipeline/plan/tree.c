@@ -23,6 +23,7 @@ typedef struct node {
     node_kind kind;
     const char *key;      /* answer key or fact name */
     const char *question;
+    const char *dflt;     /* a question's default choice, or NULL */
     const cJSON *arms;    /* choices or branches */
     const char *method, *train, *rationale;
 } node;
@@ -75,6 +76,7 @@ static bool read_node(const char *label, const cJSON *j, node *nd, char *err, si
         nd->kind = NODE_ASK;
         nd->key = str(j, "ask");
         nd->arms = cJSON_GetObjectItemCaseSensitive(j, "choices");
+        nd->dflt = str(j, "default");
         if (!cJSON_IsArray(nd->arms) || cJSON_GetArraySize(nd->arms) < 2)
             return fail(err, errlen, "%s: $.nodes.%s.choices: expected at least two choices",
                         label, nd->id);
@@ -147,6 +149,14 @@ static bool check_arms(const lt_plan_tree *t, const char *label, const node *nd,
         if (is_else != (i == n - 1))
             return fail(err, errlen, "%s: the last branch must be \"else\" (and only the last), "
                         "so every value of the fact leads somewhere", p);
+    }
+    if (nd->dflt) {
+        bool found = false;
+        for (const cJSON *a = nd->arms->child; a; a = a->next)
+            found |= strcmp(str(a, "value"), nd->dflt) == 0;
+        if (!found)
+            return fail(err, errlen, "%s: $.nodes.%s.default: \"%s\" is not one of the choices",
+                        label, nd->id, nd->dflt);
     }
     return true;
 }
@@ -291,6 +301,14 @@ const char *lt_plan_tree_question(const lt_plan_tree *t, const char *key, const 
             }
         return nd->question;
     }
+    return NULL;
+}
+
+const char *lt_plan_tree_default(const lt_plan_tree *t, const char *key)
+{
+    for (int i = 0; key && i < t->n; i++)
+        if (t->nodes[i].kind == NODE_ASK && strcmp(t->nodes[i].key, key) == 0)
+            return t->nodes[i].dflt;
     return NULL;
 }
 

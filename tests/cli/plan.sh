@@ -47,6 +47,17 @@ out=$("$lathe" plan --workspace "$ws" --model "$model" --device cpu --data chat 
 check "calibrated time per epoch" grep -q "per epoch" <<<"$out"
 check "calibration cached in the workspace" test -s "$ws/calibration.json"
 
+# interactive: on a terminal (script gives the command a pty) questions are asked in turn,
+# the facts shown first, Enter taking a question's default
+if command -v script >/dev/null; then
+    out=$(printf '3\n\n' | script -qec "'$lathe' plan --workspace '$ws' --model '$model' \
+        --device cpu --no-calibrate --data chat" /dev/null)
+    check "interactive: facts shown before the first question" grep -q "^facts" <<<"$out"
+    check "interactive: the need is asked" grep -q "What should the model gain" <<<"$out"
+    check "interactive: the default is offered" grep -q "Enter = no" <<<"$out"
+    check "interactive: Enter took the default (few-shot first)" grep -q "^method   fewshot" <<<"$out"
+fi
+
 echo '{"need": "knowledge"}' >"$tmp/a.json"
 out=$(run --data chat --answers "$tmp/a.json")
 check "answers file: rag" grep -q "^method   rag" <<<"$out"

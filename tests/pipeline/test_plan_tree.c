@@ -196,6 +196,9 @@ static void test_walk_stops(void)
     int n = 0;
     const char *q = lt_plan_tree_question(t, "need", vals, labels, 32, &n);
     CHECK(q && n == 9, "need has 9 choices (%d)", n);
+    CHECK(lt_plan_tree_default(t, "need") == NULL, "need has no default: it is always asked");
+    const char *d = lt_plan_tree_default(t, "concern_forgetting");
+    CHECK(d && strcmp(d, "yes") == 0, "forgetting defaults to the cautious answer");
     lt_plan_tree_free(t);
 }
 
@@ -231,6 +234,11 @@ static void test_bad_trees(void)
          "\"z\":{\"method\":\"m\",\"rationale\":\"r\"},\"o\":{\"method\":\"m\",\"rationale\":\"r\"}}}",
          "$.nodes.o: not reachable"},
         {"{\"start\":\"a\",\"nodes\":{\"a\":{\"method\":\"m\"}}}", "$.nodes.a.rationale"},
+        {"{\"start\":\"a\",\"nodes\":{\"a\":{\"ask\":\"x\",\"question\":\"?\",\"default\":\"3\","
+         "\"choices\":[{\"value\":\"1\",\"label\":\"l\",\"next\":\"z\",\"why\":\"w\"},"
+         "{\"value\":\"2\",\"label\":\"l\",\"next\":\"z\",\"why\":\"w\"}]},"
+         "\"z\":{\"method\":\"m\",\"rationale\":\"r\"}}}",
+         "$.nodes.a.default"},
         {"{\"start\":\"b\",\"nodes\":{\"a\":{\"method\":\"m\",\"rationale\":\"r\"}}}", "$.start"},
         {"[1,2", "not valid JSON"},
     };
