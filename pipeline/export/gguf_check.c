@@ -127,12 +127,16 @@ lt_model_status lt_gguf_check_model(lt_model *src, const lt_tokenizer *tok,
         goto out;
     int64_t v;
     out->eot_id = tokenizer_eot(tok);
+    if (out->eot_id < 0 && cs->n_eos > 0) /* no tokenizer_config.json: the config's eos */
+        out->eot_id = cs->eos_ids[0];
     out->gguf_eot_id = lt_gguf_get_int(f, "tokenizer.ggml.eot_token_id", &v) ||
                                lt_gguf_get_int(f, "tokenizer.ggml.eos_token_id", &v)
                            ? (int32_t)v
                            : -1;
-    out->eot_ok = out->eot_id >= 0 && out->gguf_eot_id == out->eot_id &&
-                  lt_model_config_is_eos(cg, out->eot_id);
+    /* a model without any end token (a base model) has nothing to lose */
+    out->eot_ok = out->eot_id < 0 ? out->gguf_eot_id < 0
+                                  : out->gguf_eot_id == out->eot_id &&
+                                        lt_model_config_is_eos(cg, out->eot_id);
     /* one greedy reply from each, stopping at the end-of-turn */
     ids.n = 0;
     if ((st = prompt_ids(tok, prompts[0], &ids, err, errlen)))

@@ -90,6 +90,13 @@ L export --model "$tmp/m" --adapter "$out/peft" --format gguf-lora "$out/a2.gguf
 check "plain folder + PEFT adapter as gguf-lora" test $? -eq 0
 check "same adapter bytes from run and folder" cmp -s "$out/adapter.gguf" "$out/a2.gguf"
 
+# a SentencePiece-style vocabulary (byte fallback) without tokenizer_config.json
+"$lathe" model init --arch llama --dim 32 --layers 1 --heads 4 --kv-heads 2 --vocab 640 \
+    --seq 64 "$tmp/sp" >/dev/null
+cp "$data/tok/sp/tokenizer.json" "$tmp/sp/"
+L export --model "$tmp/sp" --format gguf "$out/sp.gguf" >"$tmp/sp.out" 2>&1
+check "SentencePiece-style vocabulary exports and checks" test $? -eq 0
+
 # bad input
 L export 1 --format gguf "$out/m_f32.gguf" >"$tmp/x.out" 2>&1
 check "existing output refused" test $? -eq 1

@@ -7,7 +7,8 @@
  *
  * Build and run (clang; outside ctest), from the repository root:
  *   clang -std=c11 -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -DFUZZ_F16 \
- *     -Ipipeline -Icompute tests/fuzz/fuzz_gguf.c pipeline/export/gguf.c -lm -o fuzz_gguf
+ *     -Ipipeline -Icompute tests/fuzz/fuzz_gguf.c pipeline/export/gguf.c \
+ *     pipeline/export/gguf_parse.c -lm -o fuzz_gguf
  *   ./fuzz_gguf -max_total_time=60 -max_len=65536 CORPUS_DIR
  * The half-float conversions compute.h declares are defined here (FUZZ_F16), so the target
  * links without the compute library.
