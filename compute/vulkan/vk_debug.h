@@ -8,6 +8,7 @@
  * LATHE_VK_LOADER names the loader library to dlopen instead of libvulkan.so.1.
  * LATHE_VK_NO_TEXEL=1 makes matmul read its inputs by address (the variant for devices
  * without texel buffers), so tests can compare the variants bit for bit.
+ * LATHE_VK_NO_TILED_ATTENTION=1 selects the one-query-per-workgroup attention forward.
  * LATHE_CACHE_DIR names the pipeline-cache folder ("off": no cache file).
  */
 #ifndef LATHE_VK_DEBUG_H

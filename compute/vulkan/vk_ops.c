@@ -8,6 +8,7 @@
 #include "vk_impl.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef uint64_t addr_t; /* a uvec2 in the shader: low word first */
@@ -519,8 +520,13 @@ static lt_status vk_attention(lt_device *dev, lt_tensor *out, lt_tensor *lse, co
             g.kvdt, g.q_offset, g.n_kv, lse != NULL, seg != NULL, p->scale};
     lt_vk_range r[] = {R(q), R(k), R(v), seg ? R(seg) : R(q)},
                 w[] = {R(out), lse ? R(lse) : R(out)};
+    /* the tiled kernel (8 queries per workgroup) where its 24 KiB of shared memory fit */
+    bool tiled = vk->info.max_shared_memory_bytes >= (3 * 8 * 256 + 64) * 4 &&
+                 !getenv("LATHE_VK_NO_TILED_ATTENTION");
     st = lt_vk_op_begin(vk, "attention");
-    if (st == LT_OK)
+    if (st == LT_OK && tiled)
+        st = RUN(vk, "attention_tiled", pc, (uint64_t)g.B * g.H * cdiv(g.Tq, 8), r, w);
+    else if (st == LT_OK)
         st = RUN(vk, "attention", pc, (uint64_t)g.B * g.H * g.Tq, r, w);
     lt_vk_op_end(vk);
     return st;

@@ -341,8 +341,9 @@ static void test_rope_attention(void)
         {1, 37, 37, 3, 1, 33, 0, 0, true, LT_F32},
         {2, 3, 40, 2, 2, 16, 30, 33, false, LT_F16},
         {1, 5, 9, 4, 1, 7, 4, 0, false, LT_BF16},
+        {1, 11, 11, 2, 1, 256, 0, 0, false, LT_F16}, /* the largest head dim */
     };
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < 5; k++) {
         int64_t B = cases[k].B, Tq = cases[k].Tq, Tk = cases[k].Tk, H = cases[k].H,
                 Hkv = cases[k].Hkv, hd = cases[k].hd;
         lt_attn_params p = {1.0f / sqrtf((float)hd), cases[k].q_offset, cases[k].n_kv};
@@ -361,6 +362,10 @@ static void test_rope_attention(void)
         snprintf(what, sizeof what, "attention case %d", k);
         cmp(what, out);
         cmp("attention lse", lse);
+        lt_tensor *out2 = lt_tensor_new(vk, LT_F32, 4, S(B, Tq, H, hd));
+        lt_attention(out2, NULL, q.g, kk.g, v.g, sg, &p);
+        CHECK(same_bits(out2, out.g), "attention case %d twice gives the same bits", k);
+        lt_tensor_free(out2);
         if (cases[k].kvdt == LT_F32) {
             pair dout = MK(LT_F32, 4, 1, B, Tq, H, hd), dq = MK(LT_F32, 4, 1, B, Tq, H, hd),
                  dk = MK(LT_F32, 4, 1, B, Tk, Hkv, hd), dv = MK(LT_F32, 4, 1, B, Tk, Hkv, hd);
