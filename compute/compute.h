@@ -54,11 +54,12 @@ typedef enum lt_dtype {
     LT_F16,
     LT_BF16,
     LT_I32,
+    LT_NF4, /* 4-bit NormalFloat, frozen QLoRA weights only (see "NF4" below) */
     LT_DTYPE_COUNT
 } lt_dtype;
 
-const char *lt_dtype_name(lt_dtype dt); /* "f32", "f16", "bf16", "i32" */
-size_t lt_dtype_size(lt_dtype dt);      /* bytes per element */
+const char *lt_dtype_name(lt_dtype dt); /* "f32", "f16", "bf16", "i32", "nf4" */
+size_t lt_dtype_size(lt_dtype dt);      /* bytes per element; 0 for NF4 (packed, see below) */
 bool lt_dtype_is_float(lt_dtype dt);
 
 /* ---- scalar conversions (round to nearest even; NaN stays NaN) ---------------------------- */
@@ -332,6 +333,41 @@ lt_status lt_adamw(lt_tensor *param, const lt_tensor *grad, lt_tensor *m, lt_ten
 lt_status lt_grad_norm(lt_tensor *out, lt_tensor *const *grads, int n_grads);
 lt_status lt_clip_grad_norm(lt_tensor *const *grads, int n_grads, const lt_tensor *norm,
                             float max_norm);
+
+/* ---- NF4 (QLoRA's 4-bit NormalFloat, bitsandbytes' definition) ---------------------------- *
+ * An NF4 tensor is one allocation laid out as
+ *   codes   ceil(numel/2) bytes: two 4-bit code indices per byte, the first element in the
+ *           HIGH nibble; padded to a multiple of 4 bytes
+ *   scales  without double quantization: absmax f32 [n_blocks], one per LT_NF4_BLOCK elements;
+ *           with it: absmax_q u8 [n_blocks] (padded to 4 bytes), then f32 [ceil(n_blocks /
+ *           LT_NF4_DQ_BLOCK)] scales, then one f32 mean: absmax = q/127 * scale + mean, the
+ *           8-bit code being symmetric linear over each block of 256 absmax values minus
+ *           their mean.
+ * Element i dequantizes to lt_nf4_codes[code_i] * absmax[i / LT_NF4_BLOCK]. lt_tensor_bytes
+ * counts codes and scales, so memory accounting sees the real cost (~0.5 byte per element +
+ * 4/64, or + ~1/64 with double quantization). lt_tensor_upload/download move these raw bytes;
+ * lt_tensor_upload_f32 quantizes (nearest code) and lt_tensor_download_f32 dequantizes.
+ * Ops take NF4 only as lt_matmul's B (a weight, 2-D, either trans_b): blocks are dequantized
+ * on the fly into fp32. NF4 tensors have no views and are never written by ops.
+ */
+#define LT_NF4_BLOCK 64
+#define LT_NF4_DQ_BLOCK 256
+extern const float lt_nf4_codes[16];
+
+/* Bytes an NF4 tensor of numel elements takes (codes + scales). */
+size_t lt_nf4_bytes(int64_t numel, bool double_quant);
+/* Quantize n floats into dst (lt_nf4_bytes(n, double_quant) bytes) to the nearest code of
+ * each element scaled by its block's absmax. Non-finite inputs quantize as 0. */
+void lt_nf4_quantize(void *dst, const float *src, int64_t n, bool double_quant);
+/* Dequantize elements [i0, i0 + count) of an NF4 buffer holding numel elements into dst. */
+void lt_nf4_dequantize(float *dst, const void *src, int64_t numel, bool double_quant,
+                       int64_t i0, int64_t count);
+/* The absmax of block j of an NF4 buffer (after double-quantization when used). */
+float lt_nf4_absmax(const void *src, int64_t numel, bool double_quant, int64_t j);
+/* A new NF4 tensor (uninitialised), with or without double quantization of its scales.
+ * lt_tensor_new(dev, LT_NF4, ...) is the same without double quantization. */
+lt_tensor *lt_tensor_new_nf4(lt_device *dev, int ndim, const int64_t *shape, bool double_quant);
+bool lt_tensor_nf4_double_quant(const lt_tensor *t);
 
 /* ---- enumeration (for `lathe devices`) ---------------------------------------------------- */
 

@@ -25,6 +25,7 @@ struct lt_tensor {
     lt_tensor *parent; /* the tensor owning buf, for views; NULL otherwise */
     char name[64];
     lt_tensor *prev, *next; /* the device's list of live tensors */
+    bool nf4_dq;            /* LT_NF4: the absmax scales are double-quantized */
 };
 
 /* Precomputed matmul geometry, filled by the front end (see lt_matmul in compute.h). */
@@ -132,6 +133,10 @@ struct lt_backend {
                            int n_grads);
     lt_status (*clip_grad_norm)(lt_device *dev, lt_tensor *const *grads, int n_grads,
                                 const lt_tensor *norm, float max_norm);
+    /* lt_matmul with B in LT_NF4 (A F32, B 2-D); NULL when the backend has no NF4 path */
+    lt_status (*matmul_nf4)(lt_device *dev, lt_tensor *C, const lt_tensor *A,
+                            const lt_tensor *B, bool trans_a, bool trans_b, float alpha,
+                            float beta, const lt_matmul_geom *g);
 };
 
 /* Set the device's last error (printf-style) and return status. */

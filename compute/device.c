@@ -39,6 +39,7 @@ const char *lt_dtype_name(lt_dtype dt)
     case LT_F16: return "f16";
     case LT_BF16: return "bf16";
     case LT_I32: return "i32";
+    case LT_NF4: return "nf4";
     case LT_DTYPE_COUNT: break;
     }
     return "invalid";
@@ -51,6 +52,7 @@ size_t lt_dtype_size(lt_dtype dt)
     case LT_F16: return 2;
     case LT_BF16: return 2;
     case LT_I32: return 4;
+    case LT_NF4: return 0;
     case LT_DTYPE_COUNT: break;
     }
     return 0;
@@ -334,7 +336,31 @@ static lt_status check_shape(lt_device *dev, const char *fn, int ndim, const int
     return LT_OK;
 }
 
+/* Bytes of a tensor's memory: packed codes and scales for NF4. */
+static size_t tensor_bytes_of(lt_dtype dt, int64_t numel, bool nf4_dq)
+{
+    if (dt == LT_NF4)
+        return lt_nf4_bytes(numel, nf4_dq);
+    return (size_t)numel * lt_dtype_size(dt);
+}
+
+static lt_tensor *tensor_new(lt_device *dev, lt_dtype dt, int ndim, const int64_t *shape,
+                             bool nf4_dq);
+
 lt_tensor *lt_tensor_new(lt_device *dev, lt_dtype dt, int ndim, const int64_t *shape)
+{
+    return tensor_new(dev, dt, ndim, shape, false);
+}
+
+lt_tensor *lt_tensor_new_nf4(lt_device *dev, int ndim, const int64_t *shape, bool double_quant)
+{
+    return tensor_new(dev, LT_NF4, ndim, shape, double_quant);
+}
+
+bool lt_tensor_nf4_double_quant(const lt_tensor *t) { return t && t->nf4_dq; }
+
+static lt_tensor *tensor_new(lt_device *dev, lt_dtype dt, int ndim, const int64_t *shape,
+                             bool nf4_dq)
 {
     if (!dev)
         return NULL;
@@ -354,7 +380,8 @@ lt_tensor *lt_tensor_new(lt_device *dev, lt_dtype dt, int ndim, const int64_t *s
     t->ndim = ndim;
     memcpy(t->shape, shape, (size_t)ndim * sizeof *shape);
     t->numel = numel;
-    size_t bytes = (size_t)numel * lt_dtype_size(dt);
+    t->nf4_dq = dt == LT_NF4 && nf4_dq;
+    size_t bytes = tensor_bytes_of(dt, numel, t->nf4_dq);
     if (dev->be->alloc(dev, bytes, &t->buf) != LT_OK) {
         char d[96];
         t->dev = dev;
@@ -408,6 +435,13 @@ lt_tensor *lt_tensor_view(lt_tensor *parent, int64_t offset, int ndim, const int
     char d[96];
     if (check_shape(dev, "lt_tensor_view", ndim, shape, &numel) != LT_OK)
         return NULL;
+    if (parent->dtype == LT_NF4) {
+        lt_dev_error(dev, LT_ERR_DTYPE,
+                     "lt_tensor_view: %s '%s' is NF4 (packed codes and scales); NF4 tensors "
+                     "have no views",
+                     lt_tensor_describe(parent, d, sizeof d), parent->name);
+        return NULL;
+    }
     if (offset < 0 || offset > parent->numel || numel > parent->numel - offset) {
         lt_dev_error(dev, LT_ERR_SHAPE,
                      "lt_tensor_view: elements [%lld, %lld) leave parent %s '%s' of %lld "
@@ -461,7 +495,7 @@ int64_t lt_tensor_dim(const lt_tensor *t, int i)
 int64_t lt_tensor_numel(const lt_tensor *t) { return t ? t->numel : 0; }
 size_t lt_tensor_bytes(const lt_tensor *t)
 {
-    return t ? (size_t)t->numel * lt_dtype_size(t->dtype) : 0;
+    return t ? tensor_bytes_of(t->dtype, t->numel, t->nf4_dq) : 0;
 }
 
 char *lt_tensor_describe(const lt_tensor *t, char *buf, size_t buflen)
@@ -528,7 +562,7 @@ static lt_status check_copy_f32(const lt_tensor *t, const void *p, int64_t n, co
     char d[96];
     if (!t)
         return LT_ERR_ARG;
-    if (!lt_dtype_is_float(t->dtype))
+    if (!lt_dtype_is_float(t->dtype) && t->dtype != LT_NF4)
         return lt_dev_error(t->dev, LT_ERR_DTYPE, "%s: tensor %s '%s' is not a float tensor",
                             fn, lt_tensor_describe(t, d, sizeof d), t->name);
     return check_copy(t, p, n == t->numel ? lt_tensor_bytes(t) : (size_t)-1, fn);
@@ -541,6 +575,16 @@ lt_status lt_tensor_upload_f32(lt_tensor *t, const float *src, int64_t n)
         return st;
     if (t->dtype == LT_F32)
         return t->dev->be->upload(t->dev, t, src, (size_t)n * 4);
+    if (t->dtype == LT_NF4) {
+        size_t bytes = lt_tensor_bytes(t);
+        void *q = malloc(bytes);
+        if (!q)
+            return lt_dev_error(t->dev, LT_ERR_OOM, "lt_tensor_upload_f32: out of host memory");
+        lt_nf4_quantize(q, src, n, t->nf4_dq);
+        st = t->dev->be->upload(t->dev, t, q, bytes);
+        free(q);
+        return st;
+    }
     uint16_t *tmp = malloc((size_t)n * 2);
     if (!tmp)
         return lt_dev_error(t->dev, LT_ERR_OOM, "lt_tensor_upload_f32: out of host memory");
@@ -558,6 +602,17 @@ lt_status lt_tensor_download_f32(const lt_tensor *t, float *dst, int64_t n)
         return st;
     if (t->dtype == LT_F32)
         return t->dev->be->download(t->dev, t, dst, (size_t)n * 4);
+    if (t->dtype == LT_NF4) {
+        size_t bytes = lt_tensor_bytes(t);
+        void *q = malloc(bytes);
+        if (!q)
+            return lt_dev_error(t->dev, LT_ERR_OOM, "lt_tensor_download_f32: out of host memory");
+        st = t->dev->be->download(t->dev, t, q, bytes);
+        if (st == LT_OK)
+            lt_nf4_dequantize(dst, q, n, t->nf4_dq, 0, n);
+        free(q);
+        return st;
+    }
     uint16_t *tmp = malloc((size_t)n * 2);
     if (!tmp)
         return lt_dev_error(t->dev, LT_ERR_OOM, "lt_tensor_download_f32: out of host memory");

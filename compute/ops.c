@@ -232,7 +232,17 @@ static lt_status matmul_geom(const lt_opcheck *c, const lt_tensor *C, const lt_t
     char x[160], y[160], z[160];
     CK(lt_ck_tensor(c, C, "C", LT_MASK(LT_F32)));
     CK(lt_ck_tensor(c, A, "A", LT_MASK_FLOAT));
-    CK(lt_ck_tensor(c, B, "B", LT_MASK_FLOAT));
+    CK(lt_ck_tensor(c, B, "B", LT_MASK_FLOAT | LT_MASK(LT_NF4)));
+    if (B->dtype == LT_NF4) {
+        if (A->dtype != LT_F32 || B->ndim != 2)
+            return lt_ck_fail(c, LT_ERR_DTYPE,
+                              "%s with NF4 %s: an NF4 weight must be 2-D and A must be F32",
+                              lt_ck_desc("A", A, x, sizeof x), lt_ck_desc("B", B, y, sizeof y));
+        if (!c->dev->be->matmul_nf4)
+            return lt_ck_fail(c, LT_ERR_UNSUPPORTED,
+                              "%s is NF4 and the %s backend has no NF4 matmul",
+                              lt_ck_desc("B", B, y, sizeof y), c->dev->be->name);
+    }
     const lt_tensor *ts[3] = {C, A, B};
     const char *names[3] = {"C", "A", "B"};
     for (int i = 0; i < 3; i++)
@@ -282,6 +292,9 @@ lt_status lt_matmul(lt_tensor *C, const lt_tensor *A, const lt_tensor *B, bool t
     CK(matmul_geom(&c, C, A, B, trans_a, trans_b, &g));
     if (!isfinite(alpha) || !isfinite(beta))
         return lt_ck_fail(&c, LT_ERR_ARG, "alpha %g and beta %g must be finite", alpha, beta);
+    if (B->dtype == LT_NF4)
+        LT_DISPATCH(c.dev, "matmul_nf4",
+                    c.dev->be->matmul_nf4(c.dev, C, A, B, trans_a, trans_b, alpha, beta, &g));
     LT_DISPATCH(c.dev, "matmul",
                 c.dev->be->matmul(c.dev, C, A, B, trans_a, trans_b, alpha, beta, &g));
 }
@@ -333,6 +346,11 @@ lt_status lt_matmul_backward(lt_tensor *dA, lt_tensor *dB, const lt_tensor *dC,
     CK(lt_ck_optional(&c, dB, "dB", LT_MASK(LT_F32)));
     CK(lt_ck_same_shape(&c, dA, "dA", A, "A"));
     CK(lt_ck_same_shape(&c, dB, "dB", B, "B"));
+    if (B->dtype == LT_NF4 && (dB || trans_a))
+        return lt_ck_fail(&c, LT_ERR_DTYPE,
+                          "B '%s' is NF4 (a frozen quantized weight): it has no gradient dB, and "
+                          "dA is supported only without trans_a",
+                          B->name);
     const lt_tensor *ins[3] = {dC, A, B};
     const char *in_names[3] = {"dC", "A", "B"};
     for (int i = 0; i < 3; i++) {

@@ -31,7 +31,7 @@ static const preset presets[] = {
 
 static void print_help(void)
 {
-    printf("usage: lathe bench train [--preset tiny|small] [--method full,lora] [--steps N]\n"
+    printf("usage: lathe bench train [--preset tiny|small] [--method full,lora,qlora] [--steps N]\n"
            "                         [--warmup N] [--repeats N] [--lora-r R] [--profile]\n"
            "                         [--device D] [--threads N] [--json]\n\n"
            "Times training steps (forward + backward + AdamW, fp32) of a random llama model on\n"
@@ -81,8 +81,10 @@ static int run_method(lt_device *dev, const char *dir, const preset *p, const ch
     int32_t *ids = NULL, *lab = NULL;
     double *tps = NULL, *ms = NULL;
     int rc = LT_EXIT_FAIL;
-    lt_train_method meth = strcmp(method, "lora") == 0 ? LT_METHOD_LORA : LT_METHOD_FULL;
-    if (lt_model_load(dir, dev, LT_MODEL_DTYPE_STORED, &m, err, sizeof err) != LT_MODEL_OK) {
+    const bool qlora = strcmp(method, "qlora") == 0; /* LoRA on an NF4 (double-quant) base */
+    lt_train_method meth = qlora || strcmp(method, "lora") == 0 ? LT_METHOD_LORA : LT_METHOD_FULL;
+    if (lt_model_load(dir, dev, qlora ? LT_MODEL_DTYPE_NF4_DQ : LT_MODEL_DTYPE_STORED, &m, err,
+                      sizeof err) != LT_MODEL_OK) {
         lt_cli_fail("bench", LT_EXIT_FAIL, "load: %s", err);
         goto out;
     }
@@ -142,6 +144,7 @@ static int run_method(lt_device *dev, const char *dir, const preset *p, const ch
     double med = tps[repeats / 2], med_ms = ms[steps * repeats / 2];
     double rss_mb = (double)ru.ru_maxrss / 1024.0;
     double dev_mb = (double)lt_device_mem_peak(dev) / (1024.0 * 1024.0);
+    double w_mb = (double)lt_model_weight_bytes(m) / (1024.0 * 1024.0);
     if (rows) {
         cJSON *r = cJSON_CreateObject();
         cJSON_AddStringToObject(r, "preset", p->name);
@@ -151,14 +154,15 @@ static int run_method(lt_device *dev, const char *dir, const preset *p, const ch
         cJSON_AddNumberToObject(r, "ms_per_step_median", med_ms);
         cJSON_AddNumberToObject(r, "peak_rss_mb", rss_mb);
         cJSON_AddNumberToObject(r, "device_peak_mb", dev_mb);
+        cJSON_AddNumberToObject(r, "weights_mb", w_mb);
         cJSON_AddNumberToObject(r, "loss_first", first);
         cJSON_AddNumberToObject(r, "loss_last", last);
         cJSON_AddItemToArray(rows, r);
     } else {
         printf("RESULT %s %-4s trainable %lld | tokens/s %.1f | ms/step %.1f | peak RSS %.0f MB "
-               "(device tensors %.0f MB) | loss %.3f -> %.3f\n",
+               "(device tensors %.0f MB, weights %.1f MB) | loss %.3f -> %.3f\n",
                p->name, method, (long long)lt_trainer_n_trainable(t), med, med_ms, rss_mb,
-               dev_mb, first, last);
+               dev_mb, w_mb, first, last);
     }
     if (profile && !rows) {
         lt_profile_entry pe[64];
@@ -262,8 +266,9 @@ int lt_cmd_bench_train(int argc, char **argv)
     char list[64];
     snprintf(list, sizeof list, "%s", methods);
     for (char *tok = strtok(list, ","); tok && rc == LT_EXIT_OK; tok = strtok(NULL, ",")) {
-        if (strcmp(tok, "full") != 0 && strcmp(tok, "lora") != 0) {
-            rc = lt_cli_fail("bench", LT_EXIT_USAGE, "unknown method '%s' (full, lora)", tok);
+        if (strcmp(tok, "full") != 0 && strcmp(tok, "lora") != 0 && strcmp(tok, "qlora") != 0) {
+            rc = lt_cli_fail("bench", LT_EXIT_USAGE, "unknown method '%s' (full, lora, qlora)",
+                             tok);
             break;
         }
         rc = run_method(dev, dir, p, tok, lora_r, warmup, steps, repeats, profile, rows);

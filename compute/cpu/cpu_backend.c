@@ -497,6 +497,7 @@ static const lt_backend cpu_backend = {
     .adamw = cpu_adamw,
     .grad_norm = cpu_grad_norm,
     .clip_grad_norm = cpu_clip_grad_norm,
+    .matmul_nf4 = lt_cpu_matmul_nf4,
 };
 
 lt_status lt_cpu_backend_init(lt_device *dev, int n_threads, char *err, size_t errlen)

@@ -39,6 +39,10 @@ static inline int lt_cpu_nt(const lt_device *dev) { return dev->n_threads > 0 ? 
 lt_status lt_cpu_matmul(lt_device *dev, lt_tensor *C, const lt_tensor *A, const lt_tensor *B,
                         bool trans_a, bool trans_b, float alpha, float beta,
                         const lt_matmul_geom *g);
+/* lt_matmul with B in NF4 (cpu_nf4.c). */
+lt_status lt_cpu_matmul_nf4(lt_device *dev, lt_tensor *C, const lt_tensor *A,
+                            const lt_tensor *B, bool trans_a, bool trans_b, float alpha,
+                            float beta, const lt_matmul_geom *g);
 
 lt_status lt_cpu_embedding(lt_device *dev, lt_tensor *out, const lt_tensor *table,
                            const lt_tensor *ids);

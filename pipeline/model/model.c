@@ -277,7 +277,8 @@ static lt_tensor *upload(lt_model *m, const lt_st_tensor *t, const lt_wspec *s, 
         shape[1] = s->shape[0];
         shape[2] = s->shape[1] / 3;
     }
-    lt_tensor *dt_t = lt_tensor_new(m->dev, dt, ndim, shape);
+    lt_tensor *dt_t = dt == LT_NF4 ? lt_tensor_new_nf4(m->dev, ndim, shape, m->nf4_dq)
+                                   : lt_tensor_new(m->dev, dt, ndim, shape);
     if (!own(m, dt_t)) {
         fail(LT_MODEL_ERR_OOM, err, errlen, "%s: cannot allocate on the device: %s", s->name,
              lt_device_last_error(m->dev));
@@ -301,7 +302,7 @@ static lt_tensor *upload(lt_model *m, const lt_st_tensor *t, const lt_wspec *s, 
         src = perm;
     }
     lt_status cs;
-    if (st_to_lt(t->dtype) == dt && t->dtype != LT_ST_F64) {
+    if (dt != LT_NF4 && st_to_lt(t->dtype) == dt && t->dtype != LT_ST_F64) {
         cs = lt_tensor_upload(dt_t, src, (size_t)(t->end - t->begin));
     } else {
         float *f = malloc((size_t)t->numel * sizeof(float) + 1);
@@ -411,7 +412,8 @@ lt_model_status lt_model_load(const char *dir, lt_device *dev, int weight_dtype,
         return fail(LT_MODEL_ERR_ARG, err, errlen, "lt_model_load: NULL argument");
     if (lt_gguf_is_path(dir)) /* a GGUF file: rewritten into a folder, then loaded below */
         return lt_gguf_model_load(dir, dev, weight_dtype, out, err, errlen);
-    if (weight_dtype != LT_MODEL_DTYPE_STORED &&
+    const bool nf4 = weight_dtype == LT_NF4 || weight_dtype == LT_MODEL_DTYPE_NF4_DQ;
+    if (weight_dtype != LT_MODEL_DTYPE_STORED && !nf4 &&
         (weight_dtype < 0 || weight_dtype >= LT_DTYPE_COUNT || weight_dtype == LT_I32))
         return fail(LT_MODEL_ERR_ARG, err, errlen, "lt_model_load: bad weight dtype %d",
                     weight_dtype);
@@ -441,10 +443,23 @@ lt_model_status lt_model_load(const char *dir, lt_device *dev, int weight_dtype,
         const lt_wspec *s = &l.s[i];
         const lt_st_tensor *t = lt_st_set_find(set, s->name, NULL);
         lt_dtype dt = st_to_lt(t->dtype);
+        bool quantize = nf4 && s->ndim == 2 &&
+                        (s->kind == LT_PARAM_ATTENTION || s->kind == LT_PARAM_MLP);
+        if (quantize && s->layout != LT_LAYOUT_PLAIN) {
+            st = fail(LT_MODEL_ERR_ARG, err, errlen,
+                      "%s: tensor \"%s\" is a GPT-2 Conv1D weight ([in, out]%s); NF4 "
+                      "quantization (QLoRA) supports Linear [out, in] weights only (Llama-family "
+                      "models): use LoRA for this model",
+                      dir, s->name, s->layout == LT_LAYOUT_QKV_BLOCKS ? ", fused q/k/v" : "");
+            goto err_model;
+        }
         if (s->ndim == 1)
             dt = LT_F32;
-        else if (weight_dtype != LT_MODEL_DTYPE_STORED)
+        else if (quantize)
+            dt = LT_NF4;
+        else if (weight_dtype != LT_MODEL_DTYPE_STORED && !nf4)
             dt = (lt_dtype)weight_dtype;
+        m->nf4_dq = weight_dtype == LT_MODEL_DTYPE_NF4_DQ;
         lt_tensor *dtt = upload(m, t, s, dt, err, errlen);
         if (!dtt) {
             st = LT_MODEL_ERR_DEVICE;

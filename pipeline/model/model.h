@@ -23,9 +23,14 @@ typedef struct lt_model lt_model;
 /* weight_dtype for lt_model_load: keep what the file stores. */
 #define LT_MODEL_DTYPE_STORED (-1)
 
+/* weight_dtype for lt_model_load: NF4 with double-quantized scales (see LT_NF4). */
+#define LT_MODEL_DTYPE_NF4_DQ (-2)
+
 /*
  * Load the model in dir onto dev. weight_dtype: LT_MODEL_DTYPE_STORED, or an lt_dtype (F32,
- * F16, BF16) to convert the matrices to. On success *out is owned by the caller (free with
+ * F16, BF16) to convert the matrices to, or LT_NF4 / LT_MODEL_DTYPE_NF4_DQ (QLoRA): the
+ * layers' Linear weights (attention and MLP projections) are quantized to NF4 at load, the
+ * rest (embeddings, head, norms) keeps its stored dtype; GPT-2's Conv1D layout is refused. On success *out is owned by the caller (free with
  * lt_model_free, before closing dev). On failure err names the file, tensor and expectation.
  */
 lt_model_status lt_model_load(const char *dir, lt_device *dev, int weight_dtype, lt_model **out,

@@ -73,6 +73,7 @@ struct lt_model {
     lt_tensor **owned;         /* every handle to free; views first */
     int n_owned, cap_owned;
     size_t weight_bytes;
+    bool nf4_dq;               /* loading: NF4 weights double-quantize their scales */
 };
 
 /* Activations of one layer for one forward call (views, valid until the next run). */

@@ -100,7 +100,10 @@ lt_model_status lt_run_load(lt_store *st, lt_device *dev, int64_t run_id, const 
              "");
         goto out;
     }
-    if ((rc = lt_model_load(l->model_dir, dev, LT_MODEL_DTYPE_STORED, &l->model, err, errlen)))
+    /* a QLoRA run's adapter was trained on the NF4 base: evaluate it on the same */
+    int wdt = !c.qlora ? LT_MODEL_DTYPE_STORED
+                       : c.qlora_double_quant ? LT_MODEL_DTYPE_NF4_DQ : (int)LT_NF4;
+    if ((rc = lt_model_load(l->model_dir, dev, wdt, &l->model, err, errlen)))
         goto out;
     const lt_model_config *mc = lt_model_get_config(l->model);
     lt_trainer_opts to;

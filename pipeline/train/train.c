@@ -174,6 +174,15 @@ static bool setup(trun *r, int64_t *version_id, char *data_hash, char *mhash, ch
 {
     const lt_train_config *c = r->c;
     char e[1024];
+    if (c->objective == LT_OBJECTIVE_DPO || c->objective == LT_OBJECTIVE_ORPO) {
+        /* the objectives exist (pref.h) but this loop batches SFT rows only */
+        snprintf(err, errlen,
+                 "$.objective: \"%s\" is not run by lathe train yet (the preference loss is "
+                 "available to programs through pref.h; the run loop has no preference "
+                 "batches)",
+                 lt_objective_name(c->objective));
+        return false;
+    }
     const char *device = r->o->device ? r->o->device : (c->device ? c->device : "auto");
     int threads = r->o->threads > 0 ? r->o->threads : c->threads;
     r->dev = lt_device_open(device, threads, e, sizeof(e));
@@ -181,10 +190,11 @@ static bool setup(trun *r, int64_t *version_id, char *data_hash, char *mhash, ch
         snprintf(err, errlen, "device %s: %s", device, e);
         return false;
     }
-    lt_model_status ms = lt_model_load(c->model, r->dev, LT_MODEL_DTYPE_STORED, &r->model, e,
-                                       sizeof(e));
+    int wdt = !c->qlora ? LT_MODEL_DTYPE_STORED
+                        : c->qlora_double_quant ? LT_MODEL_DTYPE_NF4_DQ : (int)LT_NF4;
+    lt_model_status ms = lt_model_load(c->model, r->dev, wdt, &r->model, e, sizeof(e));
     if (ms != LT_MODEL_OK) {
-        snprintf(err, errlen, "$.model: %s", e);
+        snprintf(err, errlen, "%s: %s", c->qlora ? "$.method (qlora)" : "$.model", e);
         return false;
     }
     if (!model_hash(c->model, mhash))

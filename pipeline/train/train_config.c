@@ -192,6 +192,10 @@ void lt_train_config_defaults(lt_train_config *c)
     c->keep_best = 1;
     c->seed = 42;
     c->nan_tolerance = 5;
+    c->qlora_double_quant = true;
+    c->dpo_beta = 0.1;
+    c->dpo_loss = LT_DPO_SIGMOID;
+    c->orpo_beta = 0.1;
 }
 
 void lt_train_config_free(lt_train_config *c)
@@ -211,7 +215,58 @@ void lt_train_config_free(lt_train_config *c)
 
 const char *lt_objective_name(lt_objective o)
 {
-    return o == LT_OBJECTIVE_PRETRAIN ? "pretrain" : "sft";
+    switch (o) {
+    case LT_OBJECTIVE_PRETRAIN: return "pretrain";
+    case LT_OBJECTIVE_DPO: return "dpo";
+    case LT_OBJECTIVE_ORPO: return "orpo";
+    case LT_OBJECTIVE_SFT: break;
+    }
+    return "sft";
+}
+
+const char *lt_train_config_method_name(const lt_train_config *c)
+{
+    return c->method == LT_METHOD_LORA && c->qlora ? "qlora" : lt_method_name(c->method);
+}
+
+/* "dpo": {"beta", "loss_type"}, "orpo": {"beta"}, "qlora": {"double_quant"} */
+static bool parse_pref(pctx *p, const cJSON *root, lt_train_config *c)
+{
+    const cJSON *o;
+    if (!get_obj(p, root, "dpo", &o))
+        return false;
+    if (o) {
+        static const char *const keys[] = {"beta", "loss_type", NULL};
+        char *lt = NULL;
+        if (!only_keys(p, o, "$.dpo", keys) ||
+            !get_num(p, o, "$.dpo", "beta", 0, 100, true, "a positive number", &c->dpo_beta) ||
+            !get_str(p, o, "$.dpo", "loss_type", &lt))
+            return false;
+        if (lt) {
+            bool ok = strcmp(lt, "sigmoid") == 0 || strcmp(lt, "ipo") == 0;
+            c->dpo_loss = strcmp(lt, "ipo") == 0 ? LT_DPO_IPO : LT_DPO_SIGMOID;
+            free(lt);
+            if (!ok)
+                return fail(p, "$.dpo.loss_type", "expected \"sigmoid\" or \"ipo\"");
+        }
+    }
+    if (!get_obj(p, root, "orpo", &o))
+        return false;
+    if (o) {
+        static const char *const keys[] = {"beta", NULL};
+        if (!only_keys(p, o, "$.orpo", keys) ||
+            !get_num(p, o, "$.orpo", "beta", 0, 100, true, "a positive number", &c->orpo_beta))
+            return false;
+    }
+    if (!get_obj(p, root, "qlora", &o))
+        return false;
+    if (o) {
+        static const char *const keys[] = {"double_quant", NULL};
+        if (!only_keys(p, o, "$.qlora", keys) ||
+            !get_bool(p, o, "$.qlora", "double_quant", &c->qlora_double_quant))
+            return false;
+    }
+    return true;
 }
 
 const char *lt_method_name(lt_train_method m)
@@ -483,7 +538,7 @@ static bool parse_top(pctx *p, const cJSON *root, lt_train_config *c)
         "model", "dataset", "objective", "method", "lora", "freeze", "seq_len", "batch_size",
         "grad_accum", "packing", "train_on_prompt", "epochs", "max_steps", "optimizer",
         "schedule", "max_grad_norm", "eval", "checkpoint", "seed", "device", "threads",
-        "template", "nan_tolerance", NULL};
+        "template", "nan_tolerance", "dpo", "orpo", "qlora", NULL};
     if (!cJSON_IsObject(root))
         return fail(p, "$", "expected a JSON object");
     if (!only_keys(p, root, "$", keys))
@@ -501,13 +556,20 @@ static bool parse_top(pctx *p, const cJSON *root, lt_train_config *c)
             c->objective = LT_OBJECTIVE_SFT;
         else if (strcmp(s, "pretrain") == 0)
             c->objective = LT_OBJECTIVE_PRETRAIN;
+        else if (strcmp(s, "dpo") == 0)
+            c->objective = LT_OBJECTIVE_DPO;
+        else if (strcmp(s, "orpo") == 0)
+            c->objective = LT_OBJECTIVE_ORPO;
         else
             ok = false;
         free(s);
         s = NULL;
         if (!ok)
-            return fail(p, "$.objective", "expected \"sft\" or \"pretrain\"");
+            return fail(p, "$.objective",
+                        "expected \"sft\", \"pretrain\", \"dpo\" or \"orpo\"");
     }
+    if (!parse_pref(p, root, c))
+        return false;
     if (!get_str(p, root, "$", "method", &s))
         return false;
     if (s) {
@@ -518,11 +580,15 @@ static bool parse_top(pctx *p, const cJSON *root, lt_train_config *c)
             c->method = LT_METHOD_FREEZE;
         else if (strcmp(s, "lora") == 0)
             c->method = LT_METHOD_LORA;
-        else
+        else if (strcmp(s, "qlora") == 0) {
+            c->method = LT_METHOD_LORA;
+            c->qlora = true;
+        } else
             ok = false;
         free(s);
         if (!ok)
-            return fail(p, "$.method", "expected \"full\", \"freeze\" or \"lora\"");
+            return fail(p, "$.method",
+                        "expected \"full\", \"freeze\", \"lora\" or \"qlora\"");
     }
     int64_t v;
     if (!get_int(p, root, "$", "seq_len", 2, 1 << 20, "an integer from 2 to 1048576",
@@ -573,7 +639,20 @@ static char *canonical_json(const lt_train_config *c)
     cJSON_AddNumberToObject(o, "version", c->dataset_version);
     cJSON_AddStringToObject(o, "split", c->split);
     cJSON_AddStringToObject(r, "objective", lt_objective_name(c->objective));
-    cJSON_AddStringToObject(r, "method", lt_method_name(c->method));
+    cJSON_AddStringToObject(r, "method", lt_train_config_method_name(c));
+    if (c->qlora) {
+        o = cJSON_AddObjectToObject(r, "qlora");
+        cJSON_AddBoolToObject(o, "double_quant", c->qlora_double_quant);
+    }
+    if (c->objective == LT_OBJECTIVE_DPO) {
+        o = cJSON_AddObjectToObject(r, "dpo");
+        cJSON_AddNumberToObject(o, "beta", c->dpo_beta);
+        cJSON_AddStringToObject(o, "loss_type", c->dpo_loss == LT_DPO_IPO ? "ipo" : "sigmoid");
+    }
+    if (c->objective == LT_OBJECTIVE_ORPO) {
+        o = cJSON_AddObjectToObject(r, "orpo");
+        cJSON_AddNumberToObject(o, "beta", c->orpo_beta);
+    }
     if (c->method == LT_METHOD_LORA) {
         o = cJSON_AddObjectToObject(r, "lora");
         cJSON_AddNumberToObject(o, "r", c->lora.r);

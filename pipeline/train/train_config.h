@@ -16,7 +16,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum lt_objective { LT_OBJECTIVE_SFT = 0, LT_OBJECTIVE_PRETRAIN } lt_objective;
+typedef enum lt_objective {
+    LT_OBJECTIVE_SFT = 0,
+    LT_OBJECTIVE_PRETRAIN,
+    LT_OBJECTIVE_DPO,  /* preference pairs, a reference model (pref.h) */
+    LT_OBJECTIVE_ORPO, /* preference pairs, no reference (pref.h) */
+} lt_objective;
+
+typedef enum lt_dpo_loss { LT_DPO_SIGMOID = 0, LT_DPO_IPO } lt_dpo_loss;
 
 typedef enum lt_freeze_kind {
     LT_FREEZE_LAST = 0, /* "last:N": the last N layers train */
@@ -38,6 +45,8 @@ typedef struct lt_train_config {
 
     /* method */
     lt_train_method method;
+    bool qlora;            /* "method": "qlora": LoRA on a base quantized to NF4 at load */
+    bool qlora_double_quant; /* "qlora": {"double_quant"} (default true) */
     lt_lora_opts lora;     /* targets as LT_LORA_* bits; seed = config seed */
     bool lora_all_linear;  /* "all-linear": every linear layer of the architecture */
     lt_freeze_kind freeze_kind;
@@ -46,6 +55,11 @@ typedef struct lt_train_config {
     int n_freeze_list;
     int64_t freeze_round_steps; /* LT_FREEZE_HALF: optimizer steps per round; 0 = one epoch */
     bool freeze_train_embeddings; /* freeze: embeddings, head and final norm train too */
+
+    /* preference objectives: "dpo": {"beta", "loss_type"}, "orpo": {"beta"} */
+    double dpo_beta;       /* 0.1 */
+    lt_dpo_loss dpo_loss;  /* "sigmoid" (default) or "ipo" */
+    double orpo_beta;      /* 0.1 */
 
     /* batches */
     int64_t seq_len;       /* 0 (default) = the model's context, at most 2048 */
@@ -93,8 +107,10 @@ bool lt_train_config_parse(const char *json, size_t n, const char *label, const 
 bool lt_train_config_load(const char *path, lt_train_config *c, char *err, size_t errlen);
 void lt_train_config_free(lt_train_config *c);
 
-const char *lt_objective_name(lt_objective o);  /* "sft", "pretrain" */
+const char *lt_objective_name(lt_objective o);  /* "sft", "pretrain", "dpo", "orpo" */
 const char *lt_method_name(lt_train_method m);  /* "full", "freeze", "lora" */
+/* The method as the config names it ("qlora" for LoRA on an NF4 base). */
+const char *lt_train_config_method_name(const lt_train_config *c);
 
 /*
  * Which layers train in round `round` (0-based) for a model of n_layers layers. OUT

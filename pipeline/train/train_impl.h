@@ -80,4 +80,12 @@ const lt_lora_opts *lt_trainer_lora_opts(const lt_trainer *t);
 /* The accumulated gradient of state i (F32, shape of its param), for tests and checks. */
 lt_tensor *lt_trainer_grad(const lt_trainer *t, int i);
 
+/* For objectives that write their own loss gradient (pref.c): the forward pass on b (checked as
+ * lt_trainer_forward_backward does; train = dropout on, activations kept) leaving *logits [N,
+ * V] (owned by the trainer, valid until the next forward); then, once the caller has written
+ * dloss/dlogits into that buffer, the backward pass accumulating into the gradients. */
+lt_model_status lt_trainer_run_forward(lt_trainer *t, const lt_batch *b, bool train,
+                                       lt_tensor **logits, char *err, size_t errlen);
+lt_model_status lt_trainer_run_backward(lt_trainer *t, char *err, size_t errlen);
+
 #endif

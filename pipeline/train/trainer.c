@@ -506,6 +506,20 @@ lt_model_status lt_trainer_step(lt_trainer *t, float lr, float max_norm, double 
     return lt_trainer_zero_grad(t, err, errlen);
 }
 
+lt_model_status lt_trainer_run_forward(lt_trainer *t, const lt_batch *b, bool train,
+                                       lt_tensor **logits, char *err, size_t errlen)
+{
+    int64_t n = 0;
+    if (!t)
+        return fail(LT_MODEL_ERR_ARG, err, errlen, "trainer: NULL");
+    return run_forward(t, b, train, &n, logits, err, errlen);
+}
+
+lt_model_status lt_trainer_run_backward(lt_trainer *t, char *err, size_t errlen)
+{
+    return lt_backward_run(t->bw, t->fwd, &t->g, err, errlen);
+}
+
 int lt_trainer_n_state(const lt_trainer *t) { return t ? t->n : 0; }
 
 const lt_trainer_state *lt_trainer_state_at(const lt_trainer *t, int i)

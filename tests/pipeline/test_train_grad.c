@@ -5,7 +5,9 @@
  * Qwen2 with q/k/v biases (F16 storage, fp32 master copies) and GPT-2 (fused c_attn, tied
  * embeddings), full fine-tuning and LoRA (A and B, the reference's adapters loaded into the
  * trainer); the loss over 20 AdamW steps matches within 1e-4; and on a Vulkan device (when
- * one exists, not under the sanitizer build) one gradient check holds within 1e-3.
+ * one exists, not under the sanitizer build) one gradient check holds within 1e-3. QLoRA:
+ * with the Llama base quantized to NF4 at load (with and without double quantization), the
+ * adapter gradients match PyTorch on the dequantized weights within 1e-4.
  */
 #include "model/safetensors.h"
 #include "test.h"
@@ -23,6 +25,7 @@ typedef struct refcase {
     uint32_t targets;
     int steps;        /* trajectory length (0 = none) */
     const char *traj; /* file holding the losses, when not the ref itself */
+    int nf4;          /* QLoRA: 1 = base loaded as NF4, 2 = NF4 with double quantization */
 } refcase;
 
 /* max|a - b| / max(max|b|, tiny) */
@@ -109,7 +112,9 @@ static void run_case(lt_device *dev, const refcase *rc, double tol, const char *
     lt_model *m = NULL;
     lt_st_file *ref = NULL, *traj = NULL;
     lt_trainer *t = NULL;
-    CHECK(lt_model_load(dir, dev, LT_MODEL_DTYPE_STORED, &m, err, sizeof(err)) == LT_MODEL_OK,
+    int wdt = rc->nf4 == 2 ? LT_MODEL_DTYPE_NF4_DQ : rc->nf4 == 1 ? (int)LT_NF4
+                                                                   : LT_MODEL_DTYPE_STORED;
+    CHECK(lt_model_load(dir, dev, wdt, &m, err, sizeof(err)) == LT_MODEL_OK,
           "%s: load: %s", rc->model, err);
     CHECK(lt_st_open(refp, &ref, err, sizeof(err)) == LT_ST_OK, "%s: %s", rc->ref, err);
     if (!m || !ref)
@@ -225,11 +230,14 @@ int main(void)
     if (!cpu)
         return test_summary();
     const refcase cases[] = {
-        {"llama_full", "llama_gqa", LT_METHOD_FULL, 0, 20, NULL},
-        {"qwen2_full", "qwen2_bias", LT_METHOD_FULL, 0, 0, NULL},
-        {"gpt2_full", "gpt2", LT_METHOD_FULL, 0, 20, NULL},
-        {"llama_lora", "llama_gqa", LT_METHOD_LORA, LLAMA_ALL, 20, "llama_lora_steps"},
-        {"gpt2_lora", "gpt2", LT_METHOD_LORA, GPT2_ALL, 20, "gpt2_lora_steps"},
+        {"llama_full", "llama_gqa", LT_METHOD_FULL, 0, 20, NULL, 0},
+        {"qwen2_full", "qwen2_bias", LT_METHOD_FULL, 0, 0, NULL, 0},
+        {"gpt2_full", "gpt2", LT_METHOD_FULL, 0, 20, NULL, 0},
+        {"llama_lora", "llama_gqa", LT_METHOD_LORA, LLAMA_ALL, 20, "llama_lora_steps", 0},
+        {"gpt2_lora", "gpt2", LT_METHOD_LORA, GPT2_ALL, 20, "gpt2_lora_steps", 0},
+        /* QLoRA (tests/data/train/gen_qlora.sh): the reference ran on the dequantized base */
+        {"llama_qlora", "llama_gqa", LT_METHOD_LORA, LLAMA_ALL, 0, NULL, 1},
+        {"llama_qdqlora", "llama_gqa", LT_METHOD_LORA, LLAMA_ALL, 0, NULL, 2},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
         run_case(cpu, &cases[i], 1e-4, "cpu", true);
