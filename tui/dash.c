@@ -205,6 +205,8 @@ static const char *const HELP[] = {
     "        p pause  r resume  s stop  c checkpoint now (asks the trainer)",
     "Runs:   Enter watch   Space mark for comparison   d config diff",
     "Data:   Enter open    Left/Right bad rows / duplicates",
+    "Wizard: Enter pick, Tab completes paths, 1-9 answers, s save plan, t start training",
+    "Eval:   s sort by a metric  r reverse  Enter samples side by side",
     "",
     "q leaves the dashboard; training keeps running. Press any key.",
 };
@@ -337,6 +339,12 @@ int lt_dash_run(lt_store *st, const char *workspace, const char *device, lt_view
             }
             if (d.ops[d.view]->update(d.vstate[d.view], &d, changed))
                 dirty = true;
+            if ((int)d.switch_to >= 0) { /* a finished job asks for another view */
+                lt_view_id to = d.switch_to;
+                d.switch_to = (lt_view_id)-1;
+                show_view(&d, to);
+                dirty = true;
+            }
         }
         if (d.message[0] && now >= d.message_until) {
             d.message[0] = '\0';

@@ -3,7 +3,11 @@
 # chat dataset, `lathe train --detach` in the background, `lathe watch RUN` in a private tmux
 # server. The step advances on screen; q leaves while training goes on and reopening shows
 # it further along; pause, resume and stop go through the store and the trainer's
-# acknowledgements show up (status paused, running, stopped, control events).
+# acknowledgements show up (status paused, running, stopped, control events). Then the wizard:
+# dataset, model folder (Tab completion), two questions, the plan with its estimate, save, and
+# start training from it, watched in the Train view. Vulkan is kept out (LATHE_VK_LOADER points
+# nowhere): the plan's device probe would otherwise load lavapipe, whose JIT leaks trip the
+# sanitizer build.
 # usage: bash tui_live.sh /path/to/lathe /path/to/tests/data
 set -u
 LATHE=$1
@@ -76,7 +80,7 @@ check "train --detach prints a run id" grep -qE '^[0-9]+$' <<<"$RUN"
 
 # ---- watch it ----
 $T new-session -d -s live -x 100 -y 30 \
-    "env LANG=C.UTF-8 LC_ALL=C.UTF-8 '$LATHE' watch '$RUN' --workspace '$WS'; echo \"EXITED \$?\"; sleep 60"
+    "env LANG=C.UTF-8 LC_ALL=C.UTF-8 LATHE_VK_LOADER=/nonexistent '$LATHE' watch '$RUN' --workspace '$WS'; echo \"EXITED \$?\"; sleep 60"
 check "watch opens the run" wait_for "loss  run $RUN"
 check "the run is running" wait_for "running"
 check "the header counts it" wait_for "1 running"
@@ -102,7 +106,7 @@ check "q leaves" wait_for "EXITED 0"
 status=$("$LATHE" runs show "$RUN" --json --workspace "$WS" 2>/dev/null)
 check "training keeps running after q" grep -q '"status":[[:space:]]*"running"' <<<"$status"
 $T new-session -d -s live2 -x 100 -y 30 \
-    "env LANG=C.UTF-8 LC_ALL=C.UTF-8 '$LATHE' --workspace '$WS'; echo \"EXITED \$?\"; sleep 60"
+    "env LANG=C.UTF-8 LC_ALL=C.UTF-8 LATHE_VK_LOADER=/nonexistent '$LATHE' --workspace '$WS'; echo \"EXITED \$?\"; sleep 60"
 $T kill-session -t live 2>/dev/null
 S=live2
 check "reopened dashboard lists the run" wait_for "runs (1)"
@@ -127,6 +131,47 @@ check "stop acknowledged: status stopped" wait_for "stopped"
 check "header: no jobs running" wait_for "no jobs running"
 keys q
 check "q leaves again" wait_for "EXITED 0"
+RUN=""
+
+# ---- the wizard: dataset, model folder, questions, plan, save, start training ----
+$T new-session -d -s wiz -x 100 -y 30 \
+    "env LANG=C.UTF-8 LC_ALL=C.UTF-8 LATHE_VK_LOADER=/nonexistent '$LATHE' --workspace '$WS'; echo \"EXITED \$?\"; sleep 60"
+$T kill-session -t live2 2>/dev/null
+S=wiz
+check "dashboard for the wizard" wait_for "runs (1)"
+keys 2
+check "wizard asks for a dataset" wait_for "Which dataset?"
+keys Enter
+check "wizard asks for the model folder" wait_for "The model folder"
+keys -l "$TMP/m"
+keys Tab
+check "Tab completes the model folder" wait_for "$TMP/m/"
+keys Enter
+check "first question of the tree" wait_for "What should the model gain from this work?"
+keys 3 Enter
+check "the answer is kept" wait_for "answered need=style"
+check "second question" wait_for "few-shot prompting"
+keys 2 Enter
+check "a method with its rationale" wait_for "method: lora"
+check "memory estimate table" wait_for "peak GB"
+check "the path with reasons" wait_for "How many training examples are there?"
+keys s
+check "plan and config saved" wait_for "t: start training"
+keys t
+check "training started from the wizard: Train view" wait_for "loss  run 2"
+check "the wizard's run is running" wait_for "running"
+RUN=2
+w1=-1
+for i in $(seq 1 150); do
+    w1=$(screen | sed -n 's/.*step   \([0-9][0-9]*\) .*/\1/p' | head -1)
+    [ "${w1:--1}" -gt 1 ] && break
+    sleep 0.2
+done
+check "the wizard's run advances (${w1:-none})" test "${w1:--1}" -gt 1
+# the planned run is short (a few epochs of 38 examples): it ends on its own
+check "the wizard's run finishes" wait_for "done"
+keys q
+check "q leaves the wizard session" wait_for "EXITED 0"
 RUN=""
 
 echo "$pass passed, $fail failed"
