@@ -62,7 +62,4 @@ void lt_eval_opts_default(lt_eval_opts *o);
 lt_eval_status lt_eval_run(lt_store *st, const lt_eval_opts *o, int64_t *eval_ids, char *err,
                            size_t errlen);
 
-/* Whether this build can load PEFT adapters (--adapter). */
-bool lt_eval_has_adapters(void);
-
 #endif

@@ -1,7 +1,7 @@
 /*
  * eval_system.c - loading what a system under evaluation runs: the base model, the base with
- * a PEFT adapter attached (when export/peft.h is part of the build), or the base with a
- * training run's newest checkpoint loaded into a trainer of the run's own method; and the
+ * a PEFT adapter attached, or a training run's model at its newest checkpoint (loaded by
+ * train/run_load.h, as export does); and the
  * checks done before any work (the run's recorded base model hash against the base given).
  */
 #include "eval/eval_impl.h"
@@ -10,12 +10,8 @@
 #include "train/checkpoint.h"
 #include "train/train_config.h"
 
-#if defined(__has_include)
-#if __has_include("export/peft.h")
 #include "export/peft.h"
-#define EVAL_HAS_PEFT 1
-#endif
-#endif
+#include "train/run_load.h"
 
 #include <dirent.h>
 #include <stdio.h>
@@ -23,14 +19,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-bool lt_eval_has_adapters(void)
-{
-#ifdef EVAL_HAS_PEFT
-    return true;
-#else
-    return false;
-#endif
-}
 
 static int cmp_str(const void *a, const void *b)
 {
@@ -145,10 +133,6 @@ lt_eval_status eval_system_check(lt_store *st, const char *dir, const lt_eval_sy
             snprintf(err, errlen, "--adapter %s: no adapter_config.json there", sys->adapter);
             return LT_EVAL_NOT_FOUND;
         }
-        if (!lt_eval_has_adapters()) {
-            snprintf(err, errlen, "--adapter: this build has no PEFT adapter loader");
-            return LT_EVAL_USAGE;
-        }
     }
     if (sys->run_id <= 0)
         return LT_EVAL_OK;
@@ -179,114 +163,6 @@ lt_eval_status eval_system_check(lt_store *st, const char *dir, const lt_eval_sy
     return LT_EVAL_OK;
 }
 
-/* Makes a trainer of the run's method on l->model and loads the checkpoint into it. */
-static lt_eval_status load_run(lt_store *st, int64_t run_id, eval_loaded *l, char *err,
-                               size_t errlen)
-{
-    lt_store_iter *it = NULL;
-    lt_store_run r;
-    lt_train_config c;
-    lt_eval_status rc = LT_EVAL_MODEL;
-    lt_ckpt_tensor *ts = NULL;
-    int nt = 0;
-    bool *train_layer = NULL;
-    char e[1024], path[4400];
-    int64_t step;
-    memset(&c, 0, sizeof(c));
-    if (lt_store_run_get(st, run_id, &it, &r) != LT_STORE_OK) {
-        snprintf(err, errlen, "run %lld: not found", (long long)run_id);
-        return LT_EVAL_NOT_FOUND;
-    }
-    bool parsed = lt_train_config_parse(r.config, strlen(r.config), "run config", NULL, &c, e,
-                                        sizeof(e));
-    lt_store_iter_free(it);
-    if (!parsed) {
-        snprintf(err, errlen, "run %lld: %s", (long long)run_id, e);
-        goto out;
-    }
-    if (run_checkpoint(st, run_id, path, sizeof(path), &step) != LT_EVAL_OK) {
-        snprintf(err, errlen, "run %lld has no checkpoint", (long long)run_id);
-        goto out;
-    }
-    const lt_model_config *mc = lt_model_get_config(l->model);
-    lt_trainer_opts to;
-    memset(&to, 0, sizeof(to));
-    to.method = c.method;
-    to.lora = c.lora;
-    to.lora.seed = c.seed;
-    if (c.method == LT_METHOD_LORA && c.lora_all_linear)
-        to.lora.targets = lt_arch_is_llama_like(mc->arch)
-                              ? (LT_LORA_Q | LT_LORA_K | LT_LORA_V | LT_LORA_O | LT_LORA_GATE |
-                                 LT_LORA_UP | LT_LORA_DOWN)
-                              : (LT_LORA_ATTN | LT_LORA_O | LT_LORA_UP | LT_LORA_DOWN);
-    if (c.method == LT_METHOD_FREEZE) {
-        if (c.freeze_kind == LT_FREEZE_HALF) {
-            snprintf(err, errlen, "run %lld: evaluating a \"half\" freeze run from its checkpoint "
-                                  "is not supported yet (export it first)", (long long)run_id);
-            goto out;
-        }
-        if (!(train_layer = calloc((size_t)mc->n_layers + 1, sizeof(bool))) ||
-            !lt_freeze_layers(&c, (int)mc->n_layers, 0, train_layer, e, sizeof(e))) {
-            snprintf(err, errlen, "run %lld: %s", (long long)run_id, train_layer ? e : "no memory");
-            goto out;
-        }
-        to.train_layer = train_layer;
-        to.train_embeddings = c.freeze_train_embeddings;
-    }
-    to.beta1 = (float)c.beta1;
-    to.beta2 = (float)c.beta2;
-    to.eps = (float)c.eps;
-    to.max_batch = 1;
-    to.max_seq = c.seq_len ? c.seq_len : (mc->max_pos < 2048 ? mc->max_pos : 2048);
-    if (lt_trainer_new(l->model, &to, &l->trainer, e, sizeof(e)) != LT_MODEL_OK) {
-        snprintf(err, errlen, "run %lld: trainer: %s", (long long)run_id, e);
-        goto out;
-    }
-    int ns = lt_trainer_n_state(l->trainer);
-    if (!(ts = calloc((size_t)(3 * ns + 1), sizeof(*ts)))) {
-        rc = LT_EVAL_NOMEM;
-        goto out;
-    }
-    for (int i = 0; i < ns; i++) {
-        const lt_trainer_state *s = lt_trainer_state_at(l->trainer, i);
-        const char *pre[3] = {"param:", "m:", "v:"};
-        lt_tensor *t[3] = {s->param, s->m, s->v};
-        for (int j = 0; j < 3; j++) {
-            size_t n = strlen(pre[j]) + strlen(s->name) + 1;
-            char *name = malloc(n);
-            if (!name) {
-                rc = LT_EVAL_NOMEM;
-                goto out;
-            }
-            snprintf(name, n, "%s%s", pre[j], s->name);
-            ts[nt++] = (lt_ckpt_tensor){name, t[j]};
-        }
-    }
-    if (!lt_ckpt_load(path, ts, nt, e, sizeof(e))) {
-        snprintf(err, errlen, "run %lld: %s", (long long)run_id, e);
-        goto out;
-    }
-    /* a zero-learning-rate update rounds fp32 master copies into F16/BF16 model tensors
-     * (a no-op on F32 models, whose trainable tensors are the model's own) */
-    double gn;
-    bool skipped;
-    if (lt_trainer_step(l->trainer, 0.0f, 0.0f, &gn, &skipped, e, sizeof(e)) != LT_MODEL_OK) {
-        snprintf(err, errlen, "run %lld: %s", (long long)run_id, e);
-        goto out;
-    }
-    const char *base = strrchr(path, '/');
-    snprintf(l->detail, sizeof(l->detail), "%s, %.400s", lt_method_name(c.method),
-             base ? base + 1 : path);
-    rc = LT_EVAL_OK;
-out:
-    for (int i = 0; i < nt; i++)
-        free((char *)ts[i].name);
-    free(ts);
-    free(train_layer);
-    lt_train_config_free(&c);
-    return rc;
-}
-
 lt_eval_status eval_system_load(lt_store *st, lt_device *dev, const char *dir,
                                 const lt_eval_system *sys, eval_loaded *l, char *err,
                                 size_t errlen)
@@ -294,15 +170,27 @@ lt_eval_status eval_system_load(lt_store *st, lt_device *dev, const char *dir,
     char e[1024];
     memset(l, 0, sizeof(*l));
     snprintf(l->model_dir, sizeof(l->model_dir), "%s", dir);
+    if (sys->run_id > 0) {
+        /* the run's own base (eval_system_check matched its hash with dir's) with the run's
+         * newest checkpoint loaded into a trainer of the run's method */
+        lt_run_loaded rl;
+        if (lt_run_load(st, dev, sys->run_id, "last", &rl, e, sizeof(e)) != LT_MODEL_OK) {
+            snprintf(err, errlen, "%s", e);
+            return LT_EVAL_MODEL;
+        }
+        l->model = rl.model;
+        l->trainer = rl.trainer;
+        const char *base = strrchr(rl.ckpt_path, '/');
+        snprintf(l->detail, sizeof(l->detail), "%s, %.400s", lt_method_name(rl.method),
+                 base ? base + 1 : rl.ckpt_path);
+        return LT_EVAL_OK;
+    }
     if (lt_model_load(dir, dev, LT_MODEL_DTYPE_STORED, &l->model, e, sizeof(e)) != LT_MODEL_OK) {
         snprintf(err, errlen, "%s", e);
         return LT_EVAL_MODEL;
     }
     lt_eval_status rc = LT_EVAL_OK;
-    if (sys->run_id > 0)
-        rc = load_run(st, sys->run_id, l, err, errlen);
-#ifdef EVAL_HAS_PEFT
-    if (rc == LT_EVAL_OK && sys->adapter) {
+    if (sys->adapter) {
         lt_lora_adapter *a = NULL;
         if (lt_peft_load(l->model, sys->adapter, &a, e, sizeof(e)) != LT_MODEL_OK ||
             lt_peft_attach(l->model, a, e, sizeof(e)) != LT_MODEL_OK) {
@@ -314,12 +202,6 @@ lt_eval_status eval_system_load(lt_store *st, lt_device *dev, const char *dir,
             snprintf(l->detail, sizeof(l->detail), "adapter %s", sys->adapter);
         }
     }
-#else
-    if (rc == LT_EVAL_OK && sys->adapter) {
-        snprintf(err, errlen, "--adapter: this build has no PEFT adapter loader");
-        rc = LT_EVAL_USAGE;
-    }
-#endif
     if (rc != LT_EVAL_OK)
         eval_system_unload(l);
     return rc;
@@ -327,13 +209,11 @@ lt_eval_status eval_system_load(lt_store *st, lt_device *dev, const char *dir,
 
 void eval_system_unload(eval_loaded *l)
 {
-#ifdef EVAL_HAS_PEFT
     if (l->adapter) {
         char e[256];
         lt_peft_attach(l->model, NULL, e, sizeof(e));
         lt_peft_free(l->adapter);
     }
-#endif
     l->adapter = NULL;
     lt_trainer_free(l->trainer);
     l->trainer = NULL;

@@ -1,7 +1,7 @@
 /*
  * run_load.c - rebuild a run's trained model from the store: the run's config, its base
  * model, a trainer of the same method and options, a chosen checkpoint loaded into it, and a
- * zero-learning-rate step so F16/BF16 model tensors receive the fp32 master values.
+ * master-copy sync so F16/BF16 model tensors receive the fp32 master values.
  */
 #include "train/run_load.h"
 
@@ -163,9 +163,7 @@ lt_model_status lt_run_load(lt_store *st, lt_device *dev, int64_t run_id, const 
         fail(rc, err, errlen, "run %lld: %s", (long long)run_id, e);
         goto out;
     }
-    double gn;
-    bool skipped;
-    if ((rc = lt_trainer_step(l->trainer, 0.0f, 0.0f, &gn, &skipped, e, sizeof(e)))) {
+    if ((rc = lt_trainer_sync_model(l->trainer, e, sizeof(e)))) {
         fail(rc, err, errlen, "run %lld: %s", (long long)run_id, e);
         goto out;
     }

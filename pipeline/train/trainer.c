@@ -343,6 +343,14 @@ static lt_status sync_masters(lt_trainer *t)
     return s;
 }
 
+lt_model_status lt_trainer_sync_model(lt_trainer *t, char *err, size_t errlen)
+{
+    if (sync_masters(t) != LT_OK)
+        return fail(LT_MODEL_ERR_DEVICE, err, errlen, "trainer: %s",
+                    lt_device_last_error(t->m->dev));
+    return LT_MODEL_OK;
+}
+
 /* Checks b and runs the forward pass; *n_lab receives the labelled tokens. */
 static lt_model_status run_forward(lt_trainer *t, const lt_batch *b, bool train, int64_t *n_lab,
                                    lt_tensor **logits, char *err, size_t errlen)

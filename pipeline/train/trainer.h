@@ -97,6 +97,12 @@ lt_model_status lt_trainer_eval(lt_trainer *t, const lt_batch *b, double *loss_s
 lt_model_status lt_trainer_step(lt_trainer *t, float lr, float max_norm, double *grad_norm,
                                 bool *skipped, char *err, size_t errlen);
 
+/* Write the fp32 master copies of a full fine-tune of an F16/BF16 model into the model's own
+ * tensors (a no-op when the trainable tensors are the model's, as for F32 models and LoRA).
+ * Forward passes through the trainer do this themselves; call it after loading a checkpoint
+ * into the trainer and before using the model without the trainer (generation, export). */
+lt_model_status lt_trainer_sync_model(lt_trainer *t, char *err, size_t errlen);
+
 /* Zero the accumulated gradients without updating. */
 lt_model_status lt_trainer_zero_grad(lt_trainer *t, char *err, size_t errlen);
 

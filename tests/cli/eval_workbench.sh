@@ -59,12 +59,6 @@ check "error names the split" grep -q "split 'dev'" "$tmp/err"
 L eval --device cpu --model "$tmp/m" --data general >/dev/null 2>"$tmp/err"
 check "dataset without references fails" grep -q "need references" "$tmp/err"
 
-if ! "$lathe" train --help >/dev/null 2>&1; then
-    echo "SKIP: lathe train is not in this build; fine-tuned comparisons not run"
-    echo "$pass passed, $fail failed"
-    [ "$fail" -eq 0 ]
-    exit
-fi
 cat >"$tmp/full.json" <<EOF
 {"model": "$tmp/m", "dataset": "task", "method": "full", "seq_len": 64, "batch_size": 8,
  "epochs": 40, "optimizer": {"lr": 0.01}, "eval": {"split": "test"}, "seed": 1}
@@ -106,6 +100,31 @@ L eval compare 1 3 --worst --samples 2 >"$tmp/w.md"
 check "worst rows first" grep -q "row" "$tmp/w.md"
 L eval show 99 >/dev/null 2>&1
 check "show of an unknown eval fails" test $? -eq 1
+
+# a LoRA run evaluated two ways: from its checkpoint (--run) and from the PEFT adapter the run
+# exported (--adapter), after the base zero-shot baseline (system 0); the same weights must give the same loss and the same outputs
+cat >"$tmp/lora.json" <<EOF
+{"model": "$tmp/m", "dataset": "task", "method": "lora", "lora": {"r": 4, "alpha": 8,
+ "target_modules": "all-linear"}, "seq_len": 64, "batch_size": 8, "epochs": 4,
+ "optimizer": {"lr": 0.01}, "eval": {"split": "test"}, "seed": 2}
+EOF
+L train --device cpu --threads 1 "$tmp/lora.json" >"$tmp/train2.out" 2>&1
+check "training a LoRA run" test $? -eq 0
+check "the LoRA run exported its adapter" test -s "$ws/runs/2/adapter/adapter_model.safetensors"
+L eval --device cpu --threads 1 --model "$tmp/m" --data task --run 2 \
+    --adapter "$ws/runs/2/adapter" --max-new-tokens 8 --samples 0 --json >"$tmp/a.json" 2>"$tmp/err"
+check "eval of a run and its adapter exits 0" test $? -eq 0
+la=$(num 1 loss "$tmp/a.json")
+lb=$(num 2 loss "$tmp/a.json")
+ea=$(num 1 exact_match "$tmp/a.json")
+eb=$(num 2 exact_match "$tmp/a.json")
+echo "LoRA run 2: loss from checkpoint $la, from adapter $lb; exact match $ea, $eb"
+check "adapter loss equals the run's" \
+    awk -v a="$la" -v b="$lb" 'BEGIN{d=a-b; if(d<0)d=-d; exit !(a > 0 && d <= 1e-5*a)}'
+check "adapter exact match equals the run's" test "$ea" = "$eb"
+L eval --device cpu --model "$tmp/other" --data task --adapter "$ws/runs/2/adapter" \
+    >/dev/null 2>"$tmp/err"
+check "an adapter for another base model fails" test $? -ne 0
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
