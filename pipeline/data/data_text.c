@@ -7,12 +7,16 @@
  *     Greek capitals (Α-Ω) and Cyrillic capitals (Ѐ-Я);
  *   - whitespace (ASCII space, tab, newlines, form feed, vertical tab, no-break space) runs
  *     collapsed to one space, and trimmed at both ends.
- * NOT done: Unicode NFC composition (a precomposed "é" and "e" + combining accent differ),
- * full Unicode case folding beyond the blocks above, accent stripping, width folding
+ *   - composed to Unicode NFC first (a precomposed "é" and "e" + combining acute are the same
+ *     text), with the tokenizer module's NFC tables; in the rare case where NFC would make the
+ *     text longer (composition exclusions in some Indic and Hebrew forms) the text is used as
+ *     it is, so the output never needs more room than the input.
+ * NOT done: full Unicode case folding beyond the blocks above, accent stripping, width folding
  * (fullwidth Latin), punctuation removal. Shingling additionally splits words at ASCII
  * punctuation, so "word," and "word" are the same word for near-duplicate detection.
  */
 #include "data_impl.h"
+#include "tokenizer/unicode.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -127,6 +131,15 @@ static size_t put_cp(char *o, uint32_t cp)
 
 size_t lt_text_normalize(const char *s, size_t n, char *out)
 {
+    char *nfc = NULL;
+    if (!lt_uc_is_nfc_quick(s, n)) {
+        size_t m = 0;
+        nfc = lt_uc_nfc(s, n, &m);
+        if (nfc && m <= n) {
+            s = nfc;
+            n = m;
+        }
+    }
     const unsigned char *p = (const unsigned char *)s;
     size_t o = 0;
     bool space = false;
@@ -161,6 +174,7 @@ size_t lt_text_normalize(const char *s, size_t n, char *out)
         }
     }
     out[o] = '\0';
+    free(nfc);
     return o;
 }
 

@@ -357,6 +357,12 @@ static void test_keep_rules_and_normalization(void)
     char buf[64];
     size_t n = lt_text_normalize("  ÀÉÎ  Straße\t\nĀ ", strlen("  ÀÉÎ  Straße\t\nĀ "), buf);
     CHECK(strcmp(buf, "àéî straße ā") == 0 && n == strlen(buf), "normalize: '%s'", buf);
+    /* NFC: "E" + combining acute composes to "é", then folds like a precomposed "É" */
+    char nfd[64], pre[64];
+    size_t n1 = lt_text_normalize("Cafe\xcc\x81  Olé", strlen("Cafe\xcc\x81  Olé"), nfd);
+    size_t n2 = lt_text_normalize("CAFÉ olé", strlen("CAFÉ olé"), pre);
+    CHECK(n1 == n2 && strcmp(nfd, pre) == 0 && strcmp(pre, "café olé") == 0,
+          "normalize composes to NFC: '%s' vs '%s'", nfd, pre);
     lt_data_dedup_opts o;
     lt_data_dedup_opts_default(&o);
     o.exact_only = true;
