@@ -28,6 +28,8 @@ static const char *help =
     "       lathe train --resume RUN [options]\n"
     "  Train a model as CONFIG.json says (see README.md, \"Training config\").\n"
     "  --resume RUN      continue a stopped run from its newest checkpoint (its own config)\n"
+    "  --strict          dpo/orpo: stop at the first bad preference pair instead of\n"
+    "                    reporting and skipping it\n"
     "  --detach          run in the background in its own session; output goes to\n"
     "                    WORKSPACE/runs/<id>/train.log and the run id is printed\n"
     "  --device auto|cpu|vulkan:N  --threads N  --workspace DIR\n"
@@ -49,6 +51,7 @@ typedef struct tctx {
     const char *workspace;
     double last_line;
     int64_t every;
+    bool strict; /* --strict */
 } tctx;
 
 static double mono(void)
@@ -110,8 +113,11 @@ static void on_progress(void *ctx, const lt_train_progress *p)
         return;
     if (p->is_eval) {
         end_line(t);
-        printf("step %lld  val_loss %.4f  val_ppl %.3f\n", (long long)p->step, p->val_loss,
-               p->val_ppl);
+        if (isfinite(p->val_ppl))
+            printf("step %lld  val_loss %.4f  val_ppl %.3f\n", (long long)p->step, p->val_loss,
+                   p->val_ppl);
+        else
+            printf("step %lld  val_loss %.4f\n", (long long)p->step, p->val_loss);
         fflush(stdout);
         return;
     }
@@ -192,6 +198,7 @@ static int run_here(lt_cli_common *cc, const char *config_path, const char *resu
     o.stop = &stop_flag;
     const char *sa = getenv("LATHE_TRAIN_STOP_AFTER"); /* tests: a deterministic stop */
     o.stop_after_step = sa ? atoll(sa) : 0;
+    o.strict = t->strict;
     o.on_start = on_start;
     o.on_progress = on_progress;
     o.on_message = on_message;
@@ -289,7 +296,7 @@ int lt_cmd_train(int argc, char **argv)
     lt_cli_common cc;
     lt_cli_common_defaults(&cc);
     const char *config = NULL, *resume = NULL;
-    bool do_detach = false;
+    bool do_detach = false, strict = false;
     for (int i = 1; i < argc; i++) {
         int r = lt_cli_common_parse(&cc, argc, argv, &i);
         if (r < 0)
@@ -308,6 +315,8 @@ int lt_cmd_train(int argc, char **argv)
             resume = argv[i] + 9;
         } else if (strcmp(argv[i], "--detach") == 0) {
             do_detach = true;
+        } else if (strcmp(argv[i], "--strict") == 0) {
+            strict = true;
         } else if (argv[i][0] == '-') {
             return lt_cli_fail("train", LT_EXIT_USAGE, "unknown option '%s' (see --help)",
                                argv[i]);
@@ -323,7 +332,7 @@ int lt_cmd_train(int argc, char **argv)
     if (config && resume)
         return lt_cli_fail("train", LT_EXIT_USAGE,
                            "--resume continues a run with its own config; give no CONFIG.json");
-    tctx t = {isatty(STDOUT_FILENO) != 0, cc.json, false, -1, cc.workspace, 0, 1};
+    tctx t = {isatty(STDOUT_FILENO) != 0, cc.json, false, -1, cc.workspace, 0, 1, strict};
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;

@@ -90,6 +90,12 @@ void lt_pref_free(lt_pref *p)
     free(p);
 }
 
+void lt_pref_set_trainer(lt_pref *p, lt_trainer *t)
+{
+    if (p && t)
+        p->t = t;
+}
+
 /* Scratch for n tokens (grows, never shrinks). */
 static lt_model_status scratch(lt_pref *p, int64_t n, char *err, size_t errlen)
 {

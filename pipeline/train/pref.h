@@ -56,6 +56,9 @@ typedef struct lt_pref lt_pref;
 lt_model_status lt_pref_new(lt_trainer *t, const lt_pref_opts *o, lt_pref **out, char *err,
                             size_t errlen);
 void lt_pref_free(lt_pref *p);
+/* Points p at a new trainer of the same model (a run remakes its trainer per freeze round);
+ * the reference cache is kept. */
+void lt_pref_set_trainer(lt_pref *p, lt_trainer *t);
 
 /*
  * DPO: computes and caches the reference log-probs of the batch's pairs that are not cached

@@ -174,13 +174,10 @@ static bool setup(trun *r, int64_t *version_id, char *data_hash, char *mhash, ch
 {
     const lt_train_config *c = r->c;
     char e[1024];
-    if (c->objective == LT_OBJECTIVE_DPO || c->objective == LT_OBJECTIVE_ORPO) {
-        /* the objectives exist (pref.h) but this loop batches SFT rows only */
-        snprintf(err, errlen,
-                 "$.objective: \"%s\" is not run by lathe train yet (the preference loss is "
-                 "available to programs through pref.h; the run loop has no preference "
-                 "batches)",
-                 lt_objective_name(c->objective));
+    const bool pref = trun_pref_enabled(c);
+    if (pref && c->packing) {
+        snprintf(err, errlen, "$.packing: preference pairs are batched unpacked (a chosen and a "
+                              "rejected row per pair); set \"packing\": false");
         return false;
     }
     const char *device = r->o->device ? r->o->device : (c->device ? c->device : "auto");
@@ -257,6 +254,11 @@ static bool setup(trun *r, int64_t *version_id, char *data_hash, char *mhash, ch
     eo.train_on_prompt = c->train_on_prompt;
     eo.seq_len = r->seq_len;
     eo.eos_id = lt_tokenizer_eos_id(r->tok);
+    if (pref && strcmp(format, "text") == 0) {
+        snprintf(err, errlen, "$.objective: the dataset is raw text; %s needs preference pairs "
+                              "(prompt, chosen, rejected)", lt_objective_name(c->objective));
+        return false;
+    }
     if (!eo.pretrain && strcmp(format, "text") == 0) {
         snprintf(err, errlen, "$.objective: the dataset is raw text; use \"objective\": "
                               "\"pretrain\" (sft needs conversations)");
@@ -291,8 +293,10 @@ static bool setup(trun *r, int64_t *version_id, char *data_hash, char *mhash, ch
         snprintf(err, errlen, "$.dataset.split: the split '%s' is empty", c->split);
         return false;
     }
-    if (!lt_examples_load(r->st, *version_id, split, r->tok, &eo, &r->train, data_hash, e,
-                          sizeof(e))) {
+    if (pref ? !trun_pref_load(r, *version_id, split, &eo, false, r->o->strict, data_hash, e,
+                               sizeof(e))
+             : !lt_examples_load(r->st, *version_id, split, r->tok, &eo, &r->train, data_hash,
+                                 e, sizeof(e))) {
         snprintf(err, errlen, "$.dataset: %s", e);
         return false;
     }
@@ -307,8 +311,10 @@ static bool setup(trun *r, int64_t *version_id, char *data_hash, char *mhash, ch
     if (split && strcmp(c->eval_split, split) != 0)
         split_count(r->st, *version_id, c->eval_split, &n_val);
     if (n_val > 0) {
-        if (!lt_examples_load(r->st, *version_id, c->eval_split, r->tok, &eo, &r->val, NULL, e,
-                              sizeof(e))) {
+        if (pref ? !trun_pref_load(r, *version_id, c->eval_split, &eo, true, r->o->strict, NULL,
+                                   e, sizeof(e))
+                 : !lt_examples_load(r->st, *version_id, c->eval_split, r->tok, &eo, &r->val,
+                                     NULL, e, sizeof(e))) {
             snprintf(err, errlen, "$.eval.split: %s", e);
             return false;
         }
@@ -352,13 +358,14 @@ bool trun_make_trainer(trun *r, char *err, size_t errlen)
     to.beta2 = (float)c->beta2;
     to.eps = (float)c->eps;
     to.weight_decay = (float)c->weight_decay;
-    to.max_batch = c->batch_size;
+    to.max_batch = trun_pref_enabled(c) ? 2 * c->batch_size : c->batch_size; /* pairs: 2 rows */
     to.max_seq = r->seq_len;
     char e[1024];
     if (lt_trainer_new(r->model, &to, &r->tr, e, sizeof(e)) != LT_MODEL_OK) {
         snprintf(err, errlen, "trainer: %s", e);
         return false;
     }
+    trun_pref_set_trainer(r);
     return true;
 }
 
@@ -395,6 +402,7 @@ static void plan_steps(trun *r)
 
 static void trun_free(trun *r)
 {
+    trun_pref_free(r);
     lt_trainer_free(r->tr);
     lt_model_free(r->model);
     lt_tokenizer_free(r->tok);
@@ -427,7 +435,7 @@ bool lt_train_run(lt_store *st, const lt_train_config *c, const lt_train_opts *o
     snprintf(r->s.config_hash, sizeof(r->s.config_hash), "%s", c->hash);
     r->s.rng = c->seed;
     int64_t version_id = 0;
-    char data_hash[65] = "", mhash[65] = "";
+    char data_hash[65] = "", mhash[65] = "", run_mhash[65] = "";
     bool ok = false;
     if (o->resume_run) {
         lt_store_iter *it = NULL;
@@ -437,6 +445,7 @@ bool lt_train_run(lt_store *st, const lt_train_config *c, const lt_train_opts *o
             goto done;
         }
         version_id = run.dataset_version_id;
+        snprintf(run_mhash, sizeof(run_mhash), "%s", run.model_hash ? run.model_hash : "");
         bool live = run.status && (strcmp(run.status, "running") == 0 ||
                                    strcmp(run.status, "paused") == 0) &&
                     run.pid > 0 && kill((pid_t)run.pid, 0) == 0;
@@ -463,6 +472,19 @@ bool lt_train_run(lt_store *st, const lt_train_config *c, const lt_train_opts *o
     plan_steps(r);
     if (!trun_make_trainer(r, err, errlen))
         goto done;
+    if (r->pref) {
+        /* DPO's reference comes from the weights just loaded from the model folder, before a
+         * checkpoint is restored: on resume that folder must be the one the run started on */
+        if (r->run_id && c->objective == LT_OBJECTIVE_DPO && run_mhash[0] && mhash[0] &&
+            strcmp(run_mhash, mhash) != 0) {
+            snprintf(err, errlen, "$.model: %s changed since run %lld started (model hash "
+                     "%.12s, now %.12s); DPO recomputes its reference log-probs from it, so "
+                     "the run cannot resume", c->model, (long long)r->run_id, run_mhash, mhash);
+            goto done;
+        }
+        if (!trun_pref_start(r, err, errlen))
+            goto done;
+    }
     if (r->run_id) {
         bool found = false;
         if (!trun_resume(r, &found, err, errlen))
@@ -498,6 +520,8 @@ bool lt_train_run(lt_store *st, const lt_train_config *c, const lt_train_opts *o
     lt_store_run_set_status(st, r->run_id, "running", "", (int64_t)getpid());
     if (o->on_start)
         o->on_start(o->ctx, r->run_id, r->dir);
+    if (!o->resume_run)
+        trun_pref_report(r);
     if (r->train.n_truncated && !o->resume_run)
         trun_event(r, "warning", "%lld of %lld examples were longer than seq_len %lld and were "
                    "truncated", (long long)r->train.n_truncated,

@@ -30,6 +30,7 @@ typedef struct lt_train_opts {
     int64_t resume_run;  /* continue this run from its newest checkpoint; 0 = a new run */
     volatile sig_atomic_t *stop; /* raised by SIGINT/SIGTERM: finish the step, checkpoint, stop */
     int64_t stop_after_step; /* tests: behave as if stopped after this step (0 = never) */
+    bool strict;         /* dpo/orpo: a bad preference pair is an error instead of skipped */
     void (*on_start)(void *ctx, int64_t run_id, const char *run_dir);
     void (*on_progress)(void *ctx, const lt_train_progress *p);
     void (*on_message)(void *ctx, const char *kind, const char *text); /* warnings, info */

@@ -43,6 +43,11 @@ static void metric(trun *r, const char *name, double v)
     r->metrics[r->n_metrics++] = (lt_store_metric){r->s.step, name, v, wall_now()};
 }
 
+void trun_metric(trun *r, const char *name, double v)
+{
+    metric(r, name, v);
+}
+
 /* ---- checkpoints ---- */
 
 /* The tensors a checkpoint holds: trainer state, and for freeze "half" every layer's
@@ -237,6 +242,8 @@ bool trun_resume(trun *r, bool *found, char *err, size_t errlen)
 
 static bool evaluate(trun *r, double *val_loss)
 {
+    if (r->pref)
+        return trun_pref_evaluate(r, val_loss);
     double sum = 0;
     int64_t n = 0;
     char err[1024];
@@ -266,9 +273,10 @@ static bool eval_step(trun *r)
     double vl;
     if (!r->has_val || !evaluate(r, &vl))
         return false;
-    double ppl = exp(vl);
+    double ppl = r->pref ? NAN : exp(vl); /* a preference loss has no perplexity */
     metric(r, "val_loss", vl);
-    metric(r, "val_ppl", ppl);
+    if (!r->pref)
+        metric(r, "val_ppl", ppl);
     trun_flush_metrics(r);
     double tl = r->s.train_loss_n ? r->s.train_loss_sum / (double)r->s.train_loss_n : NAN;
     r->s.train_loss_sum = 0;
@@ -384,6 +392,8 @@ static void finish(trun *r, const char *status, const char *msg)
 static bool one_step(trun *r, double *loss, double *gnorm, bool *skipped, int64_t *n_tok,
                      char *err, size_t errlen)
 {
+    if (r->pref)
+        return trun_pref_step(r, loss, gnorm, skipped, n_tok, err, errlen);
     const lt_train_config *c = r->c;
     int64_t row0 = r->s.row;
     int64_t n_micro = 0, denom = 0;
@@ -494,6 +504,8 @@ void trun_loop(trun *r)
         metric(r, "grad_norm", gn);
         metric(r, "tokens_per_s", tps);
         metric(r, "mem_bytes", (double)lt_device_mem_in_use(r->dev));
+        if (r->pref)
+            trun_pref_metrics(r);
         double now = trun_now();
         if (now - r->last_flush >= 1.0 || r->n_metrics >= METRIC_BUF - 8)
             trun_flush_metrics(r);

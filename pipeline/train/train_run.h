@@ -16,6 +16,8 @@
 
 #define METRIC_BUF 256
 
+typedef struct trun_pref trun_pref; /* preference objectives (train_pref.c) */
+
 typedef struct trun {
     lt_store *st;
     const lt_train_config *c;
@@ -33,7 +35,8 @@ typedef struct trun {
     int32_t pad_id;
     int64_t seq_len;         /* the config's, or the model's context (at most 2048) */
 
-    lt_examples train, val;
+    lt_examples train, val;  /* preference objectives: the chosen sides */
+    trun_pref *pref;         /* non-NULL for dpo / orpo */
     bool has_val;
     lt_rows rows;            /* the current epoch's plan */
     lt_rows val_rows;
@@ -65,5 +68,31 @@ bool trun_make_trainer(trun *r, char *err, size_t errlen);
 bool trun_resume(trun *r, bool *found, char *err, size_t errlen);
 /* The loop until done, stopped or failed; fills r->res. */
 void trun_loop(trun *r);
+/* Buffers one metric of the current step. */
+void trun_metric(trun *r, const char *name, double v);
+
+/* ---- preference objectives (train_pref.c) ---- */
+
+bool trun_pref_enabled(const lt_train_config *c);
+/* Reads, checks and encodes the pairs of split (NULL = all members) into r->train (val:
+ * r->val) and the rejected sides; every bad row is reported (a run event and a message) and
+ * skipped, or is an error under strict. No usable training pair is an error. OUT hash_hex
+ * (may be NULL) as lt_examples_load. Allocates r->pref. */
+bool trun_pref_load(trun *r, int64_t version_id, const char *split, const lt_encode_opts *eo,
+                    bool val, bool strict, char *hash_hex, char *err, size_t errlen);
+/* The objective on r->tr; DPO: every pair's reference log-probs, before any update. */
+bool trun_pref_start(trun *r, char *err, size_t errlen);
+/* After the trainer was remade. */
+void trun_pref_set_trainer(trun *r);
+/* Records the bad rows found while loading as events of the (now existing) run. */
+void trun_pref_report(trun *r);
+/* One optimizer step over up to grad_accum micro-batches of pairs (as one_step). */
+bool trun_pref_step(trun *r, double *loss, double *gnorm, bool *skipped, int64_t *n_tok,
+                    char *err, size_t errlen);
+/* The last step's reward metrics. */
+void trun_pref_metrics(trun *r);
+/* Mean preference loss over the validation pairs; records the validation reward metrics. */
+bool trun_pref_evaluate(trun *r, double *val_loss);
+void trun_pref_free(trun *r);
 
 #endif
