@@ -356,5 +356,9 @@ lt_status lt_vk_matmul(lt_device *dev, lt_tensor *C, const lt_tensor *A, const l
                        bool trans_a, bool trans_b, float alpha, float beta,
                        const lt_matmul_geom *g, bool allow_coopmat);
 extern const lt_backend lt_vk_backend;
+/* vk_nf4.c: lt_matmul with an NF4 B */
+lt_status lt_vk_matmul_nf4(lt_device *dev, lt_tensor *C, const lt_tensor *A, const lt_tensor *B,
+                           bool trans_a, bool trans_b, float alpha, float beta,
+                           const lt_matmul_geom *g);
 
 #endif

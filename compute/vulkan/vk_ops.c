@@ -824,6 +824,7 @@ const lt_backend lt_vk_backend = {
     .fill = vk_fill,
     .copy = vk_copy,
     .matmul = vk_matmul,
+    .matmul_nf4 = lt_vk_matmul_nf4,
     .embedding = vk_embedding,
     .embedding_backward = vk_embedding_backward,
     .rmsnorm = vk_rmsnorm,
