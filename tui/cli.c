@@ -21,6 +21,7 @@ const lt_command lt_commands[] = {
     {"watch", "open the dashboard's live view of a run (lathe watch RUN)", lt_cmd_watch},
     {"eval", "evaluate base, few-shot, runs and adapters on a split; show and compare evals", lt_cmd_eval},
     {"export", "export a run or model as PEFT, merged, GGUF (+ Modelfile) or GGUF LoRA", lt_cmd_export},
+    {"demo", "the whole pipeline on the bundled model and example data, headless", lt_cmd_demo},
     {0, 0, 0},
 };
 

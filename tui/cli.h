@@ -66,5 +66,6 @@ int lt_cmd_dashboard(int argc, char **argv);
 int lt_cmd_train(int argc, char **argv);
 int lt_cmd_runs(int argc, char **argv);
 int lt_cmd_export(int argc, char **argv);
+int lt_cmd_demo(int argc, char **argv);
 
 #endif
