@@ -395,7 +395,7 @@ static bool export_step(demo *d, const char *adapter_dir, char *err, size_t errl
         goto close_device;
     if (lt_peft_load(m, adapter_dir, &a, err, errlen) != LT_MODEL_OK)
         goto free_model;
-    if (lt_export_merged(m, a, d->model, merged, err, errlen) != LT_MODEL_OK)
+    if (lt_export_merged(m, a, d->model, merged, false, err, errlen) != LT_MODEL_OK)
         goto free_adapter;
     fprintf(d->out, "merged model (transformers and lathe load it): %s\n", merged);
     if (!has_command("export"))

@@ -293,7 +293,9 @@ int lt_cmd_export(int argc, char **argv)
     if (f_peft) {
         ms = lt_peft_write(rl.trainer, stage, rl.model_dir, err, sizeof(err));
     } else if (f_merged || (f_gguf && adapter) || (f_gguf && rl.trainer)) {
-        ms = lt_export_merged(src, adapter, src_dir, stage, err, sizeof(err));
+        /* a GGUF is converted from an F32 stage: the merged weights are rounded once, to
+         * the GGUF's dtype (a half-precision stage would round them twice) */
+        ms = lt_export_merged(src, adapter, src_dir, stage, f_gguf, err, sizeof(err));
     } else if (f_lora && a.run) {
         ms = lt_peft_write(rl.trainer, stage, rl.model_dir, err, sizeof(err));
     }

@@ -110,8 +110,8 @@ static lt_model_status copy_file(const char *src_dir, const char *out_dir, const
 }
 
 lt_model_status lt_export_merged(const lt_model *m, const lt_lora_adapter *a,
-                                 const char *src_dir, const char *out_dir, char *err,
-                                 size_t errlen)
+                                 const char *src_dir, const char *out_dir, bool all_f32,
+                                 char *err, size_t errlen)
 {
     if (!m || !src_dir || !out_dir)
         return fail(LT_MODEL_ERR_ARG, err, errlen, "merge: NULL argument");
@@ -152,7 +152,9 @@ lt_model_status lt_export_merged(const lt_model *m, const lt_lora_adapter *a,
         if (s >= 0 && a->mods[p->layer][s].A &&
             (st = merge_delta(a, &a->mods[p->layer][s], p->layout, h, err, errlen)))
             goto cleanup;
-        lt_st_dtype dt = ft->dtype == LT_ST_F16 || ft->dtype == LT_ST_BF16 ? ft->dtype : LT_ST_F32;
+        lt_st_dtype dt = !all_f32 && (ft->dtype == LT_ST_F16 || ft->dtype == LT_ST_BF16)
+                             ? ft->dtype
+                             : LT_ST_F32;
         size_t esz = lt_st_dtype_size(dt);
         bufs[i] = malloc((size_t)n * esz);
         if (!bufs[i]) {

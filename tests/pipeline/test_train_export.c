@@ -154,7 +154,7 @@ static void roundtrip(lt_device *dev, const char *model, uint32_t targets, bool 
     CHECK(d <= 1e-6, "%s: written and re-loaded adapter: logits differ by %.3g", model, d);
     printf("%-10s lathe adapter -> PEFT folder -> lathe: logits max abs difference %.3g\n", model,
            d);
-    CHECK(lt_export_merged(m, lt_trainer_lora(t), dir, mdir, err, sizeof(err)) == LT_MODEL_OK,
+    CHECK(lt_export_merged(m, lt_trainer_lora(t), dir, mdir, false, err, sizeof(err)) == LT_MODEL_OK,
           "merge: %s", err);
     m3 = load(dev, mdir);
     l3 = m3 ? logits_of(m3, ids, 2, 8) : NULL;
@@ -212,7 +212,7 @@ static void full_bf16(lt_device *dev)
     }
     CHECK(last < first, "bf16 full fine-tuning: loss %.4f -> %.4f does not fall", first, last);
     l1 = logits_of(m, ids, 1, 8);
-    CHECK(lt_export_merged(m, NULL, src, out, err, sizeof(err)) == LT_MODEL_OK, "export: %s",
+    CHECK(lt_export_merged(m, NULL, src, out, false, err, sizeof(err)) == LT_MODEL_OK, "export: %s",
           err);
     snprintf(p, sizeof(p), "%s/model.safetensors", out);
     CHECK(lt_st_open(p, &f, err, sizeof(err)) == LT_ST_OK, "%s", err);
