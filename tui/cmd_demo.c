@@ -44,7 +44,8 @@
 #define MAX_ARGS 40
 
 static const char *HELP =
-    "usage: lathe demo [--workspace DIR] [--assets DIR] [--device D] [--threads N] [--json]\n"
+    "usage: lathe demo [--workspace DIR] [--assets DIR] [--epochs N] [--device D] [--threads N]\n"
+    "                  [--json]\n"
     "  Runs the whole pipeline headless on the bundled base model and the example dataset:\n"
     "  import (with its malformed rows), issues, inspect, dedup, split, plan, LoRA training,\n"
     "  evaluation (base zero-shot, base 2-shot, fine-tuned), export, then says where to look.\n"
@@ -53,11 +54,13 @@ static const char *HELP =
     "                   default $LATHE_HOME or ./.lathe\n"
     "  --assets DIR     the folder holding model/ and data/ (default: found next to the\n"
     "                   binary, or ./assets; or $LATHE_ASSETS)\n"
+    "  --epochs N       LoRA training epochs (default 12; fewer is quicker and learns less)\n"
     "  --json           the children's output goes to stderr; a summary as JSON on stdout\n"
     "  Exit: 0 done, 1 a step failed, 2 bad usage.\n";
 
 typedef struct demo {
     lt_cli_common cc;
+    int epochs; /* LoRA training epochs */
     char ws[PATH_MAX];     /* absolute workspace */
     char assets[PATH_MAX]; /* absolute assets folder */
     char model[PATH_MAX];  /* assets/model */
@@ -322,7 +325,7 @@ static bool write_train_config(demo *d, const char *plan_path, const char *path,
     cJSON_AddStringToObject(ds, "name", DEMO_DATASET);
     cJSON_AddStringToObject(ds, "split", "train");
     cJSON_DeleteItemFromObject(c, "epochs");
-    cJSON_AddNumberToObject(c, "epochs", 12);
+    cJSON_AddNumberToObject(c, "epochs", d->epochs);
     cJSON_DeleteItemFromObject(c, "seq_len");
     cJSON_AddNumberToObject(c, "seq_len", 96);
     cJSON_DeleteItemFromObject(c, "optimizer");
@@ -576,6 +579,16 @@ static int parse_args(demo *d, int argc, char **argv, const char **assets)
             *assets = argv[++i];
             continue;
         }
+        if (strcmp(argv[i], "--epochs") == 0 && i + 1 < argc) {
+            char *end = NULL;
+            long n = strtol(argv[++i], &end, 10);
+            if (*end || n < 1 || n > 1000) {
+                fprintf(stderr, "lathe demo: --epochs needs a number from 1 to 1000\n");
+                return LT_EXIT_USAGE;
+            }
+            d->epochs = (int)n;
+            continue;
+        }
         fprintf(stderr, "lathe demo: unknown option '%s'\n\n%s", argv[i], HELP);
         return LT_EXIT_USAGE;
     }
@@ -587,6 +600,7 @@ int lt_cmd_demo(int argc, char **argv)
     demo d;
     memset(&d, 0, sizeof(d));
     lt_cli_common_defaults(&d.cc);
+    d.epochs = 12;
     const char *assets = NULL;
     int rc = parse_args(&d, argc, argv, &assets);
     if (rc != LT_EXIT_OK)

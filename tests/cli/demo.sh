@@ -40,7 +40,13 @@ check "the folder is untouched" test -s "$tmp/mine/notes.txt"
 
 ws=$tmp/ws
 start=$(date +%s)
-"$lathe" demo --workspace "$ws" --assets "$assets" --device cpu --json \
+# The sanitizer build (LATHE_TEST_QUICK=1, set by tests/CMakeLists.txt) runs every step with
+# one training epoch: the same code paths, checked for memory errors, in a few minutes. Whether
+# the fine-tune beats the baselines is checked by the Release build, which trains in full.
+quick=${LATHE_TEST_QUICK:-0}
+epochs=()
+[ "$quick" = 1 ] && epochs=(--epochs 1)
+"$lathe" demo --workspace "$ws" --assets "$assets" --device cpu --json "${epochs[@]}" \
     >"$tmp/demo.json" 2>"$tmp/demo.log"
 rc=$?
 echo "lathe demo: exit $rc in $(($(date +%s) - start)) s"
@@ -59,8 +65,13 @@ em0=$(em "base zero-shot")
 em2=$(em "base 2-shot")
 emf=$(em "run 1")
 echo "exact match: base zero-shot $em0, base 2-shot $em2, fine-tuned $emf"
-check "fine-tuned beats zero-shot" awk -v a="$emf" -v b="$em0" 'BEGIN{exit !(a > b)}'
-check "fine-tuned beats 2-shot" awk -v a="$emf" -v b="$em2" 'BEGIN{exit !(a > b)}'
+if [ "$quick" = 1 ]; then
+    echo "quick run (one epoch): the exact-match comparison is checked by the Release build"
+    check "exact match reported for every system" test -n "$em0" -a -n "$em2" -a -n "$emf"
+else
+    check "fine-tuned beats zero-shot" awk -v a="$emf" -v b="$em0" 'BEGIN{exit !(a > b)}'
+    check "fine-tuned beats 2-shot" awk -v a="$emf" -v b="$em2" 'BEGIN{exit !(a > b)}'
+fi
 "$lathe" eval show 3 --format json --workspace "$ws" >"$tmp/show.json"
 check "the store agrees (eval show)" grep -q '"system":"run 1"' "$tmp/show.json"
 
