@@ -87,14 +87,6 @@ static void lora_shape(const lt_model_config *c, uint32_t bit, int64_t *in, int6
     }
 }
 
-static uint32_t all_linear(const lt_model_config *c)
-{
-    if (c->arch == LT_ARCH_GPT2)
-        return LT_LORA_ATTN | LT_LORA_O | LT_LORA_UP | LT_LORA_DOWN;
-    return LT_LORA_Q | LT_LORA_K | LT_LORA_V | LT_LORA_O | LT_LORA_GATE | LT_LORA_UP |
-           LT_LORA_DOWN;
-}
-
 void lt_plan_estimate(const lt_model_config *c, const lt_est_opts *o, bool gpu, lt_estimate *e)
 {
     memset(e, 0, sizeof(*e));
@@ -149,7 +141,7 @@ void lt_plan_estimate(const lt_model_config *c, const lt_est_opts *o, bool gpu, 
     }
     case LT_EST_LORA:
     case LT_EST_QLORA: {
-        uint32_t tg = o->lora_targets ? o->lora_targets : all_linear(c);
+        uint32_t tg = o->lora_targets ? o->lora_targets : lt_lora_all_linear(c->arch);
         uint64_t r = (uint64_t)(o->lora_r > 0 ? o->lora_r : 8), per_layer = 0, mods = 0;
         for (uint32_t bit = 1; bit <= LT_LORA_ATTN; bit <<= 1) {
             int64_t in, out;

@@ -106,16 +106,7 @@ lt_model_status lt_run_load(lt_store *st, lt_device *dev, int64_t run_id, const 
     if ((rc = lt_model_load(l->model_dir, dev, wdt, &l->model, err, errlen)))
         goto out;
     const lt_model_config *mc = lt_model_get_config(l->model);
-    lt_trainer_opts to;
-    memset(&to, 0, sizeof(to));
-    l->method = to.method = c.method;
-    to.lora = c.lora;
-    to.lora.seed = c.seed;
-    if (c.method == LT_METHOD_LORA && c.lora_all_linear)
-        to.lora.targets = lt_arch_is_llama_like(mc->arch)
-                              ? (LT_LORA_Q | LT_LORA_K | LT_LORA_V | LT_LORA_O | LT_LORA_GATE |
-                                 LT_LORA_UP | LT_LORA_DOWN)
-                              : (LT_LORA_ATTN | LT_LORA_O | LT_LORA_UP | LT_LORA_DOWN);
+    l->method = c.method;
     rc = LT_MODEL_ERR_UNSUPPORTED;
     if (c.method == LT_METHOD_FREEZE) {
         if (c.freeze_kind == LT_FREEZE_HALF) {
@@ -129,12 +120,9 @@ lt_model_status lt_run_load(lt_store *st, lt_device *dev, int64_t run_id, const 
                  train_layer ? e : "no memory");
             goto out;
         }
-        to.train_layer = train_layer;
-        to.train_embeddings = c.freeze_train_embeddings;
     }
-    to.beta1 = (float)c.beta1;
-    to.beta2 = (float)c.beta2;
-    to.eps = (float)c.eps;
+    lt_trainer_opts to;
+    lt_train_config_trainer_opts(&c, mc, train_layer, &to);
     to.max_batch = 1;
     to.max_seq = c.seq_len ? c.seq_len : (mc->max_pos < 2048 ? mc->max_pos : 2048);
     if ((rc = lt_trainer_new(l->model, &to, &l->trainer, e, sizeof(e)))) {

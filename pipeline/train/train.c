@@ -332,18 +332,6 @@ bool trun_make_trainer(trun *r, char *err, size_t errlen)
     const lt_train_config *c = r->c;
     lt_trainer_free(r->tr);
     r->tr = NULL;
-    lt_trainer_opts to;
-    memset(&to, 0, sizeof(to));
-    to.method = c->method;
-    to.lora = c->lora;
-    to.lora.seed = c->seed;
-    if (c->method == LT_METHOD_LORA && c->lora_all_linear) {
-        const lt_model_config *mc = lt_model_get_config(r->model);
-        to.lora.targets = lt_arch_is_llama_like(mc->arch)
-                              ? (LT_LORA_Q | LT_LORA_K | LT_LORA_V | LT_LORA_O | LT_LORA_GATE |
-                                 LT_LORA_UP | LT_LORA_DOWN)
-                              : (LT_LORA_ATTN | LT_LORA_O | LT_LORA_UP | LT_LORA_DOWN);
-    }
     if (c->method == LT_METHOD_FREEZE) {
         if (!r->train_layer && !(r->train_layer = calloc((size_t)r->n_layers, sizeof(bool)))) {
             snprintf(err, errlen, "out of memory");
@@ -351,13 +339,9 @@ bool trun_make_trainer(trun *r, char *err, size_t errlen)
         }
         if (!lt_freeze_layers(c, r->n_layers, r->s.round, r->train_layer, err, errlen))
             return false;
-        to.train_layer = r->train_layer;
-        to.train_embeddings = c->freeze_train_embeddings;
     }
-    to.beta1 = (float)c->beta1;
-    to.beta2 = (float)c->beta2;
-    to.eps = (float)c->eps;
-    to.weight_decay = (float)c->weight_decay;
+    lt_trainer_opts to;
+    lt_train_config_trainer_opts(c, lt_model_get_config(r->model), r->train_layer, &to);
     to.max_batch = trun_pref_enabled(c) ? 2 * c->batch_size : c->batch_size; /* pairs: 2 rows */
     to.max_seq = r->seq_len;
     char e[1024];

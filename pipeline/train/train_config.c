@@ -868,3 +868,22 @@ bool lt_freeze_layers(const lt_train_config *c, int n_layers, int64_t round, boo
     }
     return false;
 }
+
+void lt_train_config_trainer_opts(const lt_train_config *c, const lt_model_config *mc,
+                                  const bool *train_layer, lt_trainer_opts *to)
+{
+    memset(to, 0, sizeof(*to));
+    to->method = c->method;
+    to->lora = c->lora;
+    to->lora.seed = c->seed;
+    if (c->method == LT_METHOD_LORA && c->lora_all_linear)
+        to->lora.targets = lt_lora_all_linear(mc->arch);
+    if (c->method == LT_METHOD_FREEZE) {
+        to->train_layer = train_layer;
+        to->train_embeddings = c->freeze_train_embeddings;
+    }
+    to->beta1 = (float)c->beta1;
+    to->beta2 = (float)c->beta2;
+    to->eps = (float)c->eps;
+    to->weight_decay = (float)c->weight_decay;
+}

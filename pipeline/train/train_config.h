@@ -123,4 +123,11 @@ const char *lt_train_config_method_name(const lt_train_config *c);
 bool lt_freeze_layers(const lt_train_config *c, int n_layers, int64_t round, bool *train_layer,
                       char *err, size_t errlen);
 
+/* The trainer options a config implies for model mc: method, LoRA (targets resolved for
+ * "all-linear", seeded by the run's seed), the freeze layers given in train_layer (the caller
+ * computes them with lt_freeze_layers; NULL for other methods) and AdamW's hyper-parameters.
+ * max_batch and max_seq are left 0 for the caller. */
+void lt_train_config_trainer_opts(const lt_train_config *c, const lt_model_config *mc,
+                                  const bool *train_layer, lt_trainer_opts *to);
+
 #endif

@@ -343,6 +343,14 @@ static lt_status sync_masters(lt_trainer *t)
     return s;
 }
 
+uint32_t lt_lora_all_linear(lt_arch arch)
+{
+    if (lt_arch_is_llama_like(arch))
+        return LT_LORA_Q | LT_LORA_K | LT_LORA_V | LT_LORA_O | LT_LORA_GATE | LT_LORA_UP |
+               LT_LORA_DOWN;
+    return LT_LORA_ATTN | LT_LORA_O | LT_LORA_UP | LT_LORA_DOWN;
+}
+
 lt_model_status lt_trainer_sync_model(lt_trainer *t, char *err, size_t errlen)
 {
     if (sync_masters(t) != LT_OK)

@@ -46,6 +46,11 @@ enum {
     LT_LORA_ATTN = 1u << 7, /* gpt2 c_attn as one fused module (q, k and v together) */
 };
 
+/* The LT_LORA_* bits of every linear projection of an architecture ("all-linear"): q, k, v, o,
+ * gate, up, down for the Llama family; c_attn (fused q/k/v), c_proj, c_fc, mlp.c_proj for
+ * GPT-2. */
+uint32_t lt_lora_all_linear(lt_arch arch);
+
 typedef struct lt_lora_opts {
     int r;
     float alpha;
