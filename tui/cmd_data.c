@@ -87,14 +87,18 @@ static int cmd_import(int argc, char **argv, lt_cli_common *c)
 {
     static const char *help =
         "usage: lathe data import FILE... [--name NAME] [--format auto|alpaca|sharegpt|messages|"
-        "preference|text]\n"
+        "preference|text|\n"
+        "                         multiple_choice]\n"
         "                         [--field-map FIELD=COLUMN ...] [--strict] [--append]\n"
         "                         [--max-chars N] [--max-row-bytes N] [--workspace DIR] [--json]\n\n"
         "Reads JSONL, JSON arrays and CSV (UTF-8), validates every row, normalizes it into one\n"
         "sample shape and stores it. Bad rows are recorded with file, line and reason (see\n"
         "'lathe data issues NAME') and never stop the good rows, unless --strict.\n"
         "--field-map maps a canonical field to a column: instruction input output system\n"
-        "history conversations from value messages role content prompt chosen rejected text.\n"
+        "history conversations from value messages role content prompt chosen rejected text\n"
+        "question choices answer. Multiple-choice rows (question or query, a list of choices,\n"
+        "answer as an index, a letter or the choice's text; also gold, ARC's choices\n"
+        "{text, label} with answerKey) are detected by their fields.\n"
         "--append adds the rows to an existing dataset as a new version.\n";
     lt_data_import_opts o;
     lt_data_import_opts_default(&o);
@@ -129,8 +133,8 @@ static int cmd_import(int argc, char **argv, lt_cli_common *c)
             int f = v ? lt_data_format_parse(v) : -1;
             if (f < 0) {
                 lt_cli_fail("data import", LT_EXIT_USAGE,
-                            "--format: expected auto, alpaca, sharegpt, messages, preference or "
-                            "text");
+                            "--format: expected auto, alpaca, sharegpt, messages, preference, "
+                            "text or multiple_choice (mc)");
                 goto done;
             }
             o.format = (lt_data_format)f;

@@ -535,7 +535,8 @@ int lt_data_cmd_export(int argc, char **argv, lt_cli_common *c)
 {
     static const char *help =
         "usage: lathe data export NAME OUT.jsonl [--split train|val|test]\n"
-        "                         [--format alpaca|sharegpt|messages|jsonl] [--version N]\n\n"
+        "                         [--format alpaca|sharegpt|messages|multiple_choice|jsonl]\n"
+        "                         [--version N]\n\n"
         "Writes the version (or one split) as JSONL. jsonl is lathe's own sample shape.\n"
         "The file is written under a temporary name and renamed when complete.\n";
     export_ctx x = {NULL, "jsonl"};

@@ -27,6 +27,8 @@ static const char *help =
     "                          zero alone when no run or adapter is given)\n"
     "  --max-rows N            rows of the split at most (all)\n"
     "  --max-new-tokens N      greedy generation length (64)\n"
+    "  --batch N               rows per forward pass in generation and the loss (8);\n"
+    "                          the outputs are those of one row at a time\n"
     "  --em LIST               exact-match normalisation: none, squad, or a list of\n"
     "                          case,punct,articles,space (space)\n"
     "  --general NAME          forgetting check: perplexity on this dataset's text\n"
@@ -122,9 +124,9 @@ static void csv_field(const char *s)
     putchar('"');
 }
 
-static const char *cols[] = {"loss", "ppl", "exact_match", "rougeL", "bleu", "accuracy",
-                             "macro_f1", "json_valid"};
-enum { N_COLS = 8 };
+static const char *cols[] = {"loss",     "ppl",      "exact_match", "rougeL", "bleu",
+                             "accuracy", "macro_f1", "json_valid",  "acc",    "acc_norm"};
+enum { N_COLS = 10 };
 
 static void print_table(view *v, int n, const char *fmt)
 {
@@ -175,13 +177,20 @@ static void print_table(view *v, int n, const char *fmt)
         printf(csv ? "\n" : " |\n");
     }
     if (!csv)
-        printf("\nexact_match, rougeL, accuracy, macro_f1, json_valid in percent; bleu 0-100.\n");
+        printf("\n%s in percent%s.\n",
+               has[8] || has[9] ? "acc (best summed log-probability) and acc_norm (per character)"
+                                : "exact_match, rougeL, accuracy, macro_f1, json_valid",
+               has[4] ? "; bleu 0-100" : "");
 }
 
 static double row_key(cJSON *s)
 {
-    double r = num(cJSON_GetObjectItem(s, "scores"), "rougeL");
-    return isnan(r) ? 0 : r + num(cJSON_GetObjectItem(s, "scores"), "exact_match");
+    cJSON *sc = cJSON_GetObjectItem(s, "scores");
+    double a = num(sc, "acc");
+    if (!isnan(a)) /* multiple choice: wrong rows first, then by the gold choice's margin */
+        return a + num(sc, "acc_norm");
+    double r = num(sc, "rougeL");
+    return isnan(r) ? 0 : r + num(sc, "exact_match");
 }
 
 /* Prints n_show rows side by side; rows are the first view's samples matched by sample_id. */
@@ -217,8 +226,23 @@ static void print_samples(view *v, int n, int n_show, bool worst)
             cJSON *sc = cJSON_GetObjectItem(s, "scores");
             printf("[");
             lt_cli_print_sanitized(stdout, str(v[i].res, "system"), false);
-            printf("] em %g rougeL %.3f: ", num(sc, "exact_match"), num(sc, "rougeL"));
-            lt_cli_print_sanitized(stdout, str(s, "output"), false);
+            if (cJSON_IsArray(cJSON_GetObjectItem(sc, "loglik"))) {
+                printf("] acc %g acc_norm %g: ", num(sc, "acc"), num(sc, "acc_norm"));
+                lt_cli_print_sanitized(stdout, str(s, "output"), false);
+                printf("\n    log-probs:");
+                cJSON *ll = cJSON_GetObjectItem(sc, "loglik"), *x;
+                int j = 0;
+                cJSON_ArrayForEach(x, ll)
+                {
+                    printf(" %c%s%.3f", 'A' + j, j == (int)num(sc, "gold") ? "*" : " ",
+                           x->valuedouble);
+                    j++;
+                }
+                printf("  (* gold)");
+            } else {
+                printf("] em %g rougeL %.3f: ", num(sc, "exact_match"), num(sc, "rougeL"));
+                lt_cli_print_sanitized(stdout, str(s, "output"), false);
+            }
             putchar('\n');
         }
     }
@@ -378,6 +402,8 @@ int lt_cmd_eval(int argc, char **argv)
             o.max_rows = x;
         else if (!strcmp(a, "--max-new-tokens") && parse_i64(v, 1, &x) && x <= 100000)
             o.max_new_tokens = (int)x;
+        else if (!strcmp(a, "--batch") && parse_i64(v, 1, &x) && x <= 256)
+            o.batch = (int)x;
         else if (!strcmp(a, "--samples") && parse_i64(v, 0, &x))
             n_show = (int)(x > 1000000 ? 1000000 : x);
         else if (!strcmp(a, "--seed") && parse_i64(v, 0, &x))

@@ -6,9 +6,15 @@
  *   {"system": "...",                                  optional
  *    "turns": [{"role": "user"|"assistant"|"tool", "content": "..."}, ...],
  *    "chosen": "...", "rejected": "...",               preference pairs only
- *    "text": "..."}                                    raw text only
+ *    "text": "...",                                    raw text only
+ *    "question": "...", "choices": ["...", ...], "answer": N}   multiple choice only
  * Chat formats (alpaca, sharegpt, messages) fill turns; preference fills turns with the prompt
- * and chosen/rejected with the two answers; raw text fills text.
+ * and chosen/rejected with the two answers; raw text fills text. Multiple choice keeps the
+ * question, the choices and the 0-based index of the correct one, and also fills turns: a
+ * user turn with the question and the lettered choices (lt_data_mc_prompt) and an assistant
+ * turn with the correct choice's text. So training, dedup, filters, split (stratified by
+ * "response": the correct choice) and the chat exports read it as a question and its answer,
+ * and evaluation scores each choice as a continuation of that same user turn.
  *
  * Functions take an open store and return an lt_data_status; err receives a sentence naming
  * the file, line, field and what was expected. Nothing here prints to the terminal.
@@ -45,9 +51,11 @@ typedef enum lt_data_format {
     LT_DATA_FORMAT_MESSAGES,
     LT_DATA_FORMAT_PREFERENCE,
     LT_DATA_FORMAT_TEXT,
+    LT_DATA_FORMAT_MULTIPLE_CHOICE,
 } lt_data_format;
 
-/* "auto", "alpaca", ... ; lt_data_format_parse returns -1 for an unknown name. */
+/* "auto", "alpaca", ..., "multiple_choice" ("mc" is accepted too); lt_data_format_parse
+ * returns -1 for an unknown name. */
 const char *lt_data_format_name(lt_data_format f);
 int lt_data_format_parse(const char *name);
 
@@ -185,7 +193,9 @@ lt_data_status lt_data_split(lt_store *st, const char *name, const lt_data_split
 /* ---- export ---- */
 
 /* Writes the members of a version (only one split when split is non-NULL) as JSONL in a
- * format: "alpaca", "sharegpt", "messages" or "jsonl" (the sample shape). Written to a
+ * format: "alpaca", "sharegpt", "messages", "multiple_choice" ({"question", "choices",
+ * "answer"}, "system" when set; only multiple-choice samples can be written so) or "jsonl"
+ * (the sample shape). Written to a
  * temporary name and renamed. OUT *n_written. */
 lt_data_status lt_data_export(lt_store *st, const char *name, int version, const char *split,
                               const char *format, const char *out_path, int64_t *n_written,
@@ -208,6 +218,15 @@ typedef struct lt_data_inspect_opts {
  * contract for callers that don't use it). OUT *report: a cJSON*, freed with cJSON_Delete. */
 lt_data_status lt_data_inspect(lt_store *st, const char *name, const lt_data_inspect_opts *o,
                                void **report, char *err, size_t errlen);
+
+/* ---- multiple choice ---- */
+
+#define LT_DATA_MC_MAX_CHOICES 26 /* lettered A to Z */
+
+/* The user turn of a multiple-choice sample: the question, a blank line, then one line per
+ * choice, "A. first", "B. second", ... OUT: malloc'd string (caller frees), NULL when out
+ * of memory. */
+char *lt_data_mc_prompt(const char *question, const char *const *choices, int n_choices);
 
 /* The text of a normalized sample as dedup and filters see it: system, turns, chosen,
  * rejected and text joined by newlines. OUT: malloc'd string, freed by the caller. NULL on

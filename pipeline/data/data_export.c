@@ -1,6 +1,6 @@
 /*
  * data_export.c - writes a dataset version (or one split of it) as JSONL in alpaca,
- * sharegpt, OpenAI messages or lathe's own sample shape. The file is written under a
+ * sharegpt, OpenAI messages, multiple choice or lathe's own sample shape. The file is written under a
  * temporary name, flushed to disk and renamed, so a reader never sees half a file.
  */
 #include "data_impl.h"
@@ -22,9 +22,32 @@ static const char *sharegpt_from(const char *role)
     return role;
 }
 
+/* A multiple-choice sample as {"question", "choices", "answer", "system"}; NULL when s is
+ * not one (or out of memory). */
+static cJSON *convert_mc(const cJSON *s)
+{
+    const cJSON *q = cJSON_GetObjectItemCaseSensitive(s, "question");
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(s, "choices");
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(s, "answer");
+    const cJSON *sys = cJSON_GetObjectItemCaseSensitive(s, "system");
+    if (!cJSON_IsString(q) || !cJSON_IsArray(c) || !cJSON_IsNumber(a))
+        return NULL;
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    cJSON_AddStringToObject(o, "question", q->valuestring);
+    cJSON_AddItemToObject(o, "choices", cJSON_Duplicate(c, true));
+    cJSON_AddNumberToObject(o, "answer", a->valuedouble);
+    if (cJSON_IsString(sys))
+        cJSON_AddStringToObject(o, "system", sys->valuestring);
+    return o;
+}
+
 /* Converts one normalized sample to the target format. Returns a new cJSON (caller frees). */
 static cJSON *convert(const cJSON *s, const char *format)
 {
+    if (strcmp(format, "multiple_choice") == 0)
+        return convert_mc(s);
     const cJSON *sys = cJSON_GetObjectItemCaseSensitive(s, "system");
     const cJSON *turns = cJSON_GetObjectItemCaseSensitive(s, "turns");
     const cJSON *chosen = cJSON_GetObjectItemCaseSensitive(s, "chosen");
@@ -126,8 +149,10 @@ lt_data_status lt_data_export(lt_store *st, const char *name, int version, const
     lt_data_status r = LT_DATA_IO;
     *n_written = 0;
     if (strcmp(format, "alpaca") && strcmp(format, "sharegpt") && strcmp(format, "messages") &&
-        strcmp(format, "jsonl")) {
-        snprintf(err, errlen, "unknown export format '%s' (alpaca, sharegpt, messages, jsonl)",
+        strcmp(format, "multiple_choice") && strcmp(format, "jsonl")) {
+        snprintf(err, errlen,
+                 "unknown export format '%s' (alpaca, sharegpt, messages, multiple_choice, "
+                 "jsonl)",
                  format);
         return LT_DATA_USAGE;
     }
@@ -166,9 +191,11 @@ lt_data_status lt_data_export(lt_store *st, const char *name, int version, const
             cJSON_Delete(j);
             cJSON_Delete(o);
             if (!line) {
-                snprintf(err, errlen, "row %lld could not be converted to %s", (long long)s.row,
-                         format);
-                r = LT_DATA_NOMEM;
+                bool mc = strcmp(format, "multiple_choice") == 0;
+                snprintf(err, errlen, "row %lld could not be converted to %s%s",
+                         (long long)s.row, format,
+                         mc ? " (not a multiple-choice sample)" : "");
+                r = mc ? LT_DATA_USAGE : LT_DATA_NOMEM;
                 goto remove_tmp;
             }
             fputs(line, f);

@@ -1,7 +1,8 @@
 /*
  * data_format.c - one row from raw bytes to a sample: JSON parsing with line and byte column,
- * format detection (alpaca, sharegpt, OpenAI messages, preference pairs, raw text), field
- * mapping, row validation with reasons, and normalization into the sample shape of data.h.
+ * format detection (alpaca, sharegpt, OpenAI messages, preference pairs, raw text, multiple
+ * choice), field mapping, row validation with reasons, and normalization into the sample
+ * shape of data.h.
  *
  * A row is either normalized (maybe with a warning: control characters) or rejected with one
  * sentence naming the field and what was expected. Never touches files or the store.
@@ -84,7 +85,8 @@ bool lt_field_map_parse(lt_field_map *m, const char *const *specs, int n, char *
 {
     static const char *canon[] = {"instruction", "input",   "output", "system",  "history",
                                   "conversations", "from",  "value",  "messages", "role",
-                                  "content",     "prompt",  "chosen", "rejected", "text"};
+                                  "content",     "prompt",  "chosen", "rejected", "text",
+                                  "question",    "choices", "answer"};
     m->n = 0;
     for (int i = 0; i < n && i < LT_DATA_MAX_FIELD_MAP; i++) {
         const char *eq = strchr(specs[i], '=');
@@ -104,7 +106,7 @@ bool lt_field_map_parse(lt_field_map *m, const char *const *specs, int n, char *
             snprintf(err, errlen,
                      "--field-map '%s': unknown field; known fields: instruction input output "
                      "system history conversations from value messages role content prompt "
-                     "chosen rejected text",
+                     "chosen rejected text question choices answer",
                      specs[i]);
             return false;
         }
@@ -126,8 +128,37 @@ static const cJSON *get(const cJSON *o, const lt_field_map *m, const char *canon
     return cJSON_GetObjectItemCaseSensitive(o, col(m, canon));
 }
 
+/* The field of a multiple-choice row that holds the question, the choices or the answer: the
+ * mapped (or canonical) column, else the names the common layouts use (lm-eval and Hugging
+ * Face: question/choices/answer, query/choices/gold; ARC: question, choices {text, label},
+ * answerKey). NULL when none is present. */
+static const cJSON *mc_get(const cJSON *row, const lt_field_map *m, const char *canon,
+                           const char **name)
+{
+    static const char *const alt_question[] = {"query", "prompt", NULL};
+    static const char *const alt_answer[] = {"gold", "answerKey", "label", NULL};
+    const char *c = col(m, canon);
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(row, c);
+    *name = c;
+    if (j || strcmp(c, canon) != 0)
+        return j; /* found, or mapped by --field-map: no guessing */
+    const char *const *alt = strcmp(canon, "question") == 0 ? alt_question
+                             : strcmp(canon, "answer") == 0 ? alt_answer
+                                                            : NULL;
+    for (int i = 0; alt && alt[i]; i++)
+        if ((j = cJSON_GetObjectItemCaseSensitive(row, alt[i]))) {
+            *name = alt[i];
+            return j;
+        }
+    return NULL;
+}
+
 lt_data_format lt_format_detect(const cJSON *row, const lt_field_map *m)
 {
+    const char *nm;
+    if (mc_get(row, m, "choices", &nm) && mc_get(row, m, "question", &nm) &&
+        mc_get(row, m, "answer", &nm))
+        return LT_DATA_FORMAT_MULTIPLE_CHOICE;
     if (get(row, m, "messages"))
         return LT_DATA_FORMAT_MESSAGES;
     if (get(row, m, "conversations"))
@@ -570,6 +601,187 @@ static bool norm_preference(norm *z, const cJSON *row)
     return true;
 }
 
+char *lt_data_mc_prompt(const char *question, const char *const *choices, int n_choices)
+{
+    sbuf b = {0};
+    sb_str(&b, question);
+    sb_put(&b, "\n", 1);
+    for (int i = 0; i < n_choices && i < LT_DATA_MC_MAX_CHOICES; i++) {
+        char letter[5] = {'\n', (char)('A' + i), '.', ' ', 0};
+        sb_str(&b, letter);
+        sb_str(&b, choices[i]);
+    }
+    if (b.oom) {
+        free(b.p);
+        return NULL;
+    }
+    return b.p;
+}
+
+/* The choices of a multiple-choice row: an array of strings, or ARC's {"text": [...],
+ * "label": [...]}. OUT texts[] (pointers into row), labels[] (NULL without labels). Returns
+ * the count, or -1 with the reason set. */
+static int mc_choices(norm *z, const cJSON *row, const char **texts, const char **labels)
+{
+    const char *name;
+    const cJSON *c = mc_get(row, z->m, "choices", &name), *lab = NULL;
+    if (cJSON_IsObject(c)) {
+        lab = cJSON_GetObjectItemCaseSensitive(c, "label");
+        c = cJSON_GetObjectItemCaseSensitive(c, "text");
+        if (!cJSON_IsArray(c)) {
+            snprintf(z->reason, z->rlen,
+                     "field '%s' is an object without a 'text' list (expected a list of "
+                     "strings, or {\"text\": [...], \"label\": [...]})",
+                     name);
+            return -1;
+        }
+    } else if (!cJSON_IsArray(c)) {
+        snprintf(z->reason, z->rlen, "field '%s' is %s, expected a list of strings", name,
+                 type_name(c));
+        return -1;
+    }
+    int n = cJSON_GetArraySize(c);
+    if (n < 2) {
+        snprintf(z->reason, z->rlen, "field '%s' has %d choice%s, expected at least 2", name, n,
+                 n == 1 ? "" : "s");
+        return -1;
+    }
+    if (n > LT_DATA_MC_MAX_CHOICES) {
+        snprintf(z->reason, z->rlen, "field '%s' has %d choices, at most %d are supported",
+                 name, n, LT_DATA_MC_MAX_CHOICES);
+        return -1;
+    }
+    if (lab && (!cJSON_IsArray(lab) || cJSON_GetArraySize(lab) != n)) {
+        snprintf(z->reason, z->rlen, "field '%s': 'label' is not a list of %d labels", name, n);
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        const cJSON *t = cJSON_GetArrayItem(c, i);
+        if (!cJSON_IsString(t)) {
+            snprintf(z->reason, z->rlen, "choice %d of '%s' is %s, expected a string", i + 1,
+                     name, type_name(t));
+            return -1;
+        }
+        if (!t->valuestring[strspn(t->valuestring, " \t\r\n")]) {
+            snprintf(z->reason, z->rlen, "choice %d of '%s' is empty", i + 1, name);
+            return -1;
+        }
+        for (int k = 0; k < i; k++)
+            if (strcmp(texts[k], t->valuestring) == 0) {
+                snprintf(z->reason, z->rlen, "choices %d and %d of '%s' are identical ('%.60s')",
+                         k + 1, i + 1, name, t->valuestring);
+                return -1;
+            }
+        check_controls(z, t->valuestring, name);
+        texts[i] = t->valuestring;
+        labels[i] = NULL;
+        if (lab) {
+            const cJSON *l = cJSON_GetArrayItem(lab, i);
+            if (!cJSON_IsString(l)) {
+                snprintf(z->reason, z->rlen, "label %d of '%s' is %s, expected a string", i + 1,
+                         name, type_name(l));
+                return -1;
+            }
+            labels[i] = l->valuestring;
+        }
+    }
+    return n;
+}
+
+/* The index of the correct choice: a 0-based integer, a label of ARC's label list, a letter
+ * A.. (or a..), or the text of one of the choices. -1 with the reason set. */
+static int mc_answer(norm *z, const cJSON *row, const char *const *texts,
+                     const char *const *labels, int n)
+{
+    const char *name;
+    const cJSON *a = mc_get(row, z->m, "answer", &name);
+    if (cJSON_IsNumber(a)) {
+        double v = a->valuedouble;
+        if (v != (double)(int)v || v < 0 || v >= n) {
+            snprintf(z->reason, z->rlen, "field '%s' is %g, %s: expected a choice index from 0 to %d",
+                     name, v, v != (double)(int)v ? "not a whole number" : "out of range", n - 1);
+            return -1;
+        }
+        return (int)v;
+    }
+    if (!cJSON_IsString(a)) {
+        snprintf(z->reason, z->rlen,
+                 "field '%s' is %s, expected a choice index, a letter or the choice's text", name,
+                 type_name(a));
+        return -1;
+    }
+    const char *s = a->valuestring;
+    for (int i = 0; labels[0] && i < n; i++)
+        if (strcmp(labels[i], s) == 0)
+            return i;
+    size_t len = strlen(s);
+    if (len == 1 && ((s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z'))) {
+        int i = (s[0] | 0x20) - 'a';
+        if (i < n)
+            return i;
+        snprintf(z->reason, z->rlen,
+                 "field '%s' is '%s', out of range: expected a letter from A to %c", name, s,
+                 'A' + n - 1);
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        if (strcmp(texts[i], s) == 0)
+            return i;
+    snprintf(z->reason, z->rlen,
+             "field '%s' ('%.60s') is neither a choice letter nor the text of a choice", name, s);
+    return -1;
+}
+
+static bool norm_mc(norm *z, const cJSON *row)
+{
+    bool bad;
+    const char *qname;
+    const cJSON *q = mc_get(row, z->m, "question", &qname);
+    if (!cJSON_IsString(q)) {
+        snprintf(z->reason, z->rlen, "field '%s' is %s, expected a string", qname, type_name(q));
+        return false;
+    }
+    if (!q->valuestring[strspn(q->valuestring, " \t\r\n")]) {
+        snprintf(z->reason, z->rlen, "field '%s' is empty", qname);
+        return false;
+    }
+    check_controls(z, q->valuestring, qname);
+    const char *texts[LT_DATA_MC_MAX_CHOICES], *labels[LT_DATA_MC_MAX_CHOICES];
+    int n = mc_choices(z, row, texts, labels);
+    if (n < 0)
+        return false;
+    int ans = mc_answer(z, row, texts, labels, n);
+    if (ans < 0)
+        return false;
+    const char *sys = str_field(z, row, "system", false, &bad);
+    if (bad)
+        return false;
+    if (sys && *sys)
+        json_field(z, "system", sys);
+    char *prompt = lt_data_mc_prompt(q->valuestring, texts, n);
+    if (!prompt) {
+        z->json.oom = true;
+        return true; /* reported as out of memory by the caller */
+    }
+    turn(z, "user", prompt);
+    free(prompt);
+    turn(z, "assistant", texts[ans]);
+    end_turns(z);
+    /* the fields themselves, outside the dedup text (the turns already hold them) */
+    sb_str(&z->json, ",\"question\":");
+    sb_json(&z->json, q->valuestring);
+    sb_str(&z->json, ",\"choices\":[");
+    for (int i = 0; i < n; i++) {
+        if (i)
+            sb_put(&z->json, ",", 1);
+        sb_json(&z->json, texts[i]);
+    }
+    char num[32];
+    snprintf(num, sizeof num, "],\"answer\":%d", ans);
+    sb_str(&z->json, num);
+    return true;
+}
+
 bool lt_format_normalize(const cJSON *row, lt_data_format f, const lt_field_map *m,
                          lt_norm_sample *out, char *reason, size_t reason_len)
 {
@@ -607,10 +819,12 @@ bool lt_format_normalize(const cJSON *row, lt_data_format f, const lt_field_map 
         }
         break;
     }
+    case LT_DATA_FORMAT_MULTIPLE_CHOICE: ok = norm_mc(&z, row); break;
     case LT_DATA_FORMAT_AUTO:
         snprintf(reason, reason_len,
                  "row fits no known format (expected instruction/output, conversations, "
-                 "messages, prompt/chosen/rejected or text; map columns with --field-map)");
+                 "messages, prompt/chosen/rejected, text or question/choices/answer; map "
+                 "columns with --field-map)");
         break;
     }
     if (ok && (z.json.oom || z.text.oom)) {

@@ -33,23 +33,25 @@ const char *lt_data_status_str(lt_data_status s)
     return "unknown status";
 }
 
-static const char *format_names[] = {"auto", "alpaca", "sharegpt", "messages", "preference",
-                                     "text"};
+static const char *format_names[] = {"auto",       "alpaca", "sharegpt",       "messages",
+                                     "preference", "text",   "multiple_choice"};
 
 const char *lt_data_format_name(lt_data_format f)
 {
-    return (f >= 0 && f <= LT_DATA_FORMAT_TEXT) ? format_names[f] : "unknown";
+    return (f >= 0 && f <= LT_DATA_FORMAT_MULTIPLE_CHOICE) ? format_names[f] : "unknown";
 }
 
 int lt_data_format_parse(const char *name)
 {
-    for (int i = 0; i <= LT_DATA_FORMAT_TEXT; i++)
+    for (int i = 0; i <= LT_DATA_FORMAT_MULTIPLE_CHOICE; i++)
         if (strcmp(name, format_names[i]) == 0)
             return i;
     if (strcmp(name, "openai") == 0)
         return LT_DATA_FORMAT_MESSAGES;
     if (strcmp(name, "dpo") == 0)
         return LT_DATA_FORMAT_PREFERENCE;
+    if (strcmp(name, "mc") == 0)
+        return LT_DATA_FORMAT_MULTIPLE_CHOICE;
     return -1;
 }
 
@@ -244,8 +246,8 @@ static lt_data_status detect_format(file_ctx *f, const lt_row_ctx *base, char *e
             if (im->format == LT_DATA_FORMAT_AUTO) {
                 snprintf(j.reason, sizeof j.reason,
                          "line %lld: row fits no known format (expected instruction/output, "
-                         "conversations, messages, prompt/chosen/rejected or text; map columns "
-                         "with --field-map)",
+                         "conversations, messages, prompt/chosen/rejected, text or "
+                         "question/choices/answer; map columns with --field-map)",
                          (long long)j.line);
                 j.kind = LT_READ_BAD;
             }

@@ -2,7 +2,9 @@
  * data_inspect.c - statistics of a dataset version as one JSON report: formats, turns and
  * roles; length distributions (characters, and tokens when a counting hook is given);
  * empty and very short responses; most repeated responses; label balance for
- * classification-like data; script mix by Unicode block; duplicate rates once dedup ran.
+ * classification-like data; for multiple-choice rows, the number of choices and where the
+ * correct one sits (a position bias shows there); script mix by Unicode block; duplicate
+ * rates once dedup ran.
  *
  * Reads the store only. The report's keys are documented by the CLI's text rendering.
  */
@@ -197,6 +199,8 @@ lt_data_status lt_data_inspect(lt_store *st, const char *name, const lt_data_ins
     size_t n = 0, n_tok = 0;
     int64_t turns_hist[9] = {0}, roles[4] = {0}, empty = 0, very_short = 0, flagged = 0;
     int64_t scripts[N_SCRIPTS] = {0};
+    int64_t mc_rows = 0, mc_choices[LT_DATA_MC_MAX_CHOICES + 1] = {0},
+            mc_answer[LT_DATA_MC_MAX_CHOICES] = {0};
     cJSON *short_rows = cJSON_CreateArray();
     if (!chars || !rchars || !resps || !rep || !short_rows || (o->count_tokens && !tokens))
         goto done;
@@ -213,6 +217,18 @@ lt_data_status lt_data_inspect(lt_store *st, const char *name, const lt_data_ins
         rchars[n] = s.n_response_chars;
         turns_hist[s.n_turns < 8 ? s.n_turns : 8]++;
         flagged += (s.flags & LT_SAMPLE_FLAG_CONTROL_CHARS) != 0;
+        if (strstr(s.data, "\"choices\":")) {
+            cJSON *j = cJSON_Parse(s.data);
+            int nc = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "choices"));
+            const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "answer");
+            if (nc >= 2 && nc <= LT_DATA_MC_MAX_CHOICES && cJSON_IsNumber(a) &&
+                a->valueint >= 0 && a->valueint < nc) {
+                mc_rows++;
+                mc_choices[nc]++;
+                mc_answer[a->valueint]++;
+            }
+            cJSON_Delete(j);
+        }
         char *response = NULL;
         char *text = lt_data_sample_text(s.data, &response);
         if (text) {
@@ -250,6 +266,21 @@ lt_data_status lt_data_inspect(lt_store *st, const char *name, const lt_data_ins
     lt_store_iter_free(it);
     it = NULL;
     cJSON_AddNumberToObject(rep, "rows", (double)n);
+    if (mc_rows > 0) {
+        cJSON *mc = cJSON_AddObjectToObject(rep, "multiple_choice");
+        cJSON_AddNumberToObject(mc, "rows", (double)mc_rows);
+        cJSON *nc = cJSON_AddObjectToObject(mc, "choices");
+        cJSON *ap = cJSON_AddObjectToObject(mc, "answer_position");
+        for (int k = 0; k <= LT_DATA_MC_MAX_CHOICES; k++) {
+            char key[16];
+            snprintf(key, sizeof key, "%d", k);
+            if (mc_choices[k])
+                cJSON_AddNumberToObject(nc, key, (double)mc_choices[k]);
+            snprintf(key, sizeof key, "%c", 'A' + k);
+            if (k < LT_DATA_MC_MAX_CHOICES && mc_answer[k])
+                cJSON_AddNumberToObject(ap, key, (double)mc_answer[k]);
+        }
+    }
     cJSON *t = cJSON_AddObjectToObject(rep, "turns");
     for (int k = 0; k <= 8; k++) {
         if (!turns_hist[k])

@@ -23,32 +23,17 @@ void lt_eval_opts_default(lt_eval_opts *o)
     o->device = "auto";
     o->split = "test";
     o->max_new_tokens = 64;
+    o->batch = 8;
     o->em_flags = LT_EM_SPACE;
     o->seed = 1234;
 }
-
-/* One row: the prompt messages (system, turns before the last assistant turn), the
- * reference (the last assistant turn) and the sample as stored. */
-typedef struct erow {
-    int64_t sample_id;
-    char *json;
-    cJSON *doc;
-    lt_chat_msg *msgs;
-    int n_msgs;
-    const char *prompt;    /* the last user turn, for display */
-    const char *reference; /* the last assistant turn */
-} erow;
-
-typedef struct erows {
-    erow *r;
-    int64_t n, cap;
-} erows;
 
 static void erows_free(erows *v)
 {
     for (int64_t i = 0; i < v->n; i++) {
         free(v->r[i].json);
         free(v->r[i].msgs);
+        free(v->r[i].choices);
         cJSON_Delete(v->r[i].doc);
     }
     free(v->r);
@@ -91,6 +76,27 @@ static bool row_parse(erow *w, char *err, size_t errlen)
     }
     if (!w->prompt)
         w->prompt = "";
+    /* multiple choice: the choices and the correct one's index, as the importer stored them */
+    cJSON *ch = cJSON_GetObjectItem(w->doc, "choices"), *ans = cJSON_GetObjectItem(w->doc, "answer");
+    int nc = cJSON_GetArraySize(ch);
+    if (cJSON_IsArray(ch) && cJSON_IsNumber(ans) && nc >= 2) {
+        if (ans->valueint < 0 || ans->valueint >= nc) {
+            snprintf(err, errlen, "answer %d is not one of the %d choices", ans->valueint, nc);
+            return false;
+        }
+        if (!(w->choices = calloc((size_t)nc, sizeof(char *))))
+            return false;
+        for (int i = 0; i < nc; i++) {
+            cJSON *x = cJSON_GetArrayItem(ch, i);
+            if (!cJSON_IsString(x)) {
+                snprintf(err, errlen, "choice %d is not a string", i + 1);
+                return false;
+            }
+            w->choices[i] = x->valuestring;
+        }
+        w->n_choices = nc;
+        w->gold = ans->valueint;
+    }
     return true;
 }
 
@@ -138,18 +144,11 @@ static lt_eval_status rows_load(lt_store *st, int64_t version_id, const char *sp
     return rc;
 }
 
-/* Sum of NLL over the labelled positions of ids[0..T) with labels (shifted, -100 = none). */
-static lt_eval_status example_nll(lt_forward *fw, const int32_t *ids, const int32_t *labels,
-                                  int64_t T, int64_t V, float *logits, double *nll,
-                                  int64_t *n_tok, char *err, size_t errlen)
+/* Sum of NLL over the labelled positions of one row of logits [T, V] (labels shifted, -100 =
+ * none), in double as log-sum-exp. */
+static void row_nll(const float *logits, const int32_t *labels, int64_t T, int64_t V,
+                    double *nll, int64_t *n_tok)
 {
-    lt_tensor *lg = NULL;
-    char e[512];
-    if (lt_forward_run(fw, ids, 1, T, NULL, &lg, e, sizeof(e)) != LT_MODEL_OK ||
-        lt_tensor_download_f32(lg, logits, T * V) != LT_OK) {
-        snprintf(err, errlen, "forward pass: %s", e);
-        return LT_EVAL_MODEL;
-    }
     for (int64_t t = 0; t < T; t++) {
         if (labels[t] < 0)
             continue;
@@ -162,51 +161,104 @@ static lt_eval_status example_nll(lt_forward *fw, const int32_t *ids, const int3
         *nll += mx + log(s) - (double)x[labels[t]];
         (*n_tok)++;
     }
-    return LT_EVAL_OK;
 }
 
-/* Loss over the examples' labelled tokens; per-row sums in row_nll/row_n when non-NULL. */
-static lt_eval_status examples_loss(lt_model *m, const lt_examples *ex, int64_t max_seq,
-                                    const int64_t *row_ex, int64_t n_rows, double *row_nll,
-                                    int64_t *row_n, double *nll, int64_t *n_tok, char *err,
+static int64_t ex_len(const lt_examples *ex, int64_t i) { return ex->start[i + 1] - ex->start[i]; }
+
+/* (length, index) pairs sorted longest first, then by index. */
+static int cmp_len_desc(const void *a, const void *b)
+{
+    const int64_t *x = a, *y = b;
+    if (x[0] != y[0])
+        return x[0] > y[0] ? -1 : 1;
+    return (x[1] > y[1]) - (x[1] < y[1]);
+}
+
+/* Loss over the examples' labelled tokens; per-row sums in row_nll/row_n when non-NULL.
+ * Examples run `batch` at a time, right-padded to the longest of the group (sorted by length
+ * so groups are even): under the causal mask padding after an example never reaches it, so
+ * each example's loss is what it is alone. The logits of one forward are capped at 256 MiB
+ * by shrinking the group. */
+static lt_eval_status examples_loss(lt_model *m, const lt_examples *ex, int batch,
+                                    const int64_t *row_ex, int64_t n_rows, double *out_nll,
+                                    int64_t *out_n, double *nll, int64_t *n_tok, char *err,
                                     size_t errlen)
 {
     const lt_model_config *mc = lt_model_get_config(m);
-    lt_forward_opts fo = {1, max_seq, false, false};
-    lt_forward *fw = NULL;
-    char e[512];
+    const int64_t V = mc->vocab;
+    int64_t max_t = 1;
     *nll = 0;
     *n_tok = 0;
+    if (ex->n == 0)
+        return LT_EVAL_OK;
+    for (int64_t i = 0; i < ex->n; i++)
+        max_t = ex_len(ex, i) > max_t ? ex_len(ex, i) : max_t;
+    int64_t B = batch > 0 ? batch : 1;
+    while (B > 1 && B * max_t * V > ((int64_t)64 << 20))
+        B--;
+    B = B < ex->n ? B : ex->n;
+    lt_forward_opts fo = {B, max_t, false, false};
+    lt_forward *fw = NULL;
+    char e[512];
     if (lt_forward_new(m, &fo, &fw, e, sizeof(e)) != LT_MODEL_OK) {
         snprintf(err, errlen, "forward workspace: %s", e);
         return LT_EVAL_MODEL;
     }
-    float *logits = malloc((size_t)(max_seq * mc->vocab) * sizeof(float));
-    lt_eval_status rc = logits ? LT_EVAL_OK : LT_EVAL_NOMEM;
-    for (int64_t i = 0; i < ex->n && rc == LT_EVAL_OK; i++) {
-        double s = 0;
-        int64_t k = 0, a = ex->start[i], T = ex->start[i + 1] - a;
-        rc = example_nll(fw, ex->ids + a, ex->labels + a, T, mc->vocab, logits, &s, &k, err,
-                         errlen);
-        *nll += s;
-        *n_tok += k;
-        for (int64_t r = 0; row_ex && r < n_rows; r++)
-            if (row_ex[r] == i) {
-                row_nll[r] = s;
-                row_n[r] = k;
-            }
+    float *logits = malloc((size_t)(B * max_t * V) * sizeof(float));
+    int32_t *ids = malloc((size_t)(B * max_t) * sizeof(int32_t));
+    int64_t *order = malloc((size_t)ex->n * 2 * sizeof(int64_t));
+    double *ex_nll = calloc((size_t)ex->n, sizeof(double));
+    int64_t *ex_n = calloc((size_t)ex->n, sizeof(int64_t));
+    lt_eval_status rc = logits && ids && order && ex_nll && ex_n ? LT_EVAL_OK : LT_EVAL_NOMEM;
+    if (rc == LT_EVAL_OK) {
+        for (int64_t i = 0; i < ex->n; i++) {
+            order[2 * i] = ex_len(ex, i);
+            order[2 * i + 1] = i;
+        }
+        qsort(order, (size_t)ex->n, 2 * sizeof(int64_t), cmp_len_desc);
+        for (int64_t i = 0; i < ex->n; i++)
+            order[i] = order[2 * i + 1];
     }
+    for (int64_t g = 0; rc == LT_EVAL_OK && g < ex->n; g += B) {
+        int64_t nb = ex->n - g < B ? ex->n - g : B, T = ex_len(ex, order[g]);
+        for (int64_t b = 0; b < nb; b++) {
+            int64_t i = order[g + b], L = ex_len(ex, i);
+            memcpy(ids + b * T, ex->ids + ex->start[i], (size_t)L * sizeof(int32_t));
+            for (int64_t t = L; t < T; t++)
+                ids[b * T + t] = 0; /* padding after the example: never attended to */
+        }
+        lt_tensor *lg = NULL;
+        if (lt_forward_run(fw, ids, nb, T, NULL, &lg, e, sizeof(e)) != LT_MODEL_OK ||
+            lt_tensor_download_f32(lg, logits, nb * T * V) != LT_OK) {
+            snprintf(err, errlen, "forward pass: %s", e);
+            rc = LT_EVAL_MODEL;
+            break;
+        }
+        for (int64_t b = 0; b < nb; b++) {
+            int64_t i = order[g + b];
+            row_nll(logits + b * T * V, ex->labels + ex->start[i], ex_len(ex, i), V, &ex_nll[i],
+                    &ex_n[i]);
+        }
+    }
+    for (int64_t i = 0; rc == LT_EVAL_OK && i < ex->n; i++) { /* summed in example order */
+        *nll += ex_nll[i];
+        *n_tok += ex_n[i];
+    }
+    for (int64_t r = 0; rc == LT_EVAL_OK && row_ex && r < n_rows; r++)
+        if (row_ex[r] >= 0) {
+            out_nll[r] = ex_nll[row_ex[r]];
+            out_n[r] = ex_n[row_ex[r]];
+        }
     free(logits);
+    free(ids);
+    free(order);
+    free(ex_nll);
+    free(ex_n);
     lt_forward_free(fw);
     return rc;
 }
 
-/* The k-shot examples: (user, assistant) pairs from the train split, drawn with seed. */
-typedef struct eshots {
-    erows rows;
-    int64_t *order;
-} eshots;
-
+/* The k-shot examples: drawn from the train split with seed. */
 static lt_eval_status shots_load(lt_store *st, int64_t version_id, uint64_t seed, eshots *s,
                                  char *err, size_t errlen)
 {
@@ -222,6 +274,7 @@ static lt_eval_status shots_load(lt_store *st, int64_t version_id, uint64_t seed
         else {
             free(w->json);
             free(w->msgs);
+            free(w->choices);
             cJSON_Delete(w->doc);
         }
     }
@@ -240,19 +293,18 @@ static lt_eval_status shots_load(lt_store *st, int64_t version_id, uint64_t seed
     return LT_EVAL_OK;
 }
 
-/* Encodes row w's prompt with k shots as prior turns (dropping shots until prompt plus
- * max_new fits the context). OUT *used: the shots kept. */
-static lt_eval_status encode_prompt(const lt_tokenizer *tok, lt_chat_family fam, const erow *w,
-                                    const eshots *sh, int k, int64_t ctx, int max_new,
-                                    lt_tok_ids *out, int *used, char *err, size_t errlen)
+lt_eval_status eval_prompt_msgs(const lt_tokenizer *tok, lt_chat_family fam, const erow *w,
+                                const eshots *sh, int k, int64_t ctx, int64_t reserve,
+                                lt_chat_msg **msgs, int *n_out, int *used, lt_tok_ids *enc,
+                                char *err, size_t errlen)
 {
     if (k > (int)sh->rows.n)
         k = (int)sh->rows.n;
+    lt_chat_msg *m = calloc((size_t)(w->n_msgs + 2 * k + 1), sizeof(lt_chat_msg));
+    if (!m)
+        return LT_EVAL_NOMEM;
     for (; k >= 0; k--) {
         int n = 0;
-        lt_chat_msg *m = calloc((size_t)(w->n_msgs + 2 * k + 1), sizeof(lt_chat_msg));
-        if (!m)
-            return LT_EVAL_NOMEM;
         int first = w->n_msgs > 0 && !strcmp(w->msgs[0].role, "system");
         if (first)
             m[n++] = w->msgs[0];
@@ -263,42 +315,25 @@ static lt_eval_status encode_prompt(const lt_tokenizer *tok, lt_chat_family fam,
         }
         for (int i = first; i < w->n_msgs; i++)
             m[n++] = w->msgs[i];
-        out->n = 0;
+        enc->n = 0;
         char e[LT_TOK_ERR_LEN];
-        lt_tok_status ts = lt_tokenizer_encode_chat(tok, fam, m, (size_t)n, true, out, e,
+        lt_tok_status ts = lt_tokenizer_encode_chat(tok, fam, m, (size_t)n, true, enc, e,
                                                     sizeof(e));
-        free(m);
         if (ts != LT_TOK_OK) {
             snprintf(err, errlen, "encoding a prompt: %s", e);
+            free(m);
             return LT_EVAL_DATA;
         }
-        if ((int64_t)out->n + max_new <= ctx || k == 0)
+        *n_out = n;
+        if ((int64_t)enc->n + reserve <= ctx || k == 0)
             break;
     }
     *used = k;
+    *msgs = m;
     return LT_EVAL_OK;
 }
 
-/* The state of one evaluation across systems. */
-typedef struct ectx {
-    lt_store *st;
-    const lt_eval_opts *o;
-    lt_device *dev;
-    lt_tokenizer *tok;
-    lt_chat_family fam;
-    lt_encode_opts eo;
-    const char *dir;
-    lt_store_version ver;
-    char ds_name[256];
-    erows rows, general;
-    eshots shots;
-    int32_t stop_ids[4];
-    int n_stop;
-    double base_general_ppl;
-    bool json_like, classif;
-} ectx;
-
-static void add_metric(cJSON *m, const char *name, double v)
+void eval_add_metric(cJSON *m, const char *name, double v)
 {
     if (isfinite(v))
         cJSON_AddNumberToObject(m, name, v);
@@ -306,7 +341,23 @@ static void add_metric(cJSON *m, const char *name, double v)
         cJSON_AddNullToObject(m, name);
 }
 
-/* Generation and scores for every row of one system; fills metrics and stores samples. */
+/* Generation progress of lt_generate_batch, passed on per row. */
+typedef struct gen_progress {
+    const lt_eval_opts *o;
+    const char *label;
+    int64_t total;
+} gen_progress;
+
+static bool on_generated(void *ctx, int done)
+{
+    gen_progress *g = ctx;
+    if (g->o->progress)
+        g->o->progress(g->o->ctx, g->label, done, g->total);
+    return !(g->o->interrupt && *g->o->interrupt);
+}
+
+/* Generation and scores for every row of one system; fills metrics and stores samples. The
+ * prompts are encoded first, then generated o->batch at a time (lt_generate_batch). */
 static lt_eval_status run_rows(ectx *c, const lt_eval_system *sys, const char *label,
                                lt_model *m, int64_t eval_id, const double *row_nll,
                                const int64_t *row_n, cJSON *metrics, char *err, size_t errlen)
@@ -315,45 +366,73 @@ static lt_eval_status run_rows(ectx *c, const lt_eval_system *sys, const char *l
     const lt_model_config *mc = lt_model_get_config(m);
     int64_t n = c->rows.n;
     char **outs = calloc((size_t)n + 1, sizeof(char *));
-    int32_t *gen = malloc(((size_t)o->max_new_tokens + 2) * sizeof(int32_t));
+    int32_t **gen = calloc((size_t)n + 1, sizeof(int32_t *));
+    int32_t **pids = calloc((size_t)n + 1, sizeof(int32_t *));
+    int *n_p = calloc((size_t)n + 1, sizeof(int)), *n_gen = calloc((size_t)n + 1, sizeof(int));
+    int *budget = calloc((size_t)n + 1, sizeof(int));
+    const int32_t **bp = calloc((size_t)n + 1, sizeof(int32_t *));
+    int32_t **bo = calloc((size_t)n + 1, sizeof(int32_t *));
+    int *bn = calloc((size_t)n + 1, sizeof(int)), *bng = calloc((size_t)n + 1, sizeof(int));
     lt_tok_ids enc = {0};
     lt_bleu_stats bs = {0};
     double em_sum = 0, rouge_sum = 0, json_ok = 0;
-    int shots_used = -1;
-    lt_eval_status rc = (outs && gen) ? LT_EVAL_OK : LT_EVAL_NOMEM;
+    int shots_used = -1, nb = 0;
+    lt_eval_status rc = (outs && gen && pids && n_p && n_gen && budget && bp && bo && bn && bng)
+                            ? LT_EVAL_OK
+                            : LT_EVAL_NOMEM;
     for (int64_t i = 0; i < n && rc == LT_EVAL_OK; i++) {
-        if (o->interrupt && *o->interrupt) {
-            rc = LT_EVAL_INTERRUPTED;
-            break;
-        }
         const erow *w = &c->rows.r[i];
-        int used = 0;
-        rc = encode_prompt(c->tok, c->fam, w, &c->shots, sys->k_shot, mc->max_pos,
-                           o->max_new_tokens, &enc, &used, err, errlen);
+        int used = 0, nm = 0;
+        lt_chat_msg *msgs = NULL;
+        rc = eval_prompt_msgs(c->tok, c->fam, w, &c->shots, sys->k_shot, mc->max_pos,
+                              o->max_new_tokens, &msgs, &nm, &used, &enc, err, errlen);
+        free(msgs);
         if (rc != LT_EVAL_OK)
             break;
         shots_used = shots_used < 0 || used < shots_used ? used : shots_used;
-        int budget = (int)(mc->max_pos - (int64_t)enc.n);
-        budget = budget < o->max_new_tokens ? budget : o->max_new_tokens;
-        int ng = 0;
-        char e[1024];
-        if (budget > 0) {
-            lt_generate_opts go = {0};
-            lt_sampler_defaults(&go.sampler);
-            go.max_new_tokens = budget;
-            go.stop_at_eos = true;
-            go.stop_ids = c->stop_ids;
-            go.n_stop_ids = c->n_stop;
-            if (lt_generate(m, enc.ids, (int)enc.n, &go, gen, &ng, e, sizeof(e)) !=
-                LT_MODEL_OK) {
-                snprintf(err, errlen, "generating row %lld: %s", (long long)i, e);
-                rc = LT_EVAL_MODEL;
-                break;
-            }
+        int left = (int)(mc->max_pos - (int64_t)enc.n);
+        budget[i] = left < o->max_new_tokens ? left : o->max_new_tokens;
+        n_p[i] = (int)enc.n;
+        if (!(pids[i] = malloc((enc.n + 1) * sizeof(int32_t))) ||
+            !(gen[i] = malloc(((size_t)o->max_new_tokens + 2) * sizeof(int32_t)))) {
+            rc = LT_EVAL_NOMEM;
+            break;
         }
+        memcpy(pids[i], enc.ids, enc.n * sizeof(int32_t));
+        if (budget[i] > 0) { /* rows whose prompt fills the context generate nothing */
+            bp[nb] = pids[i];
+            bn[nb] = n_p[i];
+            bo[nb++] = gen[i];
+        }
+    }
+    if (rc == LT_EVAL_OK && nb > 0) {
+        lt_generate_opts go = {0};
+        lt_sampler_defaults(&go.sampler);
+        go.max_new_tokens = o->max_new_tokens;
+        go.stop_at_eos = true;
+        go.stop_ids = c->stop_ids;
+        go.n_stop_ids = c->n_stop;
+        gen_progress gp = {o, label, n};
+        char e[1024];
+        if (lt_generate_batch(m, bp, bn, nb, o->batch > 0 ? o->batch : 1, &go, bo, bng,
+                              on_generated, &gp, e, sizeof(e)) != LT_MODEL_OK) {
+            snprintf(err, errlen, "generating: %s", e);
+            rc = LT_EVAL_MODEL;
+        }
+        for (int64_t i = 0, k = 0; i < n && rc == LT_EVAL_OK; i++)
+            if (budget[i] > 0)
+                n_gen[i] = bng[k++];
+    }
+    if (rc == LT_EVAL_OK && o->interrupt && *o->interrupt)
+        rc = LT_EVAL_INTERRUPTED;
+    if (rc == LT_EVAL_OK && o->progress && nb < n)
+        o->progress(o->ctx, label, n, n);
+    for (int64_t i = 0; i < n && rc == LT_EVAL_OK; i++) {
+        const erow *w = &c->rows.r[i];
+        char e[1024];
         size_t tn = 0;
-        if (lt_tokenizer_decode(c->tok, gen, (size_t)ng, LT_TOK_SKIP_SPECIAL, &outs[i], &tn, e,
-                                sizeof(e)) != LT_TOK_OK) {
+        if (lt_tokenizer_decode(c->tok, gen[i], (size_t)n_gen[i], LT_TOK_SKIP_SPECIAL, &outs[i],
+                                &tn, e, sizeof(e)) != LT_TOK_OK) {
             snprintf(err, errlen, "decoding row %lld: %s", (long long)i, e);
             rc = LT_EVAL_MODEL;
             break;
@@ -379,7 +458,7 @@ static lt_eval_status run_rows(ectx *c, const lt_eval_system *sys, const char *l
             cJSON_AddNumberToObject(sc, "loss", row_nll[i] / (double)row_n[i]);
         if (c->json_like)
             cJSON_AddBoolToObject(sc, "json_valid", jv);
-        if (budget <= 0)
+        if (budget[i] <= 0)
             cJSON_AddBoolToObject(sc, "prompt_too_long", true);
         char *scs = cJSON_PrintUnformatted(sc);
         cJSON_Delete(sc);
@@ -389,17 +468,15 @@ static lt_eval_status run_rows(ectx *c, const lt_eval_system *sys, const char *l
             rc = LT_EVAL_STORE;
         }
         free(scs);
-        if (o->progress)
-            o->progress(o->ctx, label, i + 1, n);
     }
     if (rc == LT_EVAL_OK && n > 0) {
-        add_metric(metrics, "exact_match", em_sum / (double)n);
-        add_metric(metrics, "rougeL", rouge_sum / (double)n);
+        eval_add_metric(metrics, "exact_match", em_sum / (double)n);
+        eval_add_metric(metrics, "rougeL", rouge_sum / (double)n);
         double p[4], bp;
-        add_metric(metrics, "bleu", lt_bleu_score(&bs, false, p, &bp));
-        add_metric(metrics, "bleu_bp", bp);
+        eval_add_metric(metrics, "bleu", lt_bleu_score(&bs, false, p, &bp));
+        eval_add_metric(metrics, "bleu_bp", bp);
         if (c->json_like)
-            add_metric(metrics, "json_valid", json_ok / (double)n);
+            eval_add_metric(metrics, "json_valid", json_ok / (double)n);
         if (sys->k_shot > 0)
             cJSON_AddNumberToObject(metrics, "shots_used", shots_used);
         if (c->classif) {
@@ -410,8 +487,8 @@ static lt_eval_status run_rows(ectx *c, const lt_eval_system *sys, const char *l
                     refs[i] = c->rows.r[i].reference;
                 if (lt_classif_compute((const char *const *)outs, refs, n, o->em_flags, &cl) ==
                     LT_EVAL_OK) {
-                    add_metric(metrics, "accuracy", cl.accuracy);
-                    add_metric(metrics, "macro_f1", cl.macro_f1);
+                    eval_add_metric(metrics, "accuracy", cl.accuracy);
+                    eval_add_metric(metrics, "macro_f1", cl.macro_f1);
                     cJSON *cls = cJSON_AddArrayToObject(metrics, "classes");
                     cJSON *cm = cJSON_AddArrayToObject(metrics, "confusion");
                     for (int k = 0; k < cl.n_labels; k++) {
@@ -435,10 +512,24 @@ static lt_eval_status run_rows(ectx *c, const lt_eval_system *sys, const char *l
             }
         }
     }
-    for (int64_t i = 0; outs && i < n; i++)
-        free(outs[i]);
+    for (int64_t i = 0; i < n; i++) {
+        if (outs)
+            free(outs[i]);
+        if (gen)
+            free(gen[i]);
+        if (pids)
+            free(pids[i]);
+    }
     free(outs);
     free(gen);
+    free(pids);
+    free(n_p);
+    free(n_gen);
+    free(budget);
+    free(bp);
+    free(bo);
+    free(bn);
+    free(bng);
     lt_tok_ids_free(&enc);
     return rc;
 }
@@ -507,31 +598,34 @@ static lt_eval_status eval_system(ectx *c, const lt_eval_system *sys, int64_t *e
     double nll = 0;
     int64_t nt = 0;
     if ((rc = rows_examples(c, &c->rows, false, &ex, row_ex, err, errlen)) != LT_EVAL_OK ||
-        (rc = examples_loss(l.model, &ex, c->eo.seq_len, row_ex, n, row_nll, row_n, &nll, &nt,
+        (rc = examples_loss(l.model, &ex, o->batch, row_ex, n, row_nll, row_n, &nll, &nt,
                             err, errlen)) != LT_EVAL_OK)
         goto unload;
-    add_metric(metrics, "loss", nt ? nll / (double)nt : NAN);
-    add_metric(metrics, "ppl", lt_perplexity(nll, nt));
+    eval_add_metric(metrics, "loss", nt ? nll / (double)nt : NAN);
+    eval_add_metric(metrics, "ppl", lt_perplexity(nll, nt));
     cJSON_AddNumberToObject(metrics, "loss_tokens", (double)nt);
-    if ((rc = run_rows(c, sys, label, l.model, *eval_id, row_nll, row_n, metrics, err,
-                       errlen)) != LT_EVAL_OK)
+    if (c->mc)
+        rc = eval_mc_rows(c, sys, label, l.model, *eval_id, row_nll, row_n, metrics, err, errlen);
+    else
+        rc = run_rows(c, sys, label, l.model, *eval_id, row_nll, row_n, metrics, err, errlen);
+    if (rc != LT_EVAL_OK)
         goto unload;
     if (c->general.n > 0) {
         double gn = 0;
         int64_t gt = 0;
         if ((rc = rows_examples(c, &c->general, true, &gx, NULL, err, errlen)) != LT_EVAL_OK ||
-            (rc = examples_loss(l.model, &gx, c->eo.seq_len, NULL, 0, NULL, NULL, &gn, &gt, err,
+            (rc = examples_loss(l.model, &gx, o->batch, NULL, 0, NULL, NULL, &gn, &gt, err,
                                 errlen)) != LT_EVAL_OK)
             goto unload;
         double ppl = lt_perplexity(gn, gt);
         cJSON *f = cJSON_AddObjectToObject(res, "forgetting");
         cJSON_AddStringToObject(f, "dataset", o->general);
-        add_metric(f, "ppl", ppl);
+        eval_add_metric(f, "ppl", ppl);
         if (isnan(c->base_general_ppl))
             c->base_general_ppl = ppl;
-        add_metric(f, "base_ppl", c->base_general_ppl);
-        add_metric(f, "change", ppl - c->base_general_ppl);
-        add_metric(f, "change_pct", 100.0 * (ppl - c->base_general_ppl) / c->base_general_ppl);
+        eval_add_metric(f, "base_ppl", c->base_general_ppl);
+        eval_add_metric(f, "change", ppl - c->base_general_ppl);
+        eval_add_metric(f, "change_pct", 100.0 * (ppl - c->base_general_ppl) / c->base_general_ppl);
     }
     cJSON_AddStringToObject(res, "system", label);
     cJSON_AddStringToObject(res, "model", c->dir);
@@ -552,11 +646,19 @@ static lt_eval_status eval_system(ectx *c, const lt_eval_system *sys, int64_t *e
     cJSON_AddStringToObject(res, "split", o->split);
     cJSON_AddNumberToObject(res, "n_rows", (double)n);
     cJSON_AddStringToObject(res, "chat_template", lt_chat_family_name(c->fam));
-    cJSON *dec = cJSON_AddObjectToObject(res, "decoding");
-    cJSON_AddStringToObject(dec, "strategy", "greedy");
-    cJSON_AddNumberToObject(dec, "max_new_tokens", o->max_new_tokens);
-    cJSON_AddBoolToObject(dec, "stop_at_eos", true);
-    cJSON_AddBoolToObject(dec, "kv_cache", true);
+    if (c->mc) {
+        cJSON *sc = cJSON_AddObjectToObject(res, "scoring");
+        cJSON_AddStringToObject(sc, "method", "loglikelihood");
+        cJSON_AddStringToObject(sc, "normalisation", "characters");
+        cJSON_AddBoolToObject(sc, "kv_cache", true);
+    } else {
+        cJSON *dec = cJSON_AddObjectToObject(res, "decoding");
+        cJSON_AddStringToObject(dec, "strategy", "greedy");
+        cJSON_AddNumberToObject(dec, "max_new_tokens", o->max_new_tokens);
+        cJSON_AddBoolToObject(dec, "stop_at_eos", true);
+        cJSON_AddBoolToObject(dec, "kv_cache", true);
+        cJSON_AddNumberToObject(dec, "batch", o->batch);
+    }
     lt_em_flags_name(o->em_flags, emn, sizeof(emn));
     cJSON_AddStringToObject(res, "em_normalize", emn);
     cJSON_AddItemToObject(res, "metrics", metrics);
@@ -622,16 +724,19 @@ static lt_eval_status prepare(ectx *c, char *err, size_t errlen)
         if (rc != LT_EVAL_OK)
             return rc;
     }
+    c->mc = true;
+    for (int64_t i = 0; i < c->rows.n; i++)
+        c->mc = c->mc && c->rows.r[i].choices;
     const char **refs = malloc((size_t)c->rows.n * sizeof(char *));
     if (!refs)
         return LT_EVAL_NOMEM;
-    c->json_like = true;
+    c->json_like = !c->mc;
     for (int64_t i = 0; i < c->rows.n; i++) {
         refs[i] = c->rows.r[i].reference;
         const char *p = refs[i] + strspn(refs[i], " \t\r\n");
         c->json_like = c->json_like && (*p == '{' || *p == '[') && lt_json_valid(refs[i]);
     }
-    c->classif = lt_classif_detect(refs, c->rows.n, o->em_flags, 20);
+    c->classif = !c->mc && lt_classif_detect(refs, c->rows.n, o->em_flags, 20);
     free(refs);
     for (int i = 0; i < o->n_systems; i++)
         if ((rc = eval_system_check(c->st, c->dir, &o->systems[i], err, errlen)))
@@ -650,8 +755,9 @@ lt_eval_status lt_eval_run(lt_store *st, const lt_eval_opts *o, int64_t *eval_id
     char dir[4096] = "", e[1024];
     lt_model_config mc;
     if (!o->dataset || o->n_systems < 1 || o->n_systems > LT_EVAL_MAX_SYSTEMS ||
-        o->max_new_tokens < 1) {
-        snprintf(err, errlen, "need a dataset, 1 to %d systems and max_new_tokens >= 1",
+        o->max_new_tokens < 1 || o->batch < 1) {
+        snprintf(err, errlen, "need a dataset, 1 to %d systems, max_new_tokens >= 1 and a batch "
+                              ">= 1",
                  LT_EVAL_MAX_SYSTEMS);
         return LT_EVAL_USAGE;
     }

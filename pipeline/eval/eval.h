@@ -39,6 +39,8 @@ typedef struct lt_eval_opts {
     const char *split;         /* "test" */
     int64_t max_rows;          /* 0 = every row of the split */
     int max_new_tokens;        /* 64 */
+    int batch;                 /* rows per forward in generation and the loss pass (8);
+                                * 1 runs one row at a time, with the same results */
     int em_flags;              /* LT_EM_* for exact match and labels */
     uint64_t seed;             /* k-shot draw */
     const char *chat_template; /* family override or NULL */

@@ -22,6 +22,7 @@
 struct lt_kv_cache {
     lt_model *m;
     int64_t batch, max_len, len;
+    int64_t *row_len;   /* [batch] positions filled per row (lt_forward_run_rows) */
     lt_tensor **k, **v; /* [n_layers] of [B, Tmax, Hkv, hd] F32 */
 };
 
@@ -86,7 +87,8 @@ lt_model_status lt_kv_cache_new(lt_model *m, int64_t batch, int64_t max_len, lt_
     kv->max_len = max_len;
     kv->k = calloc((size_t)c->n_layers, sizeof(lt_tensor *));
     kv->v = calloc((size_t)c->n_layers, sizeof(lt_tensor *));
-    if (!kv->k || !kv->v)
+    kv->row_len = calloc((size_t)batch, sizeof(int64_t));
+    if (!kv->k || !kv->v || !kv->row_len)
         goto err_oom;
     for (int64_t l = 0; l < c->n_layers; l++) {
         kv->k[l] = lt_tensor_new_4d(m->dev, LT_F32, batch, max_len, c->n_kv_heads, c->head_dim);
@@ -114,12 +116,28 @@ void lt_kv_cache_free(lt_kv_cache *c)
     }
     free(c->k);
     free(c->v);
+    free(c->row_len);
     free(c);
 }
 
 int64_t lt_kv_cache_len(const lt_kv_cache *c) { return c->len; }
 int64_t lt_kv_cache_capacity(const lt_kv_cache *c) { return c->max_len; }
-void lt_kv_cache_reset(lt_kv_cache *c) { c->len = 0; }
+void lt_kv_cache_reset(lt_kv_cache *c)
+{
+    c->len = 0;
+    memset(c->row_len, 0, (size_t)c->batch * sizeof(int64_t));
+}
+
+int64_t lt_kv_cache_row_len(const lt_kv_cache *c, int64_t row)
+{
+    return row >= 0 && row < c->batch ? c->row_len[row] : -1;
+}
+
+void lt_kv_cache_truncate_row(lt_kv_cache *c, int64_t row, int64_t len)
+{
+    if (row >= 0 && row < c->batch && len >= 0 && len < c->row_len[row])
+        c->row_len[row] = len;
+}
 
 /* ---- workspace --------------------------------------------------------------------------- */
 
@@ -466,7 +484,8 @@ static lt_status lora_fwd(lt_forward *f, int64_t l, lt_layer_acts *la, int s, lt
 
 /* One transformer layer: la->x -> out. */
 static lt_model_status run_layer(lt_forward *f, int64_t l, lt_layer_acts *la, lt_tensor *out,
-                                 lt_kv_cache *cache, int64_t p0, char *err, size_t errlen)
+                                 lt_kv_cache *cache, const int64_t *rows, int64_t p0, char *err,
+                                 size_t errlen)
 {
     lt_model *m = f->m;
     const lt_model_config *c = &m->cfg;
@@ -503,8 +522,9 @@ static lt_model_status run_layer(lt_forward *f, int64_t l, lt_layer_acts *la, lt
     if (cache) {
         const int64_t row = Hk * hd, Tm = cache->max_len;
         for (int64_t b = 0; b < B; b++) {
-            lt_tensor *dk = vw(f, cache->k[l], (b * Tm + p0) * row, 1, T * row, 0, 0, 0, &ok);
-            lt_tensor *dv = vw(f, cache->v[l], (b * Tm + p0) * row, 1, T * row, 0, 0, 0, &ok);
+            int64_t cb = rows ? rows[b] : b, pb = rows ? cache->row_len[cb] : p0;
+            lt_tensor *dk = vw(f, cache->k[l], (cb * Tm + pb) * row, 1, T * row, 0, 0, 0, &ok);
+            lt_tensor *dv = vw(f, cache->v[l], (cb * Tm + pb) * row, 1, T * row, 0, 0, 0, &ok);
             lt_tensor *sk = vw(f, la->k, b * T * row, 1, T * row, 0, 0, 0, &ok);
             lt_tensor *sv = vw(f, la->v, b * T * row, 1, T * row, 0, 0, 0, &ok);
             if (!ok)
@@ -512,9 +532,24 @@ static lt_model_status run_layer(lt_forward *f, int64_t l, lt_layer_acts *la, lt
             CK(lt_copy(dk, sk));
             CK(lt_copy(dv, sv));
         }
-        ap.q_offset = p0;
-        ap.n_kv = p0 + T;
-        CK(lt_attention(la->att, NULL, la->q, cache->k[l], cache->v[l], NULL, &ap));
+        if (rows) {
+            /* rows at different lengths: one attention per row over its own cache row */
+            for (int64_t b = 0; b < B; b++) {
+                int64_t cb = rows[b], pb = cache->row_len[cb];
+                lt_tensor *qb = vw(f, la->q, b * T * H * hd, 4, 1, T, H, hd, &ok);
+                lt_tensor *ob = vw(f, la->att, b * T * H * hd, 4, 1, T, H, hd, &ok);
+                lt_tensor *kb = vw(f, cache->k[l], cb * Tm * row, 4, 1, Tm, Hk, hd, &ok);
+                lt_tensor *vb = vw(f, cache->v[l], cb * Tm * row, 4, 1, Tm, Hk, hd, &ok);
+                if (!ok)
+                    return fail(LT_MODEL_ERR_OOM, err, errlen, "cannot make cache views");
+                lt_attn_params apb = {ap.scale, pb, pb + T};
+                CK(lt_attention(ob, NULL, qb, kb, vb, NULL, &apb));
+            }
+        } else {
+            ap.q_offset = p0;
+            ap.n_kv = p0 + T;
+            CK(lt_attention(la->att, NULL, la->q, cache->k[l], cache->v[l], NULL, &ap));
+        }
     } else {
         CK(lt_attention(la->att, la->lse, la->q, la->k, la->v, f->acts.seg, &ap));
     }
@@ -544,7 +579,7 @@ dev_fail:
 
 static lt_model_status run(lt_forward *f, const int32_t *ids, const int32_t *pos,
                            const int32_t *seg, int64_t B, int64_t T, lt_kv_cache *cache,
-                           lt_tensor **logits, char *err, size_t errlen)
+                           const int64_t *rows, lt_tensor **logits, char *err, size_t errlen)
 {
     if (!f || !ids || !logits)
         return fail(LT_MODEL_ERR_ARG, err, errlen, "forward: NULL argument");
@@ -556,8 +591,27 @@ static lt_model_status run(lt_forward *f, const int32_t *ids, const int32_t *pos
                     "forward: batch [%lld, %lld] outside the workspace's [%lld, %lld]",
                     (long long)B, (long long)T, (long long)f->o.max_batch,
                     (long long)f->o.max_seq);
-    int64_t p0 = 0;
-    if (cache) {
+    int64_t p0 = 0, p_end = T;
+    if (cache && rows) {
+        if (cache->m != m || B > cache->batch)
+            return fail(LT_MODEL_ERR_ARG, err, errlen,
+                        "forward: kv cache of batch %lld cannot take %lld rows",
+                        (long long)cache->batch, (long long)B);
+        for (int64_t b = 0; b < B; b++) {
+            int64_t r = rows[b];
+            bool dup = false;
+            for (int64_t k = 0; k < b && !dup; k++)
+                dup = rows[k] == r;
+            if (r < 0 || r >= cache->batch || dup || cache->row_len[r] + T > cache->max_len)
+                return fail(LT_MODEL_ERR_ARG, err, errlen,
+                            "forward: kv cache row %lld (of %lld%s) cannot take %lld more "
+                            "positions",
+                            (long long)r, (long long)cache->batch, dup ? ", given twice" : "",
+                            (long long)T);
+            if (cache->row_len[r] + T > p_end)
+                p_end = cache->row_len[r] + T;
+        }
+    } else if (cache) {
         if (cache->m != m || cache->batch != B || cache->len + T > cache->max_len)
             return fail(LT_MODEL_ERR_ARG, err, errlen,
                         "forward: kv cache (batch %lld, %lld of %lld positions used) cannot take "
@@ -565,18 +619,21 @@ static lt_model_status run(lt_forward *f, const int32_t *ids, const int32_t *pos
                         (long long)cache->batch, (long long)cache->len,
                         (long long)cache->max_len, (long long)B, (long long)T);
         p0 = cache->len;
+        p_end = p0 + T;
     }
-    if (c->arch == LT_ARCH_GPT2 && p0 + T > c->max_pos)
+    if (c->arch == LT_ARCH_GPT2 && p_end > c->max_pos)
         return fail(LT_MODEL_ERR_ARG, err, errlen,
                     "forward: position %lld is beyond gpt2's n_positions %lld",
-                    (long long)(p0 + T - 1), (long long)c->max_pos);
+                    (long long)(p_end - 1), (long long)c->max_pos);
     const int64_t N = B * T, D = c->dim, V = c->vocab;
     for (int64_t i = 0; i < N; i++) {
         if (ids[i] < 0 || ids[i] >= V)
             return fail(LT_MODEL_ERR_ARG, err, errlen,
                         "forward: token id %d at position %lld is outside the vocabulary [0, %lld)",
                         ids[i], (long long)i, (long long)V);
-        f->host_pos[i] = pos ? pos[i] : (int32_t)(p0 + i % T);
+        f->host_pos[i] = pos    ? pos[i]
+                         : rows ? (int32_t)(cache->row_len[rows[i / T]] + i % T)
+                                : (int32_t)(p0 + i % T);
         if (f->host_pos[i] < 0 || (c->arch == LT_ARCH_GPT2 && f->host_pos[i] >= c->max_pos))
             return fail(LT_MODEL_ERR_ARG, err, errlen,
                         "forward: position %d of token %lld is outside [0, %lld)",
@@ -615,7 +672,7 @@ static lt_model_status run(lt_forward *f, const int32_t *ids, const int32_t *pos
     }
     for (int64_t l = 0; l < c->n_layers; l++) {
         lt_tensor *out = l + 1 < c->n_layers ? a->layers[l + 1].x : a->x_final;
-        lt_model_status ms = run_layer(f, l, &a->layers[l], out, cache, p0, err, errlen);
+        lt_model_status ms = run_layer(f, l, &a->layers[l], out, cache, rows, p0, err, errlen);
         if (ms)
             return ms;
     }
@@ -633,8 +690,14 @@ static lt_model_status run(lt_forward *f, const int32_t *ids, const int32_t *pos
     } else {
         CK(linear(a->logits, a->hf, &m->lm_head));
     }
-    if (cache)
+    if (cache && rows) {
+        for (int64_t b = 0; b < B; b++)
+            cache->row_len[rows[b]] += T;
+    } else if (cache) {
         cache->len += T;
+        for (int64_t b = 0; b < B; b++)
+            cache->row_len[b] = cache->len;
+    }
     *logits = a->logits;
     return LT_MODEL_OK;
 dev_fail:
@@ -645,14 +708,23 @@ dev_fail:
 lt_model_status lt_forward_run(lt_forward *f, const int32_t *ids, int64_t B, int64_t T,
                                lt_kv_cache *cache, lt_tensor **logits, char *err, size_t errlen)
 {
-    return run(f, ids, NULL, NULL, B, T, cache, logits, err, errlen);
+    return run(f, ids, NULL, NULL, B, T, cache, NULL, logits, err, errlen);
+}
+
+lt_model_status lt_forward_run_rows(lt_forward *f, const int32_t *ids, int64_t B, int64_t T,
+                                    lt_kv_cache *cache, const int64_t *rows, lt_tensor **logits,
+                                    char *err, size_t errlen)
+{
+    if (!cache || !rows)
+        return fail(LT_MODEL_ERR_ARG, err, errlen, "forward: rows run needs a cache and rows");
+    return run(f, ids, NULL, NULL, B, T, cache, rows, logits, err, errlen);
 }
 
 lt_model_status lt_forward_run_packed(lt_forward *f, const int32_t *ids, const int32_t *pos,
                                       const int32_t *seg, int64_t B, int64_t T,
                                       lt_tensor **logits, char *err, size_t errlen)
 {
-    return run(f, ids, pos, seg, B, T, NULL, logits, err, errlen);
+    return run(f, ids, pos, seg, B, T, NULL, NULL, logits, err, errlen);
 }
 
 lt_tensor *lt_forward_hidden(const lt_forward *f, int l)

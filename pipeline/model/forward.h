@@ -9,7 +9,8 @@
  * A KV cache (lt_kv_cache) holds, per layer, keys and values [B, Tmax, Hkv, hd] F32 after
  * rotary. A run given a cache treats its tokens as continuing the cached positions (the
  * first run fills the prompt), writes their keys and values into the cache and attends over
- * everything cached so far.
+ * everything cached so far. lt_forward_run_rows instead continues chosen rows of a cache, each
+ * at its own length (batched decoding of prompts of different lengths).
  */
 #ifndef LATHE_FORWARD_H
 #define LATHE_FORWARD_H
@@ -26,6 +27,11 @@ void lt_kv_cache_free(lt_kv_cache *c);
 int64_t lt_kv_cache_len(const lt_kv_cache *c);      /* positions filled */
 int64_t lt_kv_cache_capacity(const lt_kv_cache *c); /* max_len */
 void lt_kv_cache_reset(lt_kv_cache *c);             /* forget every position */
+/* Positions filled in one row (lt_forward_run_rows); -1 for a row out of range. */
+int64_t lt_kv_cache_row_len(const lt_kv_cache *c, int64_t row);
+/* Forgets a row's positions from len on (a shorter len only): the row continues from len, as
+ * when several continuations of one prompt are scored, or the row takes a new prompt. */
+void lt_kv_cache_truncate_row(lt_kv_cache *c, int64_t row, int64_t len);
 
 typedef struct lt_forward lt_forward;
 
@@ -47,6 +53,18 @@ void lt_forward_free(lt_forward *f);
  */
 lt_model_status lt_forward_run(lt_forward *f, const int32_t *ids, int64_t B, int64_t T,
                                lt_kv_cache *cache, lt_tensor **logits, char *err, size_t errlen);
+
+/*
+ * As lt_forward_run with a cache whose rows stand at different lengths: ids [B, T] continue
+ * cache rows rows[0..B) (distinct, each in [0, the cache's batch); B may be smaller than the
+ * cache's batch), row rows[b] at its own length lt_kv_cache_row_len. Each row's tokens take
+ * the positions after its own cached ones and attend over its own row only; the other rows
+ * of the cache are untouched. A cache is advanced either by lt_forward_run or by this
+ * function, not both.
+ */
+lt_model_status lt_forward_run_rows(lt_forward *f, const int32_t *ids, int64_t B, int64_t T,
+                                    lt_kv_cache *cache, const int64_t *rows, lt_tensor **logits,
+                                    char *err, size_t errlen);
 
 /*
  * A training or evaluation run over packed rows: as lt_forward_run without a cache, with each

@@ -4,6 +4,7 @@
  * The loop prefills the prompt through the KV cache in one run, then feeds one token per
  * step, downloading only the last position's logits. With recompute it re-runs the whole
  * sequence every step instead: slower, but the reference the cache is tested against.
+ * lt_generate_batch runs many prompts through one cache, one decode step for all rows.
  */
 #include "generate.h"
 
@@ -212,5 +213,167 @@ out:
     lt_forward_free(fw);
     free(logits);
     free(seq);
+    return st;
+}
+
+/* One slot of a batched generation: the prompt it holds and its sequence so far. */
+typedef struct gen_slot {
+    int prompt;   /* index into the prompts, -1 when free */
+    int64_t len;  /* tokens in seq */
+    int64_t cap;  /* the sequence's cap: prompt + max_new, at most the context */
+    int32_t *seq; /* [max_total] */
+    uint64_t rng;
+} gen_slot;
+
+/* Takes one token for slot s from logits [V]; true when the slot is finished. */
+static bool slot_take(const lt_model_config *c, const lt_generate_opts *o, gen_slot *s,
+                      float *logits, int32_t *const *outs, int *n_outs, bool *oom)
+{
+    int32_t t = lt_sample(logits, c->vocab, s->seq, s->len, &o->sampler, &s->rng);
+    if (t < 0) {
+        *oom = true;
+        return true;
+    }
+    s->seq[s->len++] = t;
+    outs[s->prompt][n_outs[s->prompt]++] = t;
+    return is_stop(c, o, t) || s->len >= s->cap;
+}
+
+lt_model_status lt_generate_batch(lt_model *m, const int32_t *const *prompts, const int *n_prompts,
+                                  int n, int batch, const lt_generate_opts *o, int32_t *const *outs,
+                                  int *n_outs, bool (*progress)(void *ctx, int done),
+                                  void *progress_ctx, char *err, size_t errlen)
+{
+    if (!m || !o || n < 0 || batch < 1 || o->recompute || o->max_new_tokens < 0 ||
+        (n > 0 && (!prompts || !n_prompts || !outs || !n_outs)))
+        return fail(LT_MODEL_ERR_ARG, err, errlen,
+                    "generate: need prompts, a batch >= 1 and max_new_tokens >= 0 (no "
+                    "recompute)");
+    const lt_model_config *c = &m->cfg;
+    int64_t ctx = c->max_pos;
+    if (c->sliding_window > 0 && c->sliding_window < ctx)
+        ctx = c->sliding_window;
+    int64_t max_total = 1, max_prompt = 1;
+    for (int i = 0; i < n; i++) {
+        n_outs[i] = 0;
+        if (n_prompts[i] <= 0 || n_prompts[i] > ctx)
+            return fail(LT_MODEL_ERR_ARG, err, errlen,
+                        "generate: prompt %d has %d tokens (expected 1 to the model's context "
+                        "%lld)",
+                        i, n_prompts[i], (long long)ctx);
+        int64_t total = n_prompts[i] + (int64_t)o->max_new_tokens;
+        total = total < ctx ? total : ctx;
+        max_total = total > max_total ? total : max_total;
+        max_prompt = n_prompts[i] > max_prompt ? n_prompts[i] : max_prompt;
+    }
+    if (n == 0 || o->max_new_tokens == 0)
+        return LT_MODEL_OK;
+    int B = batch < n ? batch : n;
+    const int64_t V = c->vocab;
+    lt_forward *pre = NULL, *dec = NULL;
+    lt_kv_cache *cache = NULL;
+    gen_slot *slots = calloc((size_t)B, sizeof(gen_slot));
+    float *logits = malloc((size_t)(B * V) * sizeof(float));
+    int32_t *step_ids = malloc((size_t)B * sizeof(int32_t));
+    int64_t *rows = malloc((size_t)B * sizeof(int64_t));
+    int *slot_of = malloc((size_t)B * sizeof(int));
+    lt_model_status st = LT_MODEL_OK;
+    bool oom = !slots || !logits || !step_ids || !rows || !slot_of;
+    for (int b = 0; !oom && b < B; b++) {
+        slots[b].prompt = -1;
+        oom = !(slots[b].seq = malloc((size_t)max_total * sizeof(int32_t)));
+    }
+    if (oom) {
+        st = fail(LT_MODEL_ERR_OOM, err, errlen, "out of memory");
+        goto out;
+    }
+    /* prefill one prompt at a time (batch 1, as lt_generate); decode all rows at once */
+    lt_forward_opts fpre = {1, max_prompt, false, true}, fdec = {B, 1, false, true};
+    if ((st = lt_forward_new(m, &fpre, &pre, err, errlen)) ||
+        (st = lt_forward_new(m, &fdec, &dec, err, errlen)) ||
+        (st = lt_kv_cache_new(m, B, max_total, &cache, err, errlen)))
+        goto out;
+    int next = 0, done = 0, active = 0;
+    while (done < n) {
+        /* fill free slots with the next prompts, prefilling each and taking its first token */
+        for (int b = 0; b < B && next < n; b++) {
+            gen_slot *s = &slots[b];
+            if (s->prompt >= 0)
+                continue;
+            int i = next++;
+            int64_t r = b;
+            lt_tensor *lg = NULL;
+            s->prompt = i;
+            s->len = n_prompts[i];
+            s->cap = n_prompts[i] + (int64_t)o->max_new_tokens;
+            s->cap = s->cap < ctx ? s->cap : ctx;
+            s->rng = o->sampler.seed;
+            memcpy(s->seq, prompts[i], (size_t)n_prompts[i] * sizeof(int32_t));
+            lt_kv_cache_truncate_row(cache, r, 0);
+            if ((st = lt_forward_run_rows(pre, prompts[i], 1, n_prompts[i], cache, &r, &lg, err,
+                                          errlen)))
+                goto out;
+            if (lt_tensor_download(lg, logits, (size_t)V * sizeof(float)) != LT_OK) {
+                st = fail(LT_MODEL_ERR_DEVICE, err, errlen, "generate: reading logits: %s",
+                          lt_device_last_error(m->dev));
+                goto out;
+            }
+            active++;
+            if (s->len >= s->cap || slot_take(c, o, s, logits, outs, n_outs, &oom)) {
+                s->prompt = -1;
+                active--;
+                done++;
+                if (progress && !progress(progress_ctx, done))
+                    goto out;
+                b--; /* refill this slot at once */
+            }
+            if (oom) {
+                st = fail(LT_MODEL_ERR_OOM, err, errlen, "out of memory");
+                goto out;
+            }
+        }
+        if (active == 0)
+            continue;
+        int nb = 0;
+        for (int b = 0; b < B; b++)
+            if (slots[b].prompt >= 0) {
+                step_ids[nb] = slots[b].seq[slots[b].len - 1];
+                rows[nb] = b;
+                slot_of[nb++] = b;
+            }
+        lt_tensor *lg = NULL;
+        if ((st = lt_forward_run_rows(dec, step_ids, nb, 1, cache, rows, &lg, err, errlen)))
+            goto out;
+        if (lt_tensor_download(lg, logits, (size_t)(nb * V) * sizeof(float)) != LT_OK) {
+            st = fail(LT_MODEL_ERR_DEVICE, err, errlen, "generate: reading logits: %s",
+                      lt_device_last_error(m->dev));
+            goto out;
+        }
+        for (int k = 0; k < nb; k++) {
+            gen_slot *s = &slots[slot_of[k]];
+            if (slot_take(c, o, s, logits + (int64_t)k * V, outs, n_outs, &oom)) {
+                s->prompt = -1;
+                active--;
+                done++;
+                if (progress && !progress(progress_ctx, done))
+                    goto out;
+            }
+            if (oom) {
+                st = fail(LT_MODEL_ERR_OOM, err, errlen, "out of memory");
+                goto out;
+            }
+        }
+    }
+out:
+    lt_kv_cache_free(cache);
+    lt_forward_free(dec);
+    lt_forward_free(pre);
+    for (int b = 0; slots && b < B; b++)
+        free(slots[b].seq);
+    free(slots);
+    free(logits);
+    free(step_ids);
+    free(rows);
+    free(slot_of);
     return st;
 }

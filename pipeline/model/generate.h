@@ -57,4 +57,22 @@ lt_model_status lt_generate(lt_model *m, const int32_t *prompt, int n_prompt,
                             const lt_generate_opts *o, int32_t *out, int *n_out, char *err,
                             size_t errlen);
 
+/*
+ * Generates after n prompts, up to `batch` of them at a time. Each prompt is prefilled alone
+ * into its row of a shared KV cache (the computation lt_generate does), then every
+ * unfinished row takes one decode step per forward, all rows together, each at its own
+ * length (lt_forward_run_rows); a finished row's slot takes the next prompt. Every prompt
+ * gets its own sampler stream seeded with o->sampler.seed, so the tokens equal lt_generate's
+ * for each prompt alone (greedy: the same ids, up to the rounding of a batched matmul; the
+ * tests check). outs[i] has room for max_new_tokens ids; n_outs[i] receives the count.
+ * o->recompute must be false and o->on_token is not called. progress (may be NULL) is called
+ * with the number of prompts finished so far; when it returns false generation stops there
+ * (the unfinished prompts keep what they have).
+ */
+lt_model_status lt_generate_batch(lt_model *m, const int32_t *const *prompts,
+                                  const int *n_prompts, int n, int batch,
+                                  const lt_generate_opts *o, int32_t *const *outs, int *n_outs,
+                                  bool (*progress)(void *ctx, int done), void *progress_ctx,
+                                  char *err, size_t errlen);
+
 #endif
