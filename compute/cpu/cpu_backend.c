@@ -281,7 +281,7 @@ static lt_status cpu_bias_backward(lt_device *dev, lt_tensor *db, const lt_tenso
 
 /* ---- activations ------------------------------------------------------------------------ */
 
-static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+static inline float sigmoidf(float x) { return 1.0f / (1.0f + lt_cpu_expf(-x)); }
 
 static lt_status cpu_silu(lt_device *dev, lt_tensor *out, const lt_tensor *x)
 {
@@ -289,7 +289,7 @@ static lt_status cpu_silu(lt_device *dev, lt_tensor *out, const lt_tensor *x)
     const float *p = lt_cpu_f(x);
     int64_t n = out->numel;
     int nt = lt_cpu_nt(dev);
-#pragma omp parallel for schedule(static) num_threads(nt) if (n > PAR_MIN)
+#pragma omp parallel for simd schedule(static) num_threads(nt) if (n > PAR_MIN)
     for (int64_t i = 0; i < n; i++)
         o[i] = p[i] * sigmoidf(p[i]);
     return LT_OK;
@@ -302,7 +302,7 @@ static lt_status cpu_silu_backward(lt_device *dev, lt_tensor *dx, const lt_tenso
     const float *g = lt_cpu_f(dout), *p = lt_cpu_f(x);
     int64_t n = dx->numel;
     int nt = lt_cpu_nt(dev);
-#pragma omp parallel for schedule(static) num_threads(nt) if (n > PAR_MIN)
+#pragma omp parallel for simd schedule(static) num_threads(nt) if (n > PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
         float s = sigmoidf(p[i]);
         o[i] = g[i] * s * (1.0f + p[i] * (1.0f - s));
@@ -351,7 +351,7 @@ static lt_status cpu_swiglu(lt_device *dev, lt_tensor *out, const lt_tensor *gat
     const float *a = lt_cpu_f(gate), *u = lt_cpu_f(up);
     int64_t n = out->numel;
     int nt = lt_cpu_nt(dev);
-#pragma omp parallel for schedule(static) num_threads(nt) if (n > PAR_MIN)
+#pragma omp parallel for simd schedule(static) num_threads(nt) if (n > PAR_MIN)
     for (int64_t i = 0; i < n; i++)
         o[i] = a[i] * sigmoidf(a[i]) * u[i];
     return LT_OK;
@@ -365,7 +365,7 @@ static lt_status cpu_swiglu_backward(lt_device *dev, lt_tensor *dgate, lt_tensor
     const float *g = lt_cpu_f(dout), *a = lt_cpu_f(gate), *u = lt_cpu_f(up);
     int64_t n = dgate->numel;
     int nt = lt_cpu_nt(dev);
-#pragma omp parallel for schedule(static) num_threads(nt) if (n > PAR_MIN)
+#pragma omp parallel for simd schedule(static) num_threads(nt) if (n > PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
         float gi = g[i], ai = a[i], ui = u[i]; /* read all before writing: aliases allowed */
         float s = sigmoidf(ai);

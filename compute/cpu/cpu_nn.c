@@ -264,15 +264,17 @@ lt_status lt_cpu_rope(lt_device *dev, lt_tensor *x, const lt_tensor *pos, float 
 
 /* ---- cross-entropy and log-prob gather --------------------------------------------------- */
 
-/* max and log-sum-exp of a row, in index order */
+/* log-sum-exp of a row: max, then the sum of exponentials (vectorised, in a fixed order) */
 static float row_lse(const float *x, int64_t V)
 {
     float mx = x[0];
+#pragma omp simd reduction(max : mx)
     for (int64_t j = 1; j < V; j++)
         mx = x[j] > mx ? x[j] : mx;
     float s = 0.0f;
+#pragma omp simd reduction(+ : s)
     for (int64_t j = 0; j < V; j++)
-        s += expf(x[j] - mx);
+        s += lt_cpu_expf(x[j] - mx);
     return mx + logf(s);
 }
 
@@ -308,8 +310,9 @@ lt_status lt_cpu_cross_entropy(lt_device *dev, lt_tensor *loss, lt_tensor *row_l
         rl[r] = lse - xr[y];
         if (dl) {
             float *d = dl + r * V; /* may be xr itself: each element is read before written */
+#pragma omp simd
             for (int64_t j = 0; j < V; j++)
-                d[j] = gscale * expf(xr[j] - lse);
+                d[j] = gscale * lt_cpu_expf(xr[j] - lse);
             d[y] -= gscale;
         }
     }
@@ -350,8 +353,9 @@ lt_status lt_cpu_logprob_gather_backward(lt_device *dev, lt_tensor *dlogits,
         const float *xr = xp + r * V;
         float lse = row_lse(xr, V), gr = g[r];
         float *d = dl + r * V;
+#pragma omp simd
         for (int64_t j = 0; j < V; j++)
-            d[j] -= gr * expf(xr[j] - lse);
+            d[j] -= gr * lt_cpu_expf(xr[j] - lse);
         d[id[r]] += gr;
     }
     return LT_OK;

@@ -2,13 +2,15 @@
  * test_attention_cpu.c - the CPU backend's causal grouped-query attention: forward and
  * log-sum-exp against a float64 formula, dq/dk/dv against finite differences, on grouped
  * heads (H = 6, Hkv = 2), head dims 6 and 10, packed segments, KV-cache offsets with n_kv,
- * F16/BF16 keys and values, T up to 257; identical bits on a second backward.
+ * F16/BF16 keys and values, T up to 257, lengths that are not a multiple of the 64-query
+ * tile, head dims 7 and 33; identical bits on a second backward; the one-pass backward (many
+ * (batch, kv head) pairs per thread) and the two-pass backward (few) agree, on 1 and 8 threads.
  */
 #include "ops_ref.h"
 
 #include <stdio.h>
 
-static lt_device *dev;
+static lt_device *dev, *dev1, *dev8; /* default, 1 and 8 threads */
 
 typedef struct acase {
     int64_t B, Tq, Tk, H, Hkv, hd, q_offset, n_kv;
@@ -76,6 +78,57 @@ static double attn_obj(void *ctx)
     return L;
 }
 
+/* dq, dk and dv of case x computed on device d (F32 copies of the same inputs), as doubles
+ * into gq, gk, gv (caller frees); false if an op failed. */
+static bool attn_grads(lt_device *d, const actx *x, double **gq, double **gk, double **gv)
+{
+    const acase *c = x->c;
+    int64_t sq[4] = {c->B, c->Tq, c->H, c->hd}, sk[4] = {c->B, c->Tk, c->Hkv, c->hd};
+    int64_t sl[3] = {c->B, c->H, c->Tq}, ss[2] = {c->B, c->Tq};
+    lt_tensor *seg = x->seg ? ref_ids(d, x->seg, 2, ss) : NULL;
+    lt_tensor *t[9] = {ref_tensor(d, LT_F32, x->q, 4, sq), ref_tensor(d, c->kv, x->k, 4, sk),
+                       ref_tensor(d, c->kv, x->v, 4, sk), ref_tensor(d, LT_F32, x->dout, 4, sq),
+                       ref_tensor(d, LT_F32, NULL, 4, sq), ref_tensor(d, LT_F32, NULL, 3, sl),
+                       ref_tensor(d, LT_F32, NULL, 4, sq), ref_tensor(d, LT_F32, NULL, 4, sk),
+                       ref_tensor(d, LT_F32, NULL, 4, sk)};
+    lt_attn_params p = {1.0f / sqrtf((float)c->hd), c->q_offset, c->n_kv};
+    bool ok = lt_attention(t[4], t[5], t[0], t[1], t[2], seg, &p) == LT_OK &&
+              lt_attention_backward(t[6], t[7], t[8], t[3], t[0], t[1], t[2], t[4], t[5], seg,
+                                    &p) == LT_OK;
+    *gq = ok ? ref_get(t[6]) : NULL;
+    *gk = ok ? ref_get(t[7]) : NULL;
+    *gv = ok ? ref_get(t[8]) : NULL;
+    for (int i = 0; i < 9; i++)
+        lt_tensor_free(t[i]);
+    lt_tensor_free(seg);
+    return ok;
+}
+
+/* The same gradients on 1 and on 8 threads (the backward picks its one-pass or two-pass form
+ * by (batch, kv head) pairs per thread): equal to rounding. */
+static void check_threads(const char *op, const actx *x, const double *gq, const double *gk,
+                          const double *gv)
+{
+    const acase *c = x->c;
+    int64_t nq = c->B * c->Tq * c->H * c->hd, nk = c->B * c->Tk * c->Hkv * c->hd;
+    lt_device *devs[2] = {dev1, dev8};
+    const char *names[2] = {"1 thread", "8 threads"};
+    for (int i = 0; i < 2; i++) {
+        double *q = NULL, *k = NULL, *v = NULL;
+        char what[32];
+        snprintf(what, sizeof what, "%s d/dq,dk,dv", names[i]);
+        CHECK(attn_grads(devs[i], x, &q, &k, &v), "%s: %s: %s", op, names[i],
+              lt_device_last_error(devs[i]));
+        if (q) {
+            double e = ref_relerr(q, gq, nq), ek = ref_relerr(k, gk, nk);
+            double ev = ref_relerr(v, gv, nk);
+            e = e > ek ? e : ek;
+            ref_report(op, what, e > ev ? e : ev, FWD_TOL);
+        }
+        free(q), free(k), free(v);
+    }
+}
+
 static void run_case(const acase *c)
 {
     char op[96];
@@ -128,6 +181,7 @@ static void run_case(const acase *c)
     ref_report(op, "d/dq", ref_fd(attn_obj, &x, x.q, nq, gq), BWD_TOL);
     ref_report(op, "d/dk", ref_fd(attn_obj, &x, x.k, nk, gk), BWD_TOL);
     ref_report(op, "d/dv", ref_fd(attn_obj, &x, x.v, nk, gv), BWD_TOL);
+    check_threads(op, &x, gq, gk, gv);
     free(ro), free(rl), free(go), free(gl), free(gq), free(gk), free(gv);
     free(x.q), free(x.k), free(x.v), free(x.dout), free(x.seg);
     lt_tensor *all[12] = {q, k, v, g, o, lse, dq, dk, dv, dq2, dk2, dv2};
@@ -141,7 +195,11 @@ int main(void)
     char err[256];
     dev = lt_device_open("cpu", 0, err, sizeof err);
     CHECK(dev != NULL, "open cpu: %s", err);
-    if (!dev)
+    dev1 = lt_device_open("cpu", 1, err, sizeof err);
+    CHECK(dev1 != NULL, "open cpu, 1 thread: %s", err);
+    dev8 = lt_device_open("cpu", 8, err, sizeof err);
+    CHECK(dev8 != NULL, "open cpu, 8 threads: %s", err);
+    if (!dev || !dev1 || !dev8)
         return test_summary();
     acase cases[] = {
         {1, 1, 1, 1, 1, 6, 0, 0, 0, LT_F32},
@@ -152,9 +210,15 @@ int main(void)
         {1, 33, 40, 3, 3, 10, 7, 0, 0, LT_F32},
         {1, 257, 257, 2, 1, 6, 0, 0, 2, LT_F32},  /* long, 2 segments */
         {2, 33, 33, 6, 2, 64, 0, 0, 0, LT_BF16},
+        {1, 130, 130, 6, 2, 7, 0, 0, 3, LT_F32},  /* 2 full tiles and 2 queries, packed */
+        {3, 100, 100, 4, 2, 33, 0, 0, 2, LT_F32}, /* one-pass backward on the default threads */
+        {2, 70, 75, 8, 2, 33, 5, 0, 0, LT_F16},
+        {1, 129, 140, 2, 2, 7, 11, 137, 0, LT_F32},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         run_case(&cases[i]);
+    lt_device_close(dev8);
+    lt_device_close(dev1);
     lt_device_close(dev);
     return test_summary();
 }
