@@ -87,9 +87,11 @@ static double log_prob(const float *x, int64_t V, int32_t id)
 }
 
 /* The continuation of one choice: the tokens of the conversation msgs + {assistant: choice}
- * that start inside the choice's text (from byte p_len of the rendered text, the end of the
- * prompt with its generation prompt, for the choice's length). OUT full (the conversation's
- * tokens), *c0 and *c1 (the continuation is full[c0..c1)). */
+ * that start inside the choice's text, or in the whitespace some templates put between the
+ * generation prompt and the reply (Llama 2's " "; such a token carries the space, as
+ * lm-evaluation-harness's " " + choice continuations do). The rendered text has the prompt
+ * with its generation prompt up to byte p_len. OUT full (the conversation's tokens), *c0 and
+ * *c1 (the continuation is full[c0..c1)). */
 static lt_eval_status choice_tokens(const lt_tokenizer *tok, lt_chat_family fam, lt_chat_msg *msgs,
                                     int n_msgs, const char *choice, size_t p_len, lt_tok_ids *full,
                                     int64_t *c0, int64_t *c1, char *err, size_t errlen)
@@ -98,7 +100,6 @@ static lt_eval_status choice_tokens(const lt_tokenizer *tok, lt_chat_family fam,
     lt_chat_text txt = {0};
     msgs[n_msgs] = (lt_chat_msg){"assistant", choice};
     full->n = 0;
-    size_t cl = strlen(choice);
     if (lt_chat_render(tok, fam, msgs, (size_t)n_msgs + 1, false, &txt, e, sizeof(e)) !=
             LT_TOK_OK ||
         lt_tokenizer_encode_chat(tok, fam, msgs, (size_t)n_msgs + 1, false, full, e, sizeof(e)) !=
@@ -107,19 +108,27 @@ static lt_eval_status choice_tokens(const lt_tokenizer *tok, lt_chat_family fam,
         snprintf(err, errlen, "encoding a choice: %s", e);
         return LT_EVAL_DATA;
     }
-    bool placed = txt.n >= p_len + cl && memcmp(txt.text + p_len, choice, cl) == 0;
+    /* templates may trim the reply: compare the choice without surrounding whitespace */
+    const char *cs = choice + strspn(choice, " \t\r\n");
+    size_t cl = strlen(cs);
+    while (cl > 0 && strchr(" \t\r\n", cs[cl - 1]))
+        cl--;
+    size_t q = p_len;
+    while (q < txt.n && strchr(" \t\r\n", txt.text[q]) && txt.text[q])
+        q++;
+    bool placed = txt.n >= p_len && txt.n >= q + cl && memcmp(txt.text + q, cs, cl) == 0;
     lt_chat_text_free(&txt);
     if (!placed) {
         snprintf(err, errlen,
-                 "the %s chat template does not put the assistant's reply right "
-                 "after its generation prompt; multiple-choice scoring needs that",
+                 "the %s chat template does not put the assistant's reply right after its "
+                 "generation prompt; multiple-choice scoring needs that",
                  lt_chat_family_name(fam));
         return LT_EVAL_DATA;
     }
     int64_t a = 0, b;
     while (a < (int64_t)full->n && full->offsets[a] < p_len)
         a++;
-    for (b = a; b < (int64_t)full->n && full->offsets[b] < p_len + cl; b++)
+    for (b = a; b < (int64_t)full->n && full->offsets[b] < q + cl; b++)
         ;
     *c0 = a;
     *c1 = b;

@@ -272,12 +272,14 @@ static double plain_loglik(lt_model *m, const int32_t *ids, int64_t from, int64_
     return ll;
 }
 
-static void test_mc_logliks(lt_model *m, const lt_tokenizer *tok)
+/* Per-choice log-likelihoods with chat family fam against plain forward passes. */
+static void mc_logliks_check(lt_model *m, const lt_tokenizer *tok, lt_chat_family fam)
 {
     static const char *const choices[] = {"red", "a small grey cat", "tree", "Köln"};
     lt_chat_msg msgs[2] = {{"system", "Answer with the choice."},
                            {"user", "which one is a colour?\n\nA. red\nB. a small grey cat\n"
                                     "C. tree\nD. Köln"}};
+    const char *fn = lt_chat_family_name(fam);
     eval_mc_scorer *sc = NULL;
     char err[1024] = "";
     double ll[4];
@@ -288,45 +290,55 @@ static void test_mc_logliks(lt_model *m, const lt_tokenizer *tok)
         return;
     /* twice: the second run reuses the cache the first cut back */
     for (int pass = 0; pass < 2; pass++)
-        CHECK(eval_mc_logliks(sc, tok, LT_CHAT_CHATML, msgs, 2, choices, 4, ll, nt, &too_long, err,
+        CHECK(eval_mc_logliks(sc, tok, fam, msgs, 2, choices, 4, ll, nt, &too_long, err,
                               sizeof err) == LT_EVAL_OK &&
                   !too_long,
-              "scoring: %s", err);
+              "%s: scoring: %s", fn, err);
     lt_tok_ids p = {0};
     char e[LT_TOK_ERR_LEN];
-    CHECK(lt_tokenizer_encode_chat(tok, LT_CHAT_CHATML, msgs, 2, true, &p, e, sizeof e) ==
-              LT_TOK_OK,
-          "prompt: %s", e);
+    CHECK(lt_tokenizer_encode_chat(tok, fam, msgs, 2, true, &p, e, sizeof e) == LT_TOK_OK,
+          "%s: prompt: %s", fn, e);
     for (int j = 0; j < 4; j++) {
         lt_chat_msg full[3] = {msgs[0], msgs[1], {"assistant", choices[j]}};
         lt_tok_ids f = {0};
-        CHECK(lt_tokenizer_encode_chat(tok, LT_CHAT_CHATML, full, 3, false, &f, e, sizeof e) ==
-                  LT_TOK_OK,
-              "choice %d: %s", j, e);
-        /* the continuation: the shortest run after the prompt that decodes to the choice */
+        CHECK(lt_tokenizer_encode_chat(tok, fam, full, 3, false, &f, e, sizeof e) == LT_TOK_OK,
+              "%s: choice %d: %s", fn, j, e);
+        /* the continuation: the shortest run after the prompt that decodes to the choice
+         * (after any whitespace the template puts first) */
         int64_t end = -1;
         for (int64_t k = (int64_t)p.n + 1; k <= (int64_t)f.n && end < 0; k++) {
             char *d = NULL;
             size_t dn = 0;
             if (lt_tokenizer_decode(tok, f.ids + p.n, (size_t)k - p.n, 0, &d, &dn, e, sizeof e) ==
-                    LT_TOK_OK &&
-                dn == strlen(choices[j]) && !memcmp(d, choices[j], dn))
-                end = k;
+                LT_TOK_OK) {
+                size_t ws = strspn(d, " \n");
+                if (dn - ws == strlen(choices[j]) && !memcmp(d + ws, choices[j], dn - ws))
+                    end = k;
+            }
             free(d);
         }
         CHECK(end > 0 && !memcmp(f.ids, p.ids, p.n * sizeof(int32_t)),
-              "choice %d: continuation found after the prompt", j);
+              "%s: choice %d: continuation found after the prompt", fn, j);
         if (end > 0) {
             double want = plain_loglik(m, f.ids, (int64_t)p.n, end);
-            CHECK(nt[j] == end - (int64_t)p.n, "choice %d: %lld tokens, want %lld", j,
+            CHECK(nt[j] == end - (int64_t)p.n, "%s: choice %d: %lld tokens, want %lld", fn, j,
                   (long long)nt[j], (long long)(end - (int64_t)p.n));
             CHECK(fabs(ll[j] - want) <= 1e-3 * (1 + fabs(want)),
-                  "choice %d: cached log-likelihood %.6f, plain forward %.6f", j, ll[j], want);
+                  "%s: choice %d: cached log-likelihood %.6f, plain forward %.6f", fn, j, ll[j],
+                  want);
         }
         lt_tok_ids_free(&f);
     }
     lt_tok_ids_free(&p);
     eval_mc_scorer_free(sc);
+}
+
+static void test_mc_logliks(lt_model *m, const lt_tokenizer *tok)
+{
+    static const lt_chat_family fams[] = {LT_CHAT_CHATML, LT_CHAT_LLAMA3, LT_CHAT_LLAMA2,
+                                          LT_CHAT_ALPACA};
+    for (size_t i = 0; i < sizeof fams / sizeof fams[0]; i++)
+        mc_logliks_check(m, tok, fams[i]);
 }
 
 static void test_batched_generation(lt_model *m, const lt_tokenizer *tok)
