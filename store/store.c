@@ -1,10 +1,16 @@
 /*
  * store.c - opening a workspace: the folder, lathe.db, pragmas, migrations with backups,
  * transactions, and the cleanup of imports whose process died half way.
+ *
+ * WAL checkpoints run on a thread of their own with a second connection, so a long writer
+ * (an import) does not copy every page a second time on its own thread. The writer waits
+ * for the checkpointer only when the WAL has grown past WAL_WAIT_FRAMES, so the WAL stays
+ * bounded (it restarts from the beginning once everything in it is copied back).
  */
 #include "store_impl.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -197,6 +203,116 @@ static lt_store_status migrate(lt_store *st, const char *dbpath, const lt_store_
     return LT_STORE_OK;
 }
 
+/* ---- checkpoints on their own thread ---- */
+
+#define WAL_CHECKPOINT_FRAMES 1000 /* SQLite's default autocheckpoint threshold */
+#define WAL_WAIT_FRAMES 16384      /* 64 MiB of 4 KiB pages: the writer waits to let it restart */
+
+typedef struct checkpointer {
+    char *path;
+    pthread_t th;
+    bool started, failed;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    unsigned requested, done; /* checkpoint requests; the last one a finished run covered */
+    bool stop;
+} checkpointer;
+
+static void *checkpoint_main(void *arg)
+{
+    checkpointer *c = arg;
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(c->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
+        sqlite3_close(db);
+        db = NULL;
+    } else {
+        sqlite3_exec(db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
+    }
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        while (c->done == c->requested && !c->stop)
+            pthread_cond_wait(&c->cv, &c->mu);
+        if (c->stop)
+            break;
+        unsigned gen = c->requested;
+        pthread_mutex_unlock(&c->mu);
+        /* PASSIVE never blocks the writer; busy or failed runs are retried at the next
+         * commit, and the last connection to close checkpoints whatever is left */
+        if (db)
+            sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        pthread_mutex_lock(&c->mu);
+        c->done = gen;
+        pthread_cond_broadcast(&c->cv);
+    }
+    pthread_mutex_unlock(&c->mu);
+    sqlite3_close(db);
+    return NULL;
+}
+
+/* Called by SQLite after each commit with the frames now in the WAL. */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int n_frames)
+{
+    checkpointer *c = arg;
+    if (n_frames < WAL_CHECKPOINT_FRAMES)
+        return SQLITE_OK;
+    pthread_mutex_lock(&c->mu);
+    if (!c->started && !c->failed) {
+        c->started = pthread_create(&c->th, NULL, checkpoint_main, c) == 0;
+        c->failed = !c->started;
+    }
+    if (!c->started) {
+        pthread_mutex_unlock(&c->mu);
+        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        return SQLITE_OK;
+    }
+    unsigned gen = ++c->requested;
+    pthread_cond_broadcast(&c->cv);
+    while (n_frames >= WAL_WAIT_FRAMES && (int)(c->done - gen) < 0)
+        pthread_cond_wait(&c->cv, &c->mu);
+    pthread_mutex_unlock(&c->mu);
+    return SQLITE_OK;
+}
+
+static checkpointer *checkpointer_new(const char *path)
+{
+    checkpointer *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->path = strdup(path);
+    if (!c->path)
+        goto free_c;
+    if (pthread_mutex_init(&c->mu, NULL) != 0)
+        goto free_path;
+    if (pthread_cond_init(&c->cv, NULL) != 0)
+        goto destroy_mutex;
+    return c;
+destroy_mutex:
+    pthread_mutex_destroy(&c->mu);
+free_path:
+    free(c->path);
+free_c:
+    free(c);
+    return NULL;
+}
+
+/* Stops the thread after its current run (the connection's close checkpoints the rest). */
+static void checkpointer_free(checkpointer *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->mu);
+    c->stop = true;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    if (c->started)
+        pthread_join(c->th, NULL);
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->mu);
+    free(c->path);
+    free(c);
+}
+
 lt_store_status lt_store_open(const char *workspace, lt_store **out, char *err, size_t errlen)
 {
     return lt_store_open_steps(workspace, lt_store_migrations, lt_store_n_migrations, out, err,
@@ -224,8 +340,14 @@ lt_store_status lt_store_open_steps(const char *workspace, const lt_store_migrat
         goto free_store;
     }
     snprintf(dbpath, sizeof dbpath, "%s/lathe.db", workspace);
-    if (sqlite3_open_v2(dbpath, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-        SQLITE_OK) {
+    /* no global memory statistics (nothing reads them; they cost a mutex per allocation);
+     * refused, harmlessly, once SQLite is initialized */
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    /* a store is used by one thread at a time (worker threads never touch it), so the
+     * connection needs no mutex of its own */
+    if (sqlite3_open_v2(dbpath, &st->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
         snprintf(err, errlen, "cannot open %s: %s", dbpath,
                  st->db ? sqlite3_errmsg(st->db) : "out of memory");
         goto close_db;
@@ -252,6 +374,13 @@ lt_store_status lt_store_open_steps(const char *workspace, const lt_store_migrat
                  sqlite3_errmsg(st->db));
         goto close_db;
     }
+    checkpointer *ck = checkpointer_new(dbpath);
+    if (!ck) {
+        snprintf(err, errlen, "out of memory");
+        r = LT_STORE_IO;
+        goto close_db;
+    }
+    sqlite3_wal_hook(st->db, wal_hook, ck); /* replaces SQLite's own autocheckpoint */
     *out = st;
     return LT_STORE_OK;
 close_db:
@@ -268,6 +397,8 @@ void lt_store_close(lt_store *st)
         return;
     for (int i = 0; i < STMT_COUNT; i++)
         sqlite3_finalize(st->stmt[i]);
+    /* the previous hook argument comes back: the checkpointer set by lt_store_open */
+    checkpointer_free(sqlite3_wal_hook(st->db, NULL, NULL));
     sqlite3_close(st->db);
     free(st->workspace);
     free(st->version_name);
