@@ -96,17 +96,23 @@ static bool set_row(lt_reader *r, const char *p, size_t n)
     return true;
 }
 
-/* Parses r->row as one JSON object, or hands it back raw when parsing is deferred. */
-static lt_read_kind parse_row(lt_reader *r, lt_read_row *row, size_t n)
+/* Parses text (r->row, or a row terminated in place in r->buf) as one JSON object, or hands
+ * it back raw when parsing is deferred. */
+static lt_read_kind parse_text(lt_reader *r, lt_read_row *row, char *text, size_t n)
 {
-    row->raw = r->row;
+    row->raw = text;
     row->raw_len = n;
     if (r->defer_parse)
         return LT_READ_RAW;
-    lt_read_kind k = lt_parse_row(r->row, n, row->line, &r->json, row->reason,
+    lt_read_kind k = lt_parse_row(text, n, row->line, &r->json, row->reason,
                                   sizeof row->reason, &row->column);
     row->json = r->json;
     return k;
+}
+
+static lt_read_kind parse_row(lt_reader *r, lt_read_row *row, size_t n)
+{
+    return parse_text(r, row, r->row, n);
 }
 
 static void too_long(lt_reader *r, lt_read_row *row, const char *what, int64_t n)
@@ -166,7 +172,7 @@ static lt_read_kind next_jsonl(lt_reader *r, lt_read_row *row)
             nl = r->buf + r->end; /* last line without a newline */
         }
         size_t len = (size_t)(nl - (r->buf + r->start));
-        const char *p = r->buf + r->start;
+        char *p = r->buf + r->start;
         r->start = nl < r->buf + r->end ? (size_t)(nl - r->buf) + 1 : r->end;
         row->line = r->line++;
         scanned = 0;
@@ -177,9 +183,10 @@ static lt_read_kind next_jsonl(lt_reader *r, lt_read_row *row)
             k++;
         if (k == len)
             continue; /* blank line */
-        if (!set_row(r, p, len))
-            return LT_READ_EOF;
-        return parse_row(r, row, len);
+        /* terminated in place, no copy: p[len] is the consumed newline (or '\r'), or
+         * buf[end], which refill always leaves room for */
+        p[len] = '\0';
+        return parse_text(r, row, p, len);
     }
 }
 
