@@ -22,6 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 int64_t lt_utf8_invalid_at(const char *s, size_t n)
 {
@@ -129,6 +132,29 @@ static size_t put_cp(char *o, uint32_t cp)
     return 3;
 }
 
+#if defined(__SSE2__)
+/* The common case 16 bytes at a time: printable ASCII (and DEL) with single spaces between
+ * words and none at either end of the block, so it only needs lower-casing. Writes at most
+ * 17 bytes at out (a pending space first) and returns 16, or 0 when the block needs the
+ * byte-by-byte path. */
+static inline size_t block16(const unsigned char *p, char *out, bool space)
+{
+    __m128i v = _mm_loadu_si128((const __m128i *)p);
+    if (_mm_movemask_epi8(_mm_cmpgt_epi8(v, _mm_set1_epi8(0x1f))) != 0xffff)
+        return 0; /* control bytes or non-ASCII */
+    unsigned sp = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(' ')));
+    if ((sp & 0x8001u) || (sp & (sp >> 1)))
+        return 0; /* a space at an end, or a run of spaces */
+    __m128i upper = _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('A' - 1)),
+                                  _mm_cmplt_epi8(v, _mm_set1_epi8('Z' + 1)));
+    v = _mm_add_epi8(v, _mm_and_si128(upper, _mm_set1_epi8(0x20)));
+    if (space)
+        *out++ = ' ';
+    _mm_storeu_si128((__m128i *)out, v);
+    return 16;
+}
+#endif
+
 size_t lt_text_normalize(const char *s, size_t n, char *out)
 {
     char *nfc = NULL;
@@ -144,6 +170,19 @@ size_t lt_text_normalize(const char *s, size_t n, char *out)
     size_t o = 0;
     bool space = false;
     for (size_t i = 0; i < n;) {
+#if defined(__SSE2__)
+        /* o <= i always (output never outruns input; a pending space was a consumed byte),
+         * so the 16 or 17 bytes written stay within out[0..n] */
+        if (i + 16 <= n) {
+            size_t k = block16(p + i, out + o, space);
+            if (k) {
+                o += k + space;
+                i += k;
+                space = false;
+                continue;
+            }
+        }
+#endif
         unsigned c = p[i];
         if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v' ||
             (c == 0xc2 && i + 1 < n && p[i + 1] == 0xa0)) {

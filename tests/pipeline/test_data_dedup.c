@@ -338,6 +338,70 @@ static void write_lines(const char *path, const char *const *lines, int n)
         fclose(f);
 }
 
+/* Byte-by-byte reference for the texts below (ASCII, no-break spaces, "É"/"é", "ß"):
+ * lower-case, whitespace runs to one space, trimmed. */
+static size_t normalize_ref(const char *s, size_t n, char *out)
+{
+    size_t o = 0;
+    bool space = false;
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i];
+        bool nbsp = c == 0xc2 && i + 1 < n && (unsigned char)s[i + 1] == 0xa0;
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v' || nbsp) {
+            space = o > 0;
+            i += nbsp ? 2 : 1;
+            continue;
+        }
+        if (space)
+            out[o++] = ' ';
+        space = false;
+        if (c == 0xc3 && i + 1 < n && (unsigned char)s[i + 1] == 0x89) { /* É -> é */
+            out[o++] = (char)0xc3;
+            out[o++] = (char)0xa9;
+            i += 2;
+            continue;
+        }
+        out[o++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+        i++;
+    }
+    out[o] = '\0';
+    return o;
+}
+
+/* The 16-byte fast path of lt_text_normalize against the reference, on random texts made of
+ * words, runs of spaces and tabs, punctuation, control bytes and two-byte letters, at every
+ * alignment and length (blocks end anywhere, including just past a space). */
+static void test_normalize_blocks(void)
+{
+    static const char *pieces[] = {"word", "Upper", "ZZ", "a", " ", "  ", "\t", "\n ", ".",
+                                   "@[`{", "\x7f", "\x01", "\xc2\xa0", "\xc3\x89t\xc3\xa9",
+                                   "Stra\xc3\x9f!", "0123456789", "MiXeD-CaSe!"};
+    char in[700], out[720], ref[720];
+    int bad = 0;
+    rng_state = 12345;
+    for (int t = 0; t < 20000 && bad < 5; t++) {
+        size_t n = 0, want = 1 + rnd(600);
+        while (n < want) {
+            const char *pc = pieces[rnd(sizeof pieces / sizeof *pieces)];
+            size_t l = strlen(pc);
+            if (n + l >= sizeof in)
+                break;
+            memcpy(in + n, pc, l);
+            n += l;
+        }
+        in[n] = '\0';
+        memset(out, 0x55, sizeof out);
+        size_t got = lt_text_normalize(in, n, out);
+        size_t exp = normalize_ref(in, n, ref);
+        if (got != exp || strcmp(out, ref) != 0 || (unsigned char)out[n + 1] != 0x55) {
+            bad++;
+            fprintf(stderr, "normalize mismatch on '%s':\n  got '%s'\n  ref '%s'\n", in, out,
+                    ref);
+        }
+    }
+    CHECK(bad == 0, "16-byte normalize path equals the byte-by-byte reference");
+}
+
 static void test_keep_rules_and_normalization(void)
 {
     static const char *rows[] = {
@@ -535,6 +599,7 @@ int main(void)
     lt_shingle_opts ch = {.char_shingles = 3};
     CHECK(lt_text_jaccard("東京は日本の首都です", "東京は日本の首都です。", &ch) > 0.7,
           "CJK character shingles");
+    test_normalize_blocks();
     test_quality_and_incremental();
     test_keep_rules_and_normalization();
     test_split_filter_export();
