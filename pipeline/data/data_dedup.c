@@ -55,7 +55,12 @@ typedef struct dedup {
     uint64_t **shingles; /* lazily computed, for verification */
     size_t *n_shingles;
     bool *shingled;
+    size_t shingle_bytes; /* held in shingles[]: kept under SHINGLE_CACHE_BYTES */
 } dedup;
+
+/* Shingle sets are recomputed from the store when the cache was emptied, so memory stays
+ * bounded however many candidates a large file has. */
+#define SHINGLE_CACHE_BYTES ((size_t)64 << 20)
 
 static int uf_find(int *p, int x)
 {
@@ -77,6 +82,14 @@ static void uf_union(int *p, int a, int b)
         p[b] = a;
     else
         p[a] = b;
+}
+
+/* Copies a text hash (32 hex digits; anything longer is cut) without printf's cost per row. */
+static void set_hash(item *x, const char *h)
+{
+    size_t n = h ? strnlen(h, sizeof x->hash - 1) : 0;
+    memcpy(x->hash, h ? h : "", n);
+    x->hash[n] = '\0';
 }
 
 static item *push_item(dedup *d)
@@ -188,7 +201,7 @@ static lt_data_status load_universe(dedup *d, int64_t dataset_id, int64_t versio
         x->sample_id = g.sample_id;
         x->row = g.row;
         x->resp_len = g.n_response_chars;
-        snprintf(x->hash, sizeof x->hash, "%s", g.text_hash ? g.text_hash : "");
+        set_hash(x, g.text_hash);
         if (g.bytes == sizeof x->sig) {
             memcpy(x->sig, g.sig, sizeof x->sig);
             x->has_sig = true;
@@ -242,7 +255,7 @@ static lt_data_status load_universe(dedup *d, int64_t dataset_id, int64_t versio
             x->row = smp.row;
             x->resp_len = smp.n_response_chars;
             x->member = true;
-            snprintf(x->hash, sizeof x->hash, "%s", smp.text_hash);
+            set_hash(x, smp.text_hash);
             idx[pending++] = d->n - 1;
         } else if (s != LT_STORE_DONE) {
             goto store_error_batch;
@@ -323,31 +336,28 @@ static bool shingles_of(dedup *d, int i)
     d->n_shingles[i] = lt_shingles(text, strlen(text), &d->sh, &d->shingles[i]);
     free(text);
     d->shingled[i] = true;
+    d->shingle_bytes += d->n_shingles[i] * sizeof **d->shingles;
     return true;
+}
+
+static void shingles_drop_all(dedup *d)
+{
+    for (size_t i = 0; i < d->n; i++)
+        if (d->shingled[i]) {
+            free(d->shingles[i]);
+            d->shingles[i] = NULL;
+            d->shingled[i] = false;
+        }
+    d->shingle_bytes = 0;
 }
 
 static double pair_jaccard(dedup *d, int i, int j)
 {
+    if (d->shingle_bytes > SHINGLE_CACHE_BYTES)
+        shingles_drop_all(d);
     if (!shingles_of(d, i) || !shingles_of(d, j))
         return -1.0;
     return lt_jaccard_sorted(d->shingles[i], d->n_shingles[i], d->shingles[j], d->n_shingles[j]);
-}
-
-/* Appends a candidate pair, growing the array. */
-static bool add_pair(int **pairs, size_t *n, size_t *cap, int a, int b)
-{
-    if (*n == *cap) {
-        size_t nc = *cap ? *cap * 2 : 4096;
-        int *np = realloc(*pairs, nc * 2 * sizeof *np);
-        if (!np)
-            return false;
-        *pairs = np;
-        *cap = nc;
-    }
-    (*pairs)[2 * *n] = a < b ? a : b;
-    (*pairs)[2 * *n + 1] = a < b ? b : a;
-    (*n)++;
-    return true;
 }
 
 #define BUCKET_ALL_PAIRS 48 /* larger buckets pair each member with the first and next only */
@@ -381,53 +391,238 @@ static inline uint64_t band_key(const uint16_t *v, int r, int band)
 }
 
 /* Buckets items by a 64-bit key: an open-addressing table of chains that keep insertion
- * order (increasing item index). Linear in the number of items, unlike sorting. */
+ * order (increasing item index). Linear in the number of items, unlike sorting. A slot keeps
+ * its key and chain ends together: one cache line per probe. */
+typedef struct slot {
+    uint64_t key;
+    int head, tail; /* -1 when empty */
+} slot;
+
 typedef struct buckets {
-    uint64_t *key;
-    int *head, *tail; /* per slot; -1 when empty */
-    int *next;        /* per item */
+    slot *slots;
+    int *next;      /* per item */
     size_t mask;
+    size_t cap_slots, cap_items; /* allocated */
 } buckets;
+
+/* Sizes the table for n_keys keys (load at most one half) over items 0..n_items-1, growing
+ * the arrays when they are too small. */
+static bool buckets_reserve(buckets *t, size_t n_keys, size_t n_items)
+{
+    size_t cap = 16;
+    while (cap < n_keys * 2)
+        cap *= 2;
+    t->mask = cap - 1;
+    if (cap > t->cap_slots) {
+        slot *ns = realloc(t->slots, cap * sizeof *ns);
+        if (!ns)
+            return false;
+        t->slots = ns;
+        t->cap_slots = cap;
+    }
+    if (n_items < 1)
+        n_items = 1;
+    if (n_items > t->cap_items) {
+        int *nn = realloc(t->next, n_items * sizeof *nn);
+        if (!nn)
+            return false;
+        t->next = nn;
+        t->cap_items = n_items;
+    }
+    return true;
+}
 
 static bool buckets_init(buckets *t, int n_items, int n_keys)
 {
-    size_t cap = 16;
-    while (cap < (size_t)n_keys * 2)
-        cap *= 2;
-    t->mask = cap - 1;
-    t->key = malloc(cap * sizeof *t->key);
-    t->head = malloc(cap * sizeof *t->head);
-    t->tail = malloc(cap * sizeof *t->tail);
-    t->next = malloc((size_t)(n_items ? n_items : 1) * sizeof *t->next);
-    return t->key && t->head && t->tail && t->next;
+    return buckets_reserve(t, (size_t)n_keys, (size_t)n_items);
 }
 
 static void buckets_clear(buckets *t)
 {
-    memset(t->head, 0xff, (t->mask + 1) * sizeof *t->head);
+    for (size_t s = 0; s <= t->mask; s++)
+        t->slots[s].head = -1;
 }
 
 static void buckets_add(buckets *t, uint64_t key, int item)
 {
     size_t s = (size_t)fmix_key(key) & t->mask;
-    while (t->head[s] >= 0 && t->key[s] != key)
+    while (t->slots[s].head >= 0 && t->slots[s].key != key)
         s = (s + 1) & t->mask;
+    slot *x = &t->slots[s];
     t->next[item] = -1;
-    if (t->head[s] < 0) {
-        t->key[s] = key;
-        t->head[s] = t->tail[s] = item;
+    if (x->head < 0) {
+        x->key = key;
+        x->head = x->tail = item;
     } else {
-        t->next[t->tail[s]] = item;
-        t->tail[s] = item;
+        t->next[x->tail] = item;
+        x->tail = item;
     }
 }
 
 static void buckets_free(buckets *t)
 {
-    free(t->key);
-    free(t->head);
-    free(t->tail);
+    free(t->slots);
     free(t->next);
+    memset(t, 0, sizeof *t);
+}
+
+/* Candidate pairs (lower index first), appended; not yet sorted or unique. */
+typedef struct pair_list {
+    int *v;
+    size_t n, cap;
+} pair_list;
+
+/* Appends a candidate pair, growing the array. */
+static bool add_pair(pair_list *l, int a, int b)
+{
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 4096;
+        int *np = realloc(l->v, nc * 2 * sizeof *np);
+        if (!np)
+            return false;
+        l->v = np;
+        l->cap = nc;
+    }
+    l->v[2 * l->n] = a < b ? a : b;
+    l->v[2 * l->n + 1] = a < b ? b : a;
+    l->n++;
+    return true;
+}
+
+/* LSH over bands [band0, band1), on any thread: reads items and rep only. */
+typedef struct band_job {
+    const dedup *d;
+    const bool *rep;
+    int n, rows, band0, band1;
+    pair_list out;
+    bool ok;
+} band_job;
+
+typedef struct keyed {
+    uint64_t key;
+    int item;
+} keyed;
+
+/* A band's keys are split by their top bits and bucketed one part at a time, so each part's
+ * table stays in cache; a bucket (one key) lies in one part, its members in item order. */
+#define BAND_PART_BITS 8
+
+static void *band_worker(void *arg)
+{
+    band_job *j = arg;
+    enum { PARTS = 1 << BAND_PART_BITS };
+    buckets t = {0};
+    size_t n = (size_t)(j->n ? j->n : 1);
+    keyed *kv = malloc(n * sizeof *kv), *part = malloc(n * sizeof *part);
+    int *members = malloc(n * sizeof *members);
+    size_t start[PARTS + 1], pos[PARTS];
+    j->ok = false;
+    if (!kv || !part || !members)
+        goto done;
+    for (int b = j->band0; b < j->band1; b++) {
+        size_t m = 0;
+        memset(pos, 0, sizeof pos);
+        for (int i = 0; i < j->n; i++) {
+            if (i + 16 < j->n) /* items are far apart: fetch the band ahead of its use */
+                __builtin_prefetch(j->d->items[i + 16].sig + b * j->rows);
+            if (j->rep[i]) {
+                uint64_t k = band_key(j->d->items[i].sig + b * j->rows, j->rows, b);
+                kv[m].key = k;
+                kv[m++].item = i;
+                pos[k >> (64 - BAND_PART_BITS)]++;
+            }
+        }
+        start[0] = 0;
+        for (int p = 0; p < PARTS; p++) {
+            start[p + 1] = start[p] + pos[p];
+            pos[p] = start[p];
+        }
+        for (size_t k = 0; k < m; k++) /* stable: item order is kept within a part */
+            part[pos[kv[k].key >> (64 - BAND_PART_BITS)]++] = kv[k];
+        for (int p = 0; p < PARTS; p++) {
+            const keyed *pk = part + start[p];
+            size_t c = start[p + 1] - start[p];
+            if (c < 2)
+                continue;
+            if (!buckets_reserve(&t, c, c))
+                goto done;
+            buckets_clear(&t);
+            for (size_t k = 0; k < c; k++)
+                buckets_add(&t, pk[k].key, (int)k);
+            for (size_t s = 0; s <= t.mask; s++) {
+                int h = t.slots[s].head;
+                if (h < 0 || t.next[h] < 0)
+                    continue; /* empty or a single member */
+                int nm = 0;
+                for (int i = h; i >= 0; i = t.next[i])
+                    members[nm++] = pk[i].item;
+                for (int x = 0; x < nm; x++)
+                    for (int y = x + 1; y < nm; y++) {
+                        if (nm > BUCKET_ALL_PAIRS && x != 0 && y != x + 1)
+                            continue;
+                        if (!add_pair(&j->out, members[x], members[y]))
+                            goto done;
+                    }
+            }
+        }
+    }
+    j->ok = true;
+done:
+    buckets_free(&t);
+    free(kv);
+    free(part);
+    free(members);
+    return NULL;
+}
+
+/* Candidate pairs of every band, sorted and unique: the bands are split over threads and
+ * the lists joined, so the result does not depend on the thread count. OUT *out. */
+static bool lsh_candidates(const dedup *d, const bool *rep, int bands, int rows,
+                           pair_list *out)
+{
+    int n_threads = thread_count(d->o->threads);
+    if (n_threads > bands)
+        n_threads = bands;
+    pthread_t th[64];
+    band_job jobs[64];
+    bool started[64] = {false};
+    for (int t = 0; t < n_threads; t++)
+        jobs[t] = (band_job){.d = d,
+                             .rep = rep,
+                             .n = (int)d->n,
+                             .rows = rows,
+                             .band0 = bands * t / n_threads,
+                             .band1 = bands * (t + 1) / n_threads};
+    for (int t = 1; t < n_threads; t++)
+        started[t] = pthread_create(&th[t], NULL, band_worker, &jobs[t]) == 0;
+    band_worker(&jobs[0]);
+    bool ok = jobs[0].ok;
+    for (int t = 1; t < n_threads; t++) {
+        if (started[t])
+            pthread_join(th[t], NULL);
+        else
+            band_worker(&jobs[t]); /* no thread: run it here */
+        ok = ok && jobs[t].ok;
+    }
+    *out = jobs[0].out;
+    for (int t = 1; t < n_threads; t++) {
+        for (size_t k = 0; ok && k < jobs[t].out.n; k++)
+            ok = add_pair(out, jobs[t].out.v[2 * k], jobs[t].out.v[2 * k + 1]);
+        free(jobs[t].out.v);
+    }
+    if (!ok)
+        return false;
+    if (out->n)
+        qsort(out->v, out->n, 2 * sizeof *out->v, cmp_pair);
+    size_t u = 0;
+    for (size_t k = 0; k < out->n; k++)
+        if (u == 0 || cmp_pair(&out->v[2 * k], &out->v[2 * (u - 1)]) != 0) {
+            out->v[2 * u] = out->v[2 * k];
+            out->v[2 * u + 1] = out->v[2 * k + 1];
+            u++;
+        }
+    out->n = u;
+    return true;
 }
 
 static lt_data_status find_clusters(dedup *d, lt_data_dedup_result *res, char *err,
@@ -435,20 +630,18 @@ static lt_data_status find_clusters(dedup *d, lt_data_dedup_result *res, char *e
 {
     int n = (int)d->n;
     bool *rep = calloc((size_t)(n ? n : 1), sizeof *rep);
-    int *members = malloc((size_t)(n ? n : 1) * sizeof *members);
-    int *pairs = NULL;
-    size_t n_pairs = 0, cap_pairs = 0;
+    pair_list cand = {0};
     buckets t = {0};
     lt_data_status r = LT_DATA_NOMEM;
-    if (!rep || !members || !buckets_init(&t, n, n))
+    if (!rep || !buckets_init(&t, n, n))
         goto done;
     /* exact duplicates: same text hash; the first (lowest row) represents the group */
     buckets_clear(&t);
     for (int i = 0; i < n; i++)
         buckets_add(&t, hex64(d->items[i].hash), i);
     for (size_t s = 0; s <= t.mask; s++) {
-        for (int i = t.head[s]; i >= 0; i = t.next[i]) {
-            int j = t.head[s];
+        for (int i = t.slots[s].head; i >= 0; i = t.next[i]) {
+            int j = t.slots[s].head;
             while (j != i && strcmp(d->items[j].hash, d->items[i].hash) != 0)
                 j = t.next[j];
             if (j == i)
@@ -457,38 +650,13 @@ static lt_data_status find_clusters(dedup *d, lt_data_dedup_result *res, char *e
                 uf_union(d->parent, j, i);
         }
     }
+    buckets_free(&t); /* the band threads have tables of their own */
     if (!d->o->exact_only) {
         lt_lsh_params(d->o->threshold, LT_MINHASH_PERM, &res->bands, &res->rows);
-        for (int b = 0; b < res->bands; b++) {
-            buckets_clear(&t);
-            for (int i = 0; i < n; i++)
-                if (rep[i])
-                    buckets_add(&t, band_key(d->items[i].sig + b * res->rows, res->rows, b), i);
-            for (size_t s = 0; s <= t.mask; s++) {
-                if (t.head[s] < 0 || t.next[t.head[s]] < 0)
-                    continue; /* empty or a single member */
-                int m = 0;
-                for (int i = t.head[s]; i >= 0; i = t.next[i])
-                    members[m++] = i;
-                for (int x = 0; x < m; x++)
-                    for (int y = x + 1; y < m; y++) {
-                        if (m > BUCKET_ALL_PAIRS && x != 0 && y != x + 1)
-                            continue;
-                        if (!add_pair(&pairs, &n_pairs, &cap_pairs, members[x], members[y]))
-                            goto done;
-                    }
-            }
-        }
-        if (n_pairs)
-            qsort(pairs, n_pairs, 2 * sizeof *pairs, cmp_pair);
-        size_t u = 0;
-        for (size_t k = 0; k < n_pairs; k++)
-            if (u == 0 || cmp_pair(&pairs[2 * k], &pairs[2 * (u - 1)]) != 0) {
-                pairs[2 * u] = pairs[2 * k];
-                pairs[2 * u + 1] = pairs[2 * k + 1];
-                u++;
-            }
-        n_pairs = u;
+        if (!lsh_candidates(d, rep, res->bands, res->rows, &cand))
+            goto done;
+        int *pairs = cand.v;
+        size_t n_pairs = cand.n;
         res->n_candidates = (int64_t)n_pairs;
         size_t n_out = 0;
         for (size_t k = 0; k < n_pairs; k++) {
@@ -538,8 +706,7 @@ done:
         snprintf(err, errlen, "out of memory while finding duplicates");
     buckets_free(&t);
     free(rep);
-    free(members);
-    free(pairs);
+    free(cand.v);
     return r;
 }
 
