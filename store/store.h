@@ -320,6 +320,10 @@ lt_store_status lt_store_control_ack(lt_store *st, int64_t id);
 /* SQLite's data_version: changes when another connection commits, so a dashboard skips its
  * queries while nothing happened. */
 lt_store_status lt_store_data_version(lt_store *st, int64_t *version);
+/* Ends the read transaction a stepped-but-unfinished statement holds (a cached single-row
+ * lookup keeps its row until its next use), so the next query sees what other processes
+ * committed since. Call only with no iterator open; strings returned before are invalid. */
+void lt_store_read_end(lt_store *st);
 /* Iterates a run's metrics named name with step > after_step, by step (read with
  * lt_store_metrics_next): the dashboard fetches only rows it has not seen. */
 lt_store_status lt_store_metrics_iter_after(lt_store *st, int64_t run_id, const char *name,

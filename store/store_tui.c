@@ -25,6 +25,13 @@ lt_store_status lt_store_data_version(lt_store *st, int64_t *version)
     return rc;
 }
 
+void lt_store_read_end(lt_store *st)
+{
+    for (sqlite3_stmt *s = sqlite3_next_stmt(st->db, NULL); s; s = sqlite3_next_stmt(st->db, s))
+        if (sqlite3_stmt_busy(s))
+            sqlite3_reset(s);
+}
+
 lt_store_status lt_store_metrics_iter_after(lt_store *st, int64_t run_id, const char *name,
                                             int64_t after_step, lt_store_iter **it)
 {

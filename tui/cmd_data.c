@@ -10,6 +10,7 @@
 
 #include <cjson/cJSON.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -65,6 +66,41 @@ int lt_data_open(const char *cmd, const lt_cli_common *c, lt_store **st)
     return LT_EXIT_OK;
 }
 
+static const char *progress_path;
+static double progress_last;
+
+void lt_data_progress_set(const char *path)
+{
+    progress_path = path && *path ? path : NULL;
+}
+
+void lt_data_progress(bool force, double frac, const char *fmt, ...)
+{
+    if (!progress_path)
+        return;
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    double now = (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+    if (!force && now - progress_last < 0.1)
+        return;
+    progress_last = now;
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", progress_path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(f, "%.4f ", frac);
+    vfprintf(f, fmt, ap);
+    fputc('\n', f);
+    va_end(ap);
+    if (fclose(f) == 0)
+        rename(tmp, progress_path);
+    else
+        unlink(tmp);
+}
+
 static int usage_error(const char *cmd, const char *arg)
 {
     return lt_cli_fail(cmd, LT_EXIT_USAGE, "unexpected argument '%s' (see --help)", arg);
@@ -74,7 +110,13 @@ static int usage_error(const char *cmd, const char *arg)
 
 static void progress(void *ctx, const char *path, int64_t done, int64_t total, int64_t rows)
 {
-    (void)ctx;
+    bool quiet = *(const bool *)ctx; /* --json: the progress file only */
+    const char *base = strrchr(path, '/');
+    lt_data_progress(done >= total, total > 0 ? (double)done / (double)total : -1,
+                     "importing %s: %.1f / %.1f MB, %lld rows", base ? base + 1 : path,
+                     (double)done / 1e6, (double)total / 1e6, (long long)rows);
+    if (quiet)
+        return;
     bool tty = isatty(2);
     fprintf(stderr, "%s", tty ? "\r" : "");
     fprintf(stderr, "importing ");
@@ -90,7 +132,8 @@ static int cmd_import(int argc, char **argv, lt_cli_common *c)
         "preference|text|\n"
         "                         multiple_choice]\n"
         "                         [--field-map FIELD=COLUMN ...] [--strict] [--append]\n"
-        "                         [--max-chars N] [--max-row-bytes N] [--workspace DIR] [--json]\n\n"
+        "                         [--max-chars N] [--max-row-bytes N] [--progress-file PATH]\n"
+        "                         [--workspace DIR] [--json]\n\n"
         "Reads JSONL, JSON arrays and CSV (UTF-8), validates every row, normalizes it into one\n"
         "sample shape and stores it. Bad rows are recorded with file, line and reason (see\n"
         "'lathe data issues NAME') and never stop the good rows, unless --strict.\n"
@@ -99,7 +142,9 @@ static int cmd_import(int argc, char **argv, lt_cli_common *c)
         "question choices answer. Multiple-choice rows (question or query, a list of choices,\n"
         "answer as an index, a letter or the choice's text; also gold, ARC's choices\n"
         "{text, label} with answerKey) are detected by their fields.\n"
-        "--append adds the rows to an existing dataset as a new version.\n";
+        "--append adds the rows to an existing dataset as a new version.\n"
+        "--progress-file keeps one line there, \"FRACTION TEXT\", replaced as the import goes\n"
+        "(the dashboard's background jobs read it; dedup, filter and split take it too).\n";
     lt_data_import_opts o;
     lt_data_import_opts_default(&o);
     const char **files = calloc((size_t)argc, sizeof *files);
@@ -123,6 +168,12 @@ static int cmd_import(int argc, char **argv, lt_cli_common *c)
             o.strict = true;
         } else if (strcmp(argv[i], "--append") == 0) {
             o.append = true;
+        } else if (lt_data_opt(argc, argv, &i, "--progress-file", &v)) {
+            if (!v || !*v) {
+                lt_cli_fail("data import", LT_EXIT_USAGE, "--progress-file needs a path");
+                goto done;
+            }
+            lt_data_progress_set(v);
         } else if (lt_data_opt(argc, argv, &i, "--name", &v)) {
             if (!v || !*v) {
                 lt_cli_fail("data import", LT_EXIT_USAGE, "--name needs a value");
@@ -173,7 +224,10 @@ static int cmd_import(int argc, char **argv, lt_cli_common *c)
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
     o.interrupt = &interrupted;
-    o.progress = c->json ? NULL : progress;
+    bool quiet = c->json;
+    o.progress = c->json && !progress_path ? NULL : progress;
+    o.progress_ctx = &quiet;
+    lt_data_progress(true, 0, "importing");
     char err[1024];
     lt_data_import_result res;
     struct timespec t0, t1;
@@ -182,7 +236,7 @@ static int cmd_import(int argc, char **argv, lt_cli_common *c)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
-    if (o.progress && isatty(2))
+    if (o.progress && !quiet && isatty(2))
         fputc('\n', stderr);
     if (s != LT_DATA_OK) {
         fprintf(stderr, "lathe data import: ");

@@ -19,6 +19,13 @@ bool lt_data_num(const char *cmd, const char *opt, const char *v, double lo, dou
 /* Opens the workspace store; prints the error and returns LT_EXIT_FAIL on failure. */
 int lt_data_open(const char *cmd, const lt_cli_common *c, lt_store **st);
 
+/* --progress-file PATH (the dashboard's background jobs): where lt_data_progress writes one
+ * line, "FRACTION TEXT" (FRACTION -1 when unknown), replaced atomically, at most ten times a
+ * second unless force. Does nothing when no path was given. */
+void lt_data_progress_set(const char *path);
+void lt_data_progress(bool force, double frac, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 int lt_data_cmd_inspect(int argc, char **argv, lt_cli_common *c);
 int lt_data_cmd_dedup(int argc, char **argv, lt_cli_common *c);
 int lt_data_cmd_filter(int argc, char **argv, lt_cli_common *c);

@@ -40,6 +40,12 @@ static int parse(const char *cmd, int argc, char **argv, lt_cli_common *c, const
             *version = (int)d;
             continue;
         }
+        if (lt_data_opt(argc, argv, &i, "--progress-file", &v)) {
+            if (!v || !*v)
+                return lt_cli_fail(cmd, LT_EXIT_USAGE, "--progress-file needs a path");
+            lt_data_progress_set(v);
+            continue;
+        }
         if (argv[i][0] == '-' && argv[i][1]) {
             r = fn ? fn(ctx, argc, argv, &i) : 0;
             if (r < 0)
@@ -320,7 +326,7 @@ int lt_data_cmd_dedup(int argc, char **argv, lt_cli_common *c)
     static const char *help =
         "usage: lathe data dedup NAME [--threshold 0.8] [--ngram 5] [--char-shingles K]\n"
         "                        [--keep longest|first] [--exact-only] [--dry-run] [--version N]\n"
-        "                        [--threads N] [--json]\n\n"
+        "                        [--threads N] [--progress-file PATH] [--json]\n\n"
         "Removes exact duplicates (same text after case folding and whitespace collapsing) and\n"
         "near duplicates (MinHash LSH over word n-grams, or character k-grams for CJK, each\n"
         "candidate verified by true Jaccard >= threshold) into a new version. One row per\n"
@@ -340,7 +346,9 @@ int lt_data_cmd_dedup(int argc, char **argv, lt_cli_common *c)
     char err[1024];
     lt_data_dedup_result r;
     double t0 = now_s();
+    lt_data_progress(true, -1, "finding duplicates in %s", name);
     lt_data_status s = lt_data_dedup(st, name, &o, &r, err, sizeof err);
+    lt_data_progress(true, 1, "dedup finished");
     double secs = now_s() - t0;
     lt_store_close(st);
     if (s != LT_DATA_OK)
@@ -415,7 +423,7 @@ int lt_data_cmd_filter(int argc, char **argv, lt_cli_common *c)
         "usage: lathe data filter NAME [--min-chars N] [--max-chars N]\n"
         "                         [--max-repeated-line-ratio R] [--max-repeated-ngram-ratio R]\n"
         "                         [--max-nonprintable-ratio R] [--regex FIELD=REGEX ...]\n"
-        "                         [--version N] [--json]\n\n"
+        "                         [--version N] [--progress-file PATH] [--json]\n\n"
         "Writes a new version without the rows that break a rule; each drop is recorded with\n"
         "its rule. Lengths count characters over the whole sample. Ratios: share of lines\n"
         "repeating an earlier line, share of word 3-grams seen before in the sample, share of\n"
@@ -432,7 +440,9 @@ int lt_data_cmd_filter(int argc, char **argv, lt_cli_common *c)
         return rc;
     char err[1024];
     lt_data_filter_result r;
+    lt_data_progress(true, -1, "filtering %s", name);
     lt_data_status s = lt_data_filter(st, name, &o, &r, err, sizeof err);
+    lt_data_progress(true, 1, "filter finished");
     lt_store_close(st);
     if (s != LT_DATA_OK)
         return fail_data("data filter", s, err);
@@ -478,7 +488,8 @@ int lt_data_cmd_split(int argc, char **argv, lt_cli_common *c)
 {
     static const char *help =
         "usage: lathe data split NAME [--val 0.05] [--test 0.05] [--seed S]\n"
-        "                        [--stratify-by FIELD] [--version N] [--json]\n\n"
+        "                        [--stratify-by FIELD] [--version N] [--progress-file PATH]\n"
+        "                        [--json]\n\n"
         "Assigns every row of the version to train, val or test. Deterministic for a seed;\n"
         "near-duplicate clusters (MinHash, Jaccard >= 0.7) stay in one split so nothing leaks\n"
         "into evaluation. --stratify-by keeps the shares per value of FIELD (response, system,\n"
@@ -493,7 +504,9 @@ int lt_data_cmd_split(int argc, char **argv, lt_cli_common *c)
         return rc;
     char err[1024];
     lt_data_split_result r;
+    lt_data_progress(true, -1, "splitting %s", name);
     lt_data_status s = lt_data_split(st, name, &o, &r, err, sizeof err);
+    lt_data_progress(true, 1, "split finished");
     lt_store_close(st);
     if (s != LT_DATA_OK)
         return fail_data("data split", s, err);

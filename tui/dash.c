@@ -103,6 +103,15 @@ static bool term_init(lt_dash *d)
         init_pair(5, COLOR_RED, -1);
         init_pair(6, COLOR_MAGENTA, -1);
     }
+    /* the mouse, only where the terminal describes its mouse reports (kmous) and ncurses
+     * takes them; LATHE_NO_MOUSE=1 leaves the mouse to the terminal (text selection) */
+    const char *nm = getenv("LATHE_NO_MOUSE");
+    char *kmous = tigetstr("kmous");
+    if (!(nm && *nm && strcmp(nm, "0") != 0) && kmous && kmous != (char *)-1 && *kmous) {
+        mouseinterval(0);
+        if (mousemask(BUTTON1_PRESSED | BUTTON4_PRESSED | BUTTON5_PRESSED, NULL) != 0)
+            d->mouse = has_mouse();
+    }
     const char *cs = nl_langinfo(CODESET);
     d->utf8 = cs && (strcmp(cs, "UTF-8") == 0 || strcmp(cs, "utf8") == 0);
     return true;
@@ -205,10 +214,14 @@ static const char *const HELP[] = {
     "        p pause  r resume  s stop  c checkpoint now (asks the trainer)",
     "Runs:   Enter watch   Space mark for comparison   d config diff",
     "Data:   Enter open    Left/Right bad rows / duplicates",
-    "Wizard: Enter pick, Tab completes paths, 1-9 answers, s save plan, t start training",
-    "Eval:   s sort by a metric  r reverse  Enter samples side by side",
+    "        i import a file  d dedup  f filter  s split (background jobs)",
+    "Wizard: Enter pick, Tab completes paths, 1-9 answers, s save plan,",
+    "        e edit the config, t start training",
+    "Eval:   e new evaluation  s sort by a metric  r reverse  Enter samples",
+    "Forms:  Up/Down field, Tab completes, Enter runs, Esc cancels",
+    "Mouse (where the terminal reports it): click a tab or a row, wheel scrolls",
     "",
-    "q leaves the dashboard; training keeps running. Press any key.",
+    "q leaves the dashboard; training and jobs keep running. Press any key.",
 };
 
 static void draw_help(const lt_dash *d)
@@ -260,6 +273,46 @@ static void show_view(lt_dash *d, lt_view_id v)
     relayout(d);
     if (d->vstate[v] && d->ops[v]->update)
         d->ops[v]->update(d->vstate[v], d, true);
+}
+
+int lt_dash_mouse(lt_dash *d, int kind, int y, int x)
+{
+    if (d->help) {
+        d->help = false;
+        return LT_KEY_HANDLED;
+    }
+    if (d->lay.too_small)
+        return LT_KEY_IGNORED;
+    int tab = kind == LT_MOUSE_CLICK ? lt_layout_tab_at(&d->lay, y, x) : -1;
+    if (tab >= 0) {
+        if (tab != (int)d->view)
+            show_view(d, (lt_view_id)tab);
+        return LT_KEY_HANDLED;
+    }
+    void *vs = d->vstate[d->view];
+    if (!vs || !d->ops[d->view]->mouse)
+        return LT_KEY_IGNORED;
+    int r = d->ops[d->view]->mouse(vs, d, kind, y, x);
+    if ((int)d->switch_to >= 0) {
+        lt_view_id to = d->switch_to;
+        d->switch_to = (lt_view_id)-1;
+        show_view(d, to);
+    }
+    return r;
+}
+
+/* A KEY_MOUSE from curses as a click or wheel turn. */
+static void frame_mouse(lt_dash *d)
+{
+    MEVENT ev;
+    if (getmouse(&ev) != OK)
+        return;
+    int kind = (ev.bstate & BUTTON4_PRESSED)   ? LT_MOUSE_WHEEL_UP
+               : (ev.bstate & BUTTON5_PRESSED) ? LT_MOUSE_WHEEL_DOWN
+               : (ev.bstate & BUTTON1_PRESSED) ? LT_MOUSE_CLICK
+                                               : 0;
+    if (kind)
+        lt_dash_mouse(d, kind, ev.y, ev.x);
 }
 
 /* Keys the frame handles when the view did not take them. Returns true to quit. */
@@ -327,6 +380,7 @@ int lt_dash_run(lt_store *st, const char *workspace, const char *device, lt_view
             dirty = true;
         }
         if (now >= next_poll) {
+            lt_store_read_end(st); /* a lookup left stepped would pin an old snapshot */
             int64_t dv = data_version;
             lt_store_data_version(st, &dv);
             bool changed = dv != data_version || now >= next_forced;
@@ -362,6 +416,10 @@ int lt_dash_run(lt_store *st, const char *workspace, const char *device, lt_view
             handle_winch(&d);
         if (ch == KEY_RESIZE) {
             relayout(&d);
+            continue;
+        }
+        if (ch == KEY_MOUSE) {
+            frame_mouse(&d);
             continue;
         }
         if (d.help) {

@@ -238,6 +238,36 @@ void lt_list_fix(lt_list *l)
         l->top = 0;
 }
 
+int lt_list_mouse(lt_list *l, int kind, int y, int first_y)
+{
+    int sel = l->sel;
+    if (kind == LT_MOUSE_WHEEL_UP || kind == LT_MOUSE_WHEEL_DOWN) {
+        l->sel += kind == LT_MOUSE_WHEEL_UP ? -3 : 3;
+    } else {
+        int h = l->height > 0 ? l->height : 1;
+        int row = y - first_y;
+        if (row < 0 || row >= h || l->top + row >= l->n)
+            return LT_KEY_IGNORED;
+        l->sel = l->top + row;
+    }
+    lt_list_fix(l);
+    return l->sel != sel ? LT_KEY_HANDLED : LT_KEY_IGNORED;
+}
+
+int lt_list_mouse_keys(const lt_list *l, int kind, int y, int x, lt_rect box, int first_y,
+                       int (*key)(void *state, lt_dash *d, int ch), void *state, lt_dash *d)
+{
+    if (y < box.y || y >= box.y + box.h || x < box.x || x >= box.x + box.w)
+        return LT_KEY_IGNORED;
+    lt_list to = *l;
+    if (lt_list_mouse(&to, kind, y, first_y) == LT_KEY_IGNORED)
+        return LT_KEY_IGNORED;
+    int steps = to.sel - l->sel;
+    for (int i = 0; i < (steps < 0 ? -steps : steps); i++)
+        key(state, d, steps < 0 ? KEY_UP : KEY_DOWN);
+    return LT_KEY_HANDLED;
+}
+
 static bool contains_ci(const char *hay, const char *needle)
 {
     size_t n = strlen(needle);

@@ -67,17 +67,22 @@ static void layout_data(lt_layout *l, lt_rect b)
 {
     int list = clampi(b.w / 4, 24, 40);
     int stats = clampi(b.h / 2, 10, 24);
-    add(l, LT_PANE_LIST, rect(b.y, b.x, b.h, list));
+    int jobs = 5; /* under the list: the background job and its progress */
+    add(l, LT_PANE_LIST, rect(b.y, b.x, b.h - jobs, list));
+    add(l, LT_PANE_JOBS, rect(b.y + b.h - jobs, b.x, jobs, list));
     add(l, LT_PANE_STATS, rect(b.y, b.x + list, stats, b.w - list));
     add(l, LT_PANE_EVENTS, rect(b.y + stats, b.x + list, b.h - stats, b.w - list));
 }
 
-/* Eval: the table of evaluations on top, the selected one's samples below. */
+/* Eval: the table of evaluations on top, the evaluation started from the view under it, the
+ * selected one's samples below. */
 static void layout_eval(lt_layout *l, lt_rect b)
 {
     int list = clampi(b.h * 2 / 5, 8, 24);
+    int jobs = 4;
     add(l, LT_PANE_LIST, rect(b.y, b.x, list, b.w));
-    add(l, LT_PANE_EVENTS, rect(b.y + list, b.x, b.h - list, b.w));
+    add(l, LT_PANE_JOBS, rect(b.y + list, b.x, jobs, b.w));
+    add(l, LT_PANE_EVENTS, rect(b.y + list + jobs, b.x, b.h - list - jobs, b.w));
 }
 
 static void layout_devices(lt_layout *l, lt_rect b)
@@ -151,4 +156,29 @@ bool lt_rect_inside(lt_rect r, int cols, int rows)
 {
     return r.y >= 0 && r.x >= 0 && r.h >= 0 && r.w >= 0 && r.y + r.h <= rows &&
            r.x + r.w <= cols;
+}
+
+lt_rect lt_layout_dialog(const lt_layout *l, int h, int w)
+{
+    lt_rect b = l->body;
+    if (l->too_small)
+        return rect(0, 0, 0, 0);
+    h = clampi(h, 0, b.h);
+    w = clampi(w, 0, b.w - 2 > 0 ? b.w - 2 : b.w);
+    return rect(b.y + (b.h - h) / 2, b.x + (b.w - w) / 2, h, w);
+}
+
+int lt_layout_tab_at(const lt_layout *l, int y, int x)
+{
+    if (l->too_small || y != l->tabs.y || x < 0)
+        return -1;
+    int at = 0;
+    for (int v = 0; v < LT_VIEW_COUNT; v++) {
+        /* " N Title " then one space */
+        int w = 4 + (int)strlen(TITLES[v]);
+        if (x >= at && x < at + w)
+            return v;
+        at += w + 1;
+    }
+    return -1;
 }

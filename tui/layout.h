@@ -13,7 +13,7 @@
 
 #define LT_LAYOUT_MIN_COLS 80
 #define LT_LAYOUT_MIN_ROWS 24
-#define LT_LAYOUT_MAX_PANES 6
+#define LT_LAYOUT_MAX_PANES 7
 
 typedef struct lt_rect {
     int y, x, h, w; /* top-left cell and size, in cells */
@@ -39,6 +39,7 @@ typedef enum lt_pane_id {
     LT_PANE_AUX,       /* train: lr and grad-norm curves (tall terminals only) */
     LT_PANE_EVENTS,    /* train: warnings and acks; data: bad rows / clusters; eval: samples */
     LT_PANE_MAIN,      /* single-pane views (wizard) */
+    LT_PANE_JOBS,      /* data, eval: the background job started from the view, its progress */
     LT_PANE_COUNT
 } lt_pane_id;
 
@@ -64,5 +65,12 @@ bool lt_rect_inside(lt_rect r, int cols, int rows);
 
 /* Tab label of a view ("Data", "Wizard", ...). */
 const char *lt_view_title(lt_view_id v);
+
+/* A dialog box (forms) of at most h x w cells, centred in the body and clipped to it. */
+lt_rect lt_layout_dialog(const lt_layout *l, int h, int w);
+
+/* The view whose tab is at cell (y, x) of the tab bar (tabs read " 1 Data " and so on, one
+ * space apart), or -1. For mouse clicks. */
+int lt_layout_tab_at(const lt_layout *l, int y, int x);
 
 #endif

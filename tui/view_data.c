@@ -3,6 +3,12 @@
  * length histogram (the data workbench's inspect report), its bad rows with reasons, and the
  * near-duplicate pairs dedup removed, side by side with the words that differ marked.
  *
+ * Actions, each a background job running the real `lathe data ...` command (dash_job.c) with
+ * its progress under the list: i imports a file (a form: path with Tab completion, name,
+ * format), d deduplicates, f filters (lengths in characters, repetition and control-character
+ * ratios, a regex), s splits (val/test fractions, seed). The list refreshes when a job ends and
+ * the job's last lines stay in its box.
+ *
  * Every string from a dataset is drawn through the sanitizer. update changes state; draw draws.
  */
 #include "dash.h"
@@ -39,6 +45,9 @@ typedef struct pair_row {
 } pair_row;
 
 enum { PAGE_ISSUES = 0, PAGE_DUPES = 1 };
+typedef enum form_kind { F_IMPORT, F_DEDUP, F_FILTER, F_SPLIT } form_kind;
+static const char *const FORMATS[] = {"auto", "alpaca", "sharegpt", "messages", "preference",
+                                      "text"};
 
 typedef struct data_view {
     ds_row *rows;
@@ -55,6 +64,10 @@ typedef struct data_view {
     int page;
     int scroll;
     int detail_h;
+    lt_form form;        /* an action's options, while open */
+    form_kind form_kind;
+    lt_dash_job job;     /* the last action started here */
+    char select_name[96]; /* select this dataset once the list has it (after an import) */
 } data_view;
 
 static const char *row_text(const void *ctx, int i)
@@ -85,6 +98,7 @@ static void data_free(void *state)
 {
     data_view *v = state;
     clear_detail(v);
+    lt_dash_job_clear(&v->job);
     free(v->rows);
     free(v);
 }
@@ -211,9 +225,23 @@ static void load_detail(data_view *v, lt_dash *d)
 static bool data_update(void *state, lt_dash *d, bool changed)
 {
     data_view *v = state;
+    bool job_changed = lt_dash_job_poll(&v->job);
+    if (job_changed && v->job.state != LT_JOB_RUNNING) {
+        changed = true; /* the job wrote a dataset version: read it now */
+        lt_dash_say(d, "%s: %s", v->job.state == LT_JOB_DONE ? "done" : "FAILED",
+                    v->job.n_result ? v->job.result[0] : v->job.what);
+    }
     if (!changed)
-        return false;
+        return job_changed || v->job.state == LT_JOB_RUNNING; /* the bar moves */
+    int64_t keep = v->list.n ? v->rows[v->list.sel].dataset_id : 0;
     load_list(v, d);
+    for (int i = 0; i < v->list.n; i++)
+        if (v->select_name[0] ? strcmp(v->rows[i].name, v->select_name) == 0
+                              : v->rows[i].dataset_id == keep)
+            v->list.sel = i;
+    if (v->select_name[0] && v->job.state != LT_JOB_RUNNING)
+        v->select_name[0] = '\0';
+    lt_list_fix(&v->list);
     const ds_row *ds = v->list.n ? &v->rows[v->list.sel] : NULL;
     if (!ds || ds->dataset_id != v->loaded_id || ds->version != v->loaded_version)
         load_detail(v, d);
@@ -226,11 +254,11 @@ static void draw_list(const data_view *v, const lt_dash *d, lt_rect box)
     char title[48];
     snprintf(title, sizeof title, "datasets (%d)", v->list.n);
     lt_dash_box(d, box, title, !v->detail_focus);
-    lt_dash_putf(d, in.y, in.x, in.w, LT_STYLE_TITLE, "%-*s %7s %5s", in.w - 15 > 0 ? in.w - 15 : 1,
+    lt_dash_putf(d, in.y, in.x, in.w, LT_STYLE_TITLE, "%-*s %6s %4s", in.w - 13 > 0 ? in.w - 13 : 1,
                  "name", "rows", "bad");
     if (v->list.n == 0) {
         lt_dash_put(d, in.y + 1, in.x, in.w, LT_STYLE_DIM, "No datasets yet.");
-        lt_dash_put(d, in.y + 2, in.x, in.w, LT_STYLE_DIM, "lathe data import FILE");
+        lt_dash_put(d, in.y + 2, in.x, in.w, LT_STYLE_DIM, "i imports a file");
     }
     for (int row = 0; row < in.h - 1 && v->list.top + row < v->list.n; row++) {
         int i = v->list.top + row;
@@ -242,9 +270,9 @@ static void draw_list(const data_view *v, const lt_dash *d, lt_rect box)
             lt_dash_fill(d, y, in.x, in.w, LT_STYLE_SELECT);
         char name[128];
         snprintf(name, sizeof name, "%s v%d", w->name, w->version);
-        lt_dash_put(d, y, in.x, in.w - 15, st, name);
-        lt_dash_putf(d, y, in.x + in.w - 14, 14, w->n_issues && !sel ? LT_STYLE_WARN : st,
-                     "%7lld %5lld", (long long)w->n_rows, (long long)w->n_issues);
+        lt_dash_put(d, y, in.x, in.w - 13, st, name);
+        lt_dash_putf(d, y, in.x + in.w - 12, 12, w->n_issues && !sel ? LT_STYLE_WARN : st,
+                     "%6lld %4lld", (long long)w->n_rows, (long long)w->n_issues);
     }
     lt_list_draw_search(&v->list, d, box.y + box.h - 1, box.x + 2, box.w - 4);
 }
@@ -386,6 +414,10 @@ static void data_draw(const void *state, const lt_dash *d, const lt_layout *lay)
     const lt_rect *r;
     if ((r = lt_layout_pane(lay, LT_PANE_LIST)))
         draw_list(v, d, *r);
+    if ((r = lt_layout_pane(lay, LT_PANE_JOBS))) {
+        lt_dash_box(d, *r, "job", false);
+        lt_dash_job_draw(d, &v->job, lt_rect_inner(*r));
+    }
     if ((r = lt_layout_pane(lay, LT_PANE_STATS)))
         draw_stats(v, d, *r);
     if ((r = lt_layout_pane(lay, LT_PANE_EVENTS))) {
@@ -400,11 +432,180 @@ static void data_draw(const void *state, const lt_dash *d, const lt_layout *lay)
         else
             draw_pairs(v, d, in);
     }
+    if (v->form.open)
+        lt_form_draw(&v->form, d);
+}
+
+/* ---- actions ---- */
+
+static void open_form(data_view *v, lt_dash *d, form_kind k)
+{
+    const char *ds = v->list.n ? v->rows[v->list.sel].name : "";
+    char title[160];
+    if (k != F_IMPORT && !v->list.n) {
+        lt_dash_say(d, "no dataset to work on: i imports one");
+        return;
+    }
+    if (v->job.state == LT_JOB_RUNNING) {
+        lt_dash_say(d, "a job is running here; wait for it to finish");
+        return;
+    }
+    lt_form *f = &v->form;
+    v->form_kind = k;
+    switch (k) {
+    case F_IMPORT:
+        lt_form_init(f, "import a file", "JSONL, JSON or CSV; bad rows are kept aside with reasons");
+        lt_form_add(f, "file", "file", LT_FIELD_PATH, "");
+        lt_form_add(f, "name", "dataset name", LT_FIELD_TEXT, "");
+        lt_form_field *x = lt_form_add(f, "format", "format", LT_FIELD_NAME, "auto");
+        x->cands = FORMATS;
+        x->n_cands = (int)(sizeof FORMATS / sizeof *FORMATS);
+        break;
+    case F_DEDUP:
+        snprintf(title, sizeof title, "deduplicate %.60s", ds);
+        lt_form_init(f, title, "exact and near duplicates (MinHash, Jaccard >= threshold)");
+        lt_form_add(f, "threshold", "threshold", LT_FIELD_TEXT, "0.8");
+        lt_form_add(f, "ngram", "word n-gram", LT_FIELD_TEXT, "5");
+        break;
+    case F_FILTER:
+        snprintf(title, sizeof title, "filter %.60s", ds);
+        lt_form_init(f, title, "empty fields are not applied; lengths in characters");
+        lt_form_add(f, "min-chars", "min length", LT_FIELD_TEXT, "");
+        lt_form_add(f, "max-chars", "max length", LT_FIELD_TEXT, "");
+        lt_form_add(f, "max-repeated-line-ratio", "max repeated lines", LT_FIELD_TEXT, "");
+        lt_form_add(f, "max-repeated-ngram-ratio", "max repeated 3-grams", LT_FIELD_TEXT, "");
+        lt_form_add(f, "max-nonprintable-ratio", "max control chars", LT_FIELD_TEXT, "");
+        lt_form_add(f, "regex", "drop FIELD=REGEX", LT_FIELD_TEXT, "");
+        break;
+    case F_SPLIT:
+        snprintf(title, sizeof title, "split %.60s", ds);
+        lt_form_init(f, title, "near-duplicate clusters stay in one split");
+        lt_form_add(f, "val", "val fraction", LT_FIELD_TEXT, "0.05");
+        lt_form_add(f, "test", "test fraction", LT_FIELD_TEXT, "0.05");
+        lt_form_add(f, "seed", "seed", LT_FIELD_TEXT, "0");
+        break;
+    }
+}
+
+/* Checks the form and starts the job. False (the form stays open, its error set) when a value
+ * is refused. */
+static bool submit(data_view *v, lt_dash *d)
+{
+    lt_form *f = &v->form;
+    char *argv[40];
+    char nums[8][32];
+    int n = 0, k = 0;
+    double x;
+    const char *ds = v->list.n ? v->rows[v->list.sel].name : "";
+    char what[128];
+    argv[n++] = "lathe";
+    argv[n++] = "data";
+    /* option name, bounds as the command takes them */
+    static const struct {
+        form_kind form;
+        const char *key;
+        double lo, hi;
+    } NUMS[] = {
+        {F_DEDUP, "threshold", 0.05, 1},
+        {F_DEDUP, "ngram", 1, 64},
+        {F_FILTER, "min-chars", 0, 1e12},
+        {F_FILTER, "max-chars", 1, 1e12},
+        {F_FILTER, "max-repeated-line-ratio", 0, 1},
+        {F_FILTER, "max-repeated-ngram-ratio", 0, 1},
+        {F_FILTER, "max-nonprintable-ratio", 0, 1},
+        {F_SPLIT, "val", 0, 0.99},
+        {F_SPLIT, "test", 0, 0.99},
+        {F_SPLIT, "seed", 0, 9007199254740991.0},
+    };
+    char opt[10][48];
+    if (v->form_kind == F_IMPORT) {
+        const char *file = lt_form_get(f, "file"), *name = lt_form_get(f, "name");
+        const char *fmt = lt_form_get(f, "format");
+        if (!file || !*file) {
+            snprintf(f->error, sizeof f->error, "file: which file? (Tab completes)");
+            return false;
+        }
+        bool fmt_ok = false;
+        for (size_t i = 0; i < sizeof FORMATS / sizeof *FORMATS; i++)
+            fmt_ok |= fmt && strcmp(fmt, FORMATS[i]) == 0;
+        if (!fmt_ok) {
+            snprintf(f->error, sizeof f->error,
+                     "format: auto, alpaca, sharegpt, messages, preference or text");
+            f->cur = 2;
+            return false;
+        }
+        argv[n++] = "import";
+        argv[n++] = (char *)file;
+        if (name && *name) {
+            argv[n++] = "--name";
+            argv[n++] = (char *)name;
+        }
+        argv[n++] = "--format";
+        argv[n++] = (char *)fmt;
+        const char *base = strrchr(file, '/');
+        snprintf(what, sizeof what, "import %.60s%s%.50s", base ? base + 1 : file,
+                 name && *name ? " as " : "", name ? name : "");
+        snprintf(v->select_name, sizeof v->select_name, "%s", name ? name : "");
+    } else {
+        static const char *const CMD[] = {"import", "dedup", "filter", "split"};
+        argv[n++] = (char *)CMD[v->form_kind];
+        argv[n++] = (char *)ds;
+        for (size_t i = 0; i < sizeof NUMS / sizeof *NUMS; i++) {
+            if (NUMS[i].form != v->form_kind)
+                continue;
+            int r = lt_form_number(f, NUMS[i].key, NUMS[i].lo, NUMS[i].hi, &x);
+            if (r < 0)
+                return false;
+            if (r == 0)
+                continue;
+            snprintf(opt[k], sizeof opt[k], "--%s", NUMS[i].key);
+            snprintf(nums[k], sizeof nums[k], "%.17g", x);
+            argv[n++] = opt[k];
+            argv[n++] = nums[k];
+            k++;
+        }
+        const char *re = v->form_kind == F_FILTER ? lt_form_get(f, "regex") : NULL;
+        if (re && *re) {
+            if (!strchr(re, '=')) {
+                snprintf(f->error, sizeof f->error,
+                         "drop FIELD=REGEX: expected FIELD=REGEX, e.g. response=^Sorry");
+                f->cur = 5;
+                return false;
+            }
+            argv[n++] = "--regex";
+            argv[n++] = (char *)re;
+        }
+        snprintf(what, sizeof what, "%s %.80s", CMD[v->form_kind], ds);
+        if (v->form_kind != F_SPLIT) /* a new version of the same dataset */
+            snprintf(v->select_name, sizeof v->select_name, "%s", ds);
+    }
+    argv[n++] = "--workspace";
+    argv[n++] = (char *)d->workspace;
+    argv[n] = NULL;
+    lt_dash_job_clear(&v->job);
+    if (!lt_dash_job_start(&v->job, d->workspace, what, argv, true)) {
+        snprintf(f->error, sizeof f->error, "%s", v->job.result[0]);
+        return false;
+    }
+    f->open = false;
+    return true;
+}
+
+static int form_key(data_view *v, lt_dash *d, int ch)
+{
+    int r = lt_form_key(&v->form, ch);
+    if (r == LT_FORM_CANCEL)
+        v->form.open = false;
+    else if (r == LT_FORM_SUBMIT)
+        submit(v, d);
+    return LT_KEY_HANDLED | LT_KEY_MODAL;
 }
 
 static int data_key(void *state, lt_dash *d, int ch)
 {
     data_view *v = state;
+    if (v->form.open)
+        return form_key(v, d, ch);
     if (v->detail_focus) {
         int n = v->page == PAGE_ISSUES ? v->n_issues : v->n_pairs;
         switch (ch) {
@@ -442,17 +643,57 @@ static int data_key(void *state, lt_dash *d, int ch)
         v->detail_focus = true;
         return LT_KEY_HANDLED;
     }
+    switch (ch) {
+    case 'i':
+        open_form(v, d, F_IMPORT);
+        return LT_KEY_HANDLED;
+    case 'd':
+        open_form(v, d, F_DEDUP);
+        return LT_KEY_HANDLED;
+    case 'f':
+        open_form(v, d, F_FILTER);
+        return LT_KEY_HANDLED;
+    case 's':
+        open_form(v, d, F_SPLIT);
+        return LT_KEY_HANDLED;
+    }
+    return LT_KEY_IGNORED;
+}
+
+static int data_mouse(void *state, lt_dash *d, int kind, int y, int x)
+{
+    data_view *v = state;
+    if (v->form.open)
+        return LT_KEY_IGNORED;
+    const lt_rect *r = lt_layout_pane(&d->lay, LT_PANE_LIST);
+    if (r && lt_list_mouse_keys(&v->list, kind, y, x, *r, r->y + 2, data_key, v, d)) {
+        v->detail_focus = false;
+        return LT_KEY_HANDLED;
+    }
+    r = lt_layout_pane(&d->lay, LT_PANE_EVENTS);
+    if (r && y >= r->y && y < r->y + r->h && x >= r->x && x < r->x + r->w) {
+        int n = v->page == PAGE_ISSUES ? v->n_issues : v->n_pairs;
+        if (kind == LT_MOUSE_WHEEL_UP && v->scroll > 0)
+            v->scroll--;
+        else if (kind == LT_MOUSE_WHEEL_DOWN && v->scroll + 1 < n)
+            v->scroll++;
+        else if (kind == LT_MOUSE_CLICK)
+            v->detail_focus = true;
+        return LT_KEY_HANDLED;
+    }
     return LT_KEY_IGNORED;
 }
 
 static const char *data_footer(const void *state)
 {
     const data_view *v = state;
+    if (v->form.open)
+        return "";
     return v->detail_focus ? "Left/Right bad rows/duplicates  Up/Down scroll  Esc back"
-                           : "Enter open  / search";
+                           : "Enter open  i import  d dedup  f filter  s split  / search";
 }
 
 const lt_view_ops lt_view_data_ops = {
     LT_VIEW_DATA, data_init, data_free, data_resize, data_update, data_draw, data_key,
-    data_footer,
+    data_footer, data_mouse,
 };

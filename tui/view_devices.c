@@ -213,7 +213,16 @@ static const char *devices_footer(const void *state)
     return "Up/Down select";
 }
 
+static int devices_mouse(void *state, lt_dash *d, int kind, int y, int x)
+{
+    devices_view *v = state;
+    const lt_rect *r = lt_layout_pane(&d->lay, LT_PANE_LIST);
+    if (!r)
+        return LT_KEY_IGNORED;
+    return lt_list_mouse_keys(&v->list, kind, y, x, *r, r->y + 1, devices_key, v, d);
+}
+
 const lt_view_ops lt_view_devices_ops = {
     LT_VIEW_DEVICES, devices_init, devices_free, devices_resize, devices_update, devices_draw,
-    devices_key, devices_footer,
+    devices_key, devices_footer, devices_mouse,
 };

@@ -4,6 +4,11 @@
  * metric; the selected evaluation's samples with prompt, reference and output side by side,
  * scrolled with the keyboard.
  *
+ * e starts an evaluation: a form picks the dataset and split, one or more runs (Tab steps
+ * through their names, comma-separated), the baselines (zero-shot, k-shot) and a row limit, and
+ * `lathe eval` runs as a background job (dash_job.c) with its rows-done progress under the
+ * table; its results join the table when it ends.
+ *
  * Model outputs and prompts are untrusted: drawn through the sanitizer. update changes state;
  * draw draws.
  */
@@ -17,6 +22,8 @@
 
 #define MAX_SAMPLES 300
 #define SAMPLE_KEEP 400
+#define MAX_NAMES 128
+#define LT_EVAL_FORM_RUNS 8
 
 enum { C_LOSS, C_PPL, C_EM, C_ROUGE, C_BLEU, C_ACC, C_COUNT };
 static const char *const COL_KEY[C_COUNT] = {"loss", "ppl", "exact_match", "rougeL", "bleu",
@@ -46,7 +53,14 @@ typedef struct eval_view {
     int n_samples;
     bool samples_focus;
     int scroll;
+    lt_form form;              /* a new evaluation's options, while open */
+    lt_dash_job job;           /* the evaluation started here */
+    char ds_names[MAX_NAMES][96], run_names[MAX_NAMES][64];
+    const char *ds_cands[MAX_NAMES], *run_cands[MAX_NAMES];
+    int n_ds, n_runs;
 } eval_view;
+
+static const char *const SPLITS[] = {"test", "val", "train"};
 
 static const char *row_text(const void *ctx, int i)
 {
@@ -67,6 +81,7 @@ static void eval_free(void *state)
     eval_view *v = state;
     free(v->rows);
     free(v->samples);
+    lt_dash_job_clear(&v->job);
     free(v);
 }
 
@@ -195,8 +210,15 @@ static void load_samples(eval_view *v, lt_dash *d)
 static bool eval_update(void *state, lt_dash *d, bool changed)
 {
     eval_view *v = state;
+    bool job_changed = lt_dash_job_poll(&v->job);
+    if (job_changed && v->job.state != LT_JOB_RUNNING) {
+        changed = true;
+        lt_dash_say(d, "%s: %s", v->job.what, v->job.state == LT_JOB_DONE ? "done" : "FAILED");
+        if (v->job.state == LT_JOB_DONE)
+            v->sort_col = -1; /* newest first: the new results on top */
+    }
     if (!changed)
-        return false;
+        return job_changed || v->job.state == LT_JOB_RUNNING;
     load_evals(v, d);
     int64_t sel = v->list.n ? v->rows[v->list.sel].id : 0;
     if (sel != v->loaded_id)
@@ -241,6 +263,8 @@ static void draw_table(const eval_view *v, const lt_dash *d, lt_rect box)
         for (int c = 0; c < C_COUNT; c++) {
             if (isnan(w->m[c]))
                 x += lt_dash_putf(d, y, x, in.x + in.w - x, st, " %7s", "-");
+            else if (fabs(w->m[c]) >= 1e5) /* a perplexity in the millions keeps its column */
+                x += lt_dash_putf(d, y, x, in.x + in.w - x, st, " %7.1e", w->m[c]);
             else
                 x += lt_dash_putf(d, y, x, in.x + in.w - x, st,
                                   c == C_PPL ? " %7.2f" : " %7.4f", w->m[c]);
@@ -312,11 +336,184 @@ static void eval_draw(const void *state, const lt_dash *d, const lt_layout *lay)
         draw_table(v, d, *r);
     if ((r = lt_layout_pane(lay, LT_PANE_EVENTS)))
         draw_samples(v, d, *r);
+    if ((r = lt_layout_pane(lay, LT_PANE_JOBS))) {
+        lt_dash_box(d, *r, "new evaluation (e)", false);
+        lt_dash_job_draw(d, &v->job, lt_rect_inner(*r));
+    }
+    if (v->form.open)
+        lt_form_draw(&v->form, d);
+}
+
+/* ---- starting an evaluation ---- */
+
+static void load_names(eval_view *v, lt_dash *d)
+{
+    lt_store_iter *it = NULL;
+    v->n_ds = v->n_runs = 0;
+    lt_store_version s;
+    if (lt_store_datasets_iter(d->st, &it) == LT_STORE_OK) {
+        while (v->n_ds < MAX_NAMES && lt_store_datasets_next(it, &s) == LT_STORE_OK) {
+            copy(v->ds_names[v->n_ds], sizeof v->ds_names[0], s.name);
+            v->ds_cands[v->n_ds] = v->ds_names[v->n_ds];
+            v->n_ds++;
+        }
+        lt_store_iter_free(it);
+    }
+    lt_store_run r;
+    if (lt_store_runs_iter(d->st, &it) == LT_STORE_OK) {
+        while (v->n_runs < MAX_NAMES && lt_store_runs_next(it, &r) == LT_STORE_OK) {
+            /* names with a comma or none at all go by id */
+            if (r.name && *r.name && !strchr(r.name, ','))
+                copy(v->run_names[v->n_runs], sizeof v->run_names[0], r.name);
+            else
+                snprintf(v->run_names[v->n_runs], sizeof v->run_names[0], "%lld",
+                         (long long)r.id);
+            v->run_cands[v->n_runs] = v->run_names[v->n_runs];
+            v->n_runs++;
+        }
+        lt_store_iter_free(it);
+    }
+}
+
+static void open_form(eval_view *v, lt_dash *d)
+{
+    if (v->job.state == LT_JOB_RUNNING) {
+        lt_dash_say(d, "an evaluation is running; wait for it to finish");
+        return;
+    }
+    load_names(v, d);
+    if (v->n_ds == 0) {
+        lt_dash_say(d, "no datasets to evaluate on: import one in the Data view");
+        return;
+    }
+    lt_form *f = &v->form;
+    lt_form_init(f, "new evaluation",
+                 "runs: ids or names, comma-separated; baselines: zero, kshot:K or none");
+    lt_form_field *x = lt_form_add(f, "data", "dataset", LT_FIELD_NAME, v->ds_names[0]);
+    x->cands = v->ds_cands;
+    x->n_cands = v->n_ds;
+    x = lt_form_add(f, "split", "split", LT_FIELD_NAME, "test");
+    x->cands = SPLITS;
+    x->n_cands = 3;
+    x = lt_form_add(f, "runs", "runs", LT_FIELD_NAME, v->n_runs ? v->run_names[0] : "");
+    x->cands = v->run_cands;
+    x->n_cands = v->n_runs;
+    lt_form_add(f, "baselines", "baselines", LT_FIELD_TEXT, "zero");
+    lt_form_add(f, "max-rows", "rows at most", LT_FIELD_TEXT, "");
+    lt_form_add(f, "model", "model folder", LT_FIELD_PATH, "");
+}
+
+static bool in_list(const char *s, const char *const *list, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(s, list[i]) == 0)
+            return true;
+    return false;
+}
+
+static bool submit(eval_view *v, lt_dash *d)
+{
+    lt_form *f = &v->form;
+    char *argv[64];
+    char runs[LT_EVAL_FORM_RUNS][64];
+    char rows[32];
+    int n = 0, nr = 0;
+    const char *ds = lt_form_get(f, "data"), *split = lt_form_get(f, "split");
+    const char *rl = lt_form_get(f, "runs"), *bl = lt_form_get(f, "baselines");
+    const char *model = lt_form_get(f, "model");
+    if (!in_list(ds, v->ds_cands, v->n_ds)) {
+        snprintf(f->error, sizeof f->error, "dataset: no dataset '%.60s' (Tab steps through them)",
+                 ds);
+        f->cur = 0;
+        return false;
+    }
+    if (!*split) {
+        snprintf(f->error, sizeof f->error, "split: test, val or train");
+        f->cur = 1;
+        return false;
+    }
+    for (const char *p = rl; *p;) { /* runs, comma-separated */
+        while (*p == ' ' || *p == ',')
+            p++;
+        size_t len = strcspn(p, ",");
+        while (len && p[len - 1] == ' ')
+            len--;
+        if (!len)
+            break;
+        if (nr == LT_EVAL_FORM_RUNS || len >= sizeof runs[0]) {
+            snprintf(f->error, sizeof f->error, "runs: at most %d names", LT_EVAL_FORM_RUNS);
+            f->cur = 2;
+            return false;
+        }
+        snprintf(runs[nr], sizeof runs[0], "%.*s", (int)len, p);
+        if (!in_list(runs[nr], v->run_cands, v->n_runs)) {
+            snprintf(f->error, sizeof f->error, "runs: no run '%.60s' (Tab steps through them)",
+                     runs[nr]);
+            f->cur = 2;
+            return false;
+        }
+        nr++;
+        p += strcspn(p, ",");
+    }
+    if (nr == 0 && !*model) {
+        snprintf(f->error, sizeof f->error,
+                 "model folder: needed when no run is named (the baselines run on it)");
+        f->cur = 5;
+        return false;
+    }
+    double mr = 0;
+    int got = lt_form_number(f, "max-rows", 1, 1e9, &mr);
+    if (got < 0)
+        return false;
+    argv[n++] = "lathe";
+    argv[n++] = "eval";
+    argv[n++] = "--data";
+    argv[n++] = (char *)ds;
+    argv[n++] = "--split";
+    argv[n++] = (char *)split;
+    for (int i = 0; i < nr; i++) {
+        argv[n++] = "--run";
+        argv[n++] = runs[i];
+    }
+    if (*model) {
+        argv[n++] = "--model";
+        argv[n++] = (char *)model;
+    }
+    argv[n++] = "--baselines";
+    argv[n++] = (char *)(*bl ? bl : "none");
+    if (got > 0) {
+        snprintf(rows, sizeof rows, "%.0f", mr);
+        argv[n++] = "--max-rows";
+        argv[n++] = rows;
+    }
+    argv[n++] = "--samples";
+    argv[n++] = "0";
+    argv[n++] = "--workspace";
+    argv[n++] = (char *)d->workspace;
+    argv[n] = NULL;
+    char what[128];
+    snprintf(what, sizeof what, "eval on %.40s/%.10s: %d run%s, baselines %.30s", ds, split, nr,
+             nr == 1 ? "" : "s", *bl ? bl : "none");
+    lt_dash_job_clear(&v->job);
+    if (!lt_dash_job_start(&v->job, d->workspace, what, argv, false)) {
+        snprintf(f->error, sizeof f->error, "%s", v->job.result[0]);
+        return false;
+    }
+    f->open = false;
+    return true;
 }
 
 static int eval_key(void *state, lt_dash *d, int ch)
 {
     eval_view *v = state;
+    if (v->form.open) {
+        int r = lt_form_key(&v->form, ch);
+        if (r == LT_FORM_CANCEL)
+            v->form.open = false;
+        else if (r == LT_FORM_SUBMIT)
+            submit(v, d);
+        return LT_KEY_HANDLED | LT_KEY_MODAL;
+    }
     if (v->samples_focus) {
         switch (ch) {
         case 27:
@@ -343,6 +540,9 @@ static int eval_key(void *state, lt_dash *d, int ch)
         return r;
     }
     switch (ch) {
+    case 'e':
+        open_form(v, d);
+        return LT_KEY_HANDLED;
     case 's':
         v->sort_col = v->sort_col + 1 >= C_COUNT ? -1 : v->sort_col + 1;
         sort_rows(v);
@@ -364,11 +564,34 @@ static int eval_key(void *state, lt_dash *d, int ch)
 static const char *eval_footer(const void *state)
 {
     const eval_view *v = state;
+    if (v->form.open)
+        return "";
     return v->samples_focus ? "Up/Down scroll samples  Esc back"
-                            : "s sort  r reverse  Enter samples  / search";
+                            : "e evaluate  s sort  r reverse  Enter samples  / search";
+}
+
+static int eval_mouse(void *state, lt_dash *d, int kind, int y, int x)
+{
+    eval_view *v = state;
+    if (v->form.open)
+        return LT_KEY_IGNORED;
+    const lt_rect *r = lt_layout_pane(&d->lay, LT_PANE_LIST);
+    if (r && lt_list_mouse_keys(&v->list, kind, y, x, *r, r->y + 2, eval_key, v, d)) {
+        v->samples_focus = false;
+        return LT_KEY_HANDLED;
+    }
+    r = lt_layout_pane(&d->lay, LT_PANE_EVENTS);
+    if (r && y >= r->y && y < r->y + r->h && x >= r->x && x < r->x + r->w) {
+        if (kind == LT_MOUSE_WHEEL_UP && v->scroll > 0)
+            v->scroll--;
+        else if (kind == LT_MOUSE_WHEEL_DOWN && v->scroll + 1 < v->n_samples)
+            v->scroll++;
+        return LT_KEY_HANDLED;
+    }
+    return LT_KEY_IGNORED;
 }
 
 const lt_view_ops lt_view_eval_ops = {
     LT_VIEW_EVAL, eval_init, eval_free, eval_resize, eval_update, eval_draw, eval_key,
-    eval_footer,
+    eval_footer, eval_mouse,
 };

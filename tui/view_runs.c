@@ -588,7 +588,16 @@ static const char *runs_footer(const void *state)
     return "Enter watch  Space mark  d diff  / search  Esc clear";
 }
 
+static int runs_mouse(void *state, lt_dash *d, int kind, int y, int x)
+{
+    runs_view *v = state;
+    const lt_rect *r = lt_layout_pane(&d->lay, LT_PANE_LIST);
+    if (!r)
+        return LT_KEY_IGNORED;
+    return lt_list_mouse_keys(&v->list, kind, y, x, *r, r->y + 2, runs_key, v, d);
+}
+
 const lt_view_ops lt_view_runs_ops = {
     LT_VIEW_RUNS, runs_init, runs_free, runs_resize, runs_update, runs_draw, runs_key,
-    runs_footer,
+    runs_footer, runs_mouse,
 };

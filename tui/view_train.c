@@ -33,7 +33,8 @@ typedef struct train_view {
     bool have_run;
     char name[64], status[24], method[16], model[200], device[32], message[240];
     int64_t pid, started_at, ended_at;
-    int64_t max_steps, epochs;   /* from the config; 0 when unknown */
+    int64_t max_steps, epochs;   /* from the config (max_steps, else the trainer's recorded
+                                  * total_steps for epoch-based runs); 0 when unknown */
     bool dead;
     lt_series s[M_COUNT];
     double t_first, t_last;      /* wall time of the first and last loss rows */
@@ -124,6 +125,15 @@ static void load_run(train_view *v, lt_dash *d)
     v->epochs = cJSON_IsNumber(ep) ? (int64_t)ep->valuedouble : 0;
     cJSON_Delete(cfg);
     lt_store_iter_free(it);
+    if (v->max_steps == 0) { /* epochs: the trainer records the steps they come to */
+        lt_store_metric m;
+        if (lt_store_metrics_iter_after(d->st, v->run_id, "total_steps", INT64_MIN, &it) ==
+            LT_STORE_OK) {
+            while (lt_store_metrics_next(it, &m) == LT_STORE_OK)
+                v->max_steps = isfinite(m.value) && m.value > 0 ? (int64_t)m.value : 0;
+            lt_store_iter_free(it);
+        }
+    }
 }
 
 static void load_metrics(train_view *v, lt_dash *d)
@@ -470,5 +480,5 @@ static const char *train_footer(const void *state)
 
 const lt_view_ops lt_view_train_ops = {
     LT_VIEW_TRAIN, train_init, train_free, train_resize, train_update, train_draw, train_key,
-    train_footer,
+    train_footer, NULL,
 };

@@ -3,7 +3,9 @@
  * model folder (Tab completes paths), then answer the decision tree one question at a time
  * with the rationale of each step shown; at the leaf, the method, its rationale, the memory
  * estimate of every method against the device's budget, and the config. s saves the plan and
- * its training config; t starts `lathe train CONFIG --detach` and opens the Train view.
+ * its training config; e edits the saved config's fields (learning rate, epochs, batch size,
+ * sequence length, LoRA rank and alpha, ...) in a form, checked by the training config parser
+ * before it is written back; t starts `lathe train CONFIG --detach` and opens the Train view.
  *
  * The facts (device memory, the model's shape, the dataset's lengths) can take a while to
  * gather, so every step runs `lathe plan` as a child process (its own session, output to
@@ -12,11 +14,10 @@
  */
 #include "dash.h"
 #include "plan/plan.h"
+#include "train/train_config.h"
 
 #include <cjson/cJSON.h>
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
@@ -32,7 +33,7 @@
 #define MAX_CHOICES 16
 #define MAX_DS 256
 
-typedef enum w_stage { W_DATA, W_MODEL, W_RUNNING, W_QUESTION, W_RESULT, W_ERROR } w_stage;
+typedef enum w_stage { W_DATA, W_MODEL, W_RUNNING, W_QUESTION, W_RESULT, W_ERROR, W_EDIT } w_stage;
 typedef enum w_job { J_PLAN, J_SAVE, J_TRAIN } w_job;
 
 typedef struct wizard_view {
@@ -57,6 +58,8 @@ typedef struct wizard_view {
     bool saved;
     char error[600];
     int64_t plan_id;
+    lt_form form;       /* W_EDIT: the config's fields */
+    bool edited;
 } wizard_view;
 
 static void *wizard_init(lt_dash *d)
@@ -107,24 +110,9 @@ static bool spawn(wizard_view *v, lt_dash *d, char *const *argv, w_job job)
     mkdir(dir, 0755);
     snprintf(v->out_path, sizeof v->out_path, "%s/wizard-%d.out", dir, (int)getpid());
     snprintf(v->err_path, sizeof v->err_path, "%s/wizard-%d.err", dir, (int)getpid());
-    pid_t pid = fork();
-    if (pid < 0) {
-        snprintf(v->error, sizeof v->error, "could not start lathe: %s", strerror(errno));
+    pid_t pid = lt_dash_spawn(argv, v->out_path, v->err_path, v->error, sizeof v->error);
+    if (pid < 0)
         return false;
-    }
-    if (pid == 0) {
-        setsid();
-        int in = open("/dev/null", O_RDONLY);
-        int out = open(v->out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int err = open(v->err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (in < 0 || out < 0 || err < 0)
-            _exit(127);
-        dup2(in, 0);
-        dup2(out, 1);
-        dup2(err, 2);
-        execv("/proc/self/exe", argv);
-        _exit(127);
-    }
     v->pid = pid;
     v->job = job;
     v->stage = W_RUNNING;
@@ -164,15 +152,7 @@ static void run_plan(wizard_view *v, lt_dash *d, bool save)
 /* Reads a small file into a malloc'd string (NULL on failure). */
 static char *slurp(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char *buf = malloc(1 << 20);
-    size_t n = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
-    fclose(f);
-    if (buf)
-        buf[n] = '\0';
-    return buf;
+    return lt_dash_slurp(path, (1 << 20) - 1);
 }
 
 /* The plan stopped at a question: load its text and choices from the tree. */
@@ -333,6 +313,10 @@ static void draw_result(const wizard_view *v, const lt_dash *d, lt_rect in)
                          trains ? "  t: start training" : "  (this method trains nothing)");
         else
             lt_dash_put(d, y++, in.x, in.w, LT_STYLE_TITLE, "s: save the plan and its config");
+        if (v->saved && trains && y < end)
+            lt_dash_put(d, y++, in.x, in.w, v->edited ? LT_STYLE_OK : LT_STYLE_TITLE,
+                        v->edited ? "config edited and saved  e: edit again  t: start training"
+                                  : "e: edit the config's fields before training");
     }
     draw_path(p, d, y + 1, end, in);
 }
@@ -392,6 +376,11 @@ static void wizard_draw(const void *state, const lt_dash *d, const lt_layout *la
         if (v->plan)
             draw_result(v, d, in);
         break;
+    case W_EDIT:
+        if (v->plan)
+            draw_result(v, d, in);
+        lt_form_draw(&v->form, d);
+        break;
     case W_ERROR:
         lt_dash_put(d, y++, in.x, in.w, LT_STYLE_ERR, "That did not work:");
         lt_dash_put(d, y++, in.x, in.w, LT_STYLE_NORMAL, v->error);
@@ -400,48 +389,204 @@ static void wizard_draw(const void *state, const lt_dash *d, const lt_layout *la
     }
 }
 
-/* Completes the model path: the longest common prefix of the entries that match. */
-static void complete_path(wizard_view *v)
+/* ---- editing the saved config ---- */
+
+/* Numbers offered first, in this order, even when the config leaves them out (an empty field
+ * sets nothing); the config's other scalar keys follow. lora.* only for LoRA configs. */
+static const char *const EDIT_FIRST[] = {
+    "optimizer.lr", "epochs",       "max_steps",    "batch_size",
+    "grad_accum",   "seq_len",      "lora.r",       "lora.alpha",
+    "lora.dropout", "schedule.warmup_ratio", "optimizer.weight_decay", "seed",
+};
+
+/* The config value at "a" or "a.b" (NULL when absent). */
+static cJSON *config_at(cJSON *cfg, const char *key)
 {
-    char dir[1024], base[1024];
-    const char *slash = strrchr(v->model, '/');
-    if (slash) {
-        snprintf(dir, sizeof dir, "%.*s", (int)(slash - v->model + 1), v->model);
-        snprintf(base, sizeof base, "%s", slash + 1);
-    } else {
-        snprintf(dir, sizeof dir, "./");
-        snprintf(base, sizeof base, "%s", v->model);
+    const char *dot = strchr(key, '.');
+    if (!dot)
+        return cJSON_GetObjectItemCaseSensitive(cfg, key);
+    char head[64];
+    snprintf(head, sizeof head, "%.*s", (int)(dot - key), key);
+    cJSON *o = cJSON_GetObjectItemCaseSensitive(cfg, head);
+    return cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, dot + 1) : NULL;
+}
+
+static bool scalar(const cJSON *x)
+{
+    return cJSON_IsNumber(x) || cJSON_IsString(x) || cJSON_IsBool(x);
+}
+
+static void add_field(lt_form *f, const char *key, const cJSON *x)
+{
+    for (int i = 0; i < f->n; i++)
+        if (strcmp(f->f[i].key, key) == 0)
+            return;
+    char val[1024];
+    if (!x)
+        val[0] = '\0';
+    else if (cJSON_IsString(x))
+        snprintf(val, sizeof val, "%s", x->valuestring);
+    else if (cJSON_IsBool(x))
+        snprintf(val, sizeof val, "%s", cJSON_IsTrue(x) ? "true" : "false");
+    else
+        snprintf(val, sizeof val, "%.10g", x->valuedouble);
+    lt_form_add(f, key, key, strcmp(key, "model") == 0 ? LT_FIELD_PATH : LT_FIELD_TEXT, val);
+}
+
+static bool open_editor(wizard_view *v)
+{
+    char *text = slurp(v->config_path);
+    cJSON *cfg = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    if (!cJSON_IsObject(cfg)) {
+        cJSON_Delete(cfg);
+        snprintf(v->error, sizeof v->error, "%.500s: cannot read the saved config", v->config_path);
+        v->stage = W_ERROR;
+        return false;
     }
-    DIR *dh = opendir(dir);
-    if (!dh)
-        return;
-    char best[1024] = "";
-    int n = 0;
-    struct dirent *e;
-    size_t bl = strlen(base);
-    while ((e = readdir(dh))) {
-        if (strncmp(e->d_name, base, bl) != 0 || strcmp(e->d_name, ".") == 0 ||
-            strcmp(e->d_name, "..") == 0)
-            continue;
-        if (n++ == 0) {
-            snprintf(best, sizeof best, "%s", e->d_name);
-        } else {
-            size_t k = 0;
-            while (best[k] && best[k] == e->d_name[k])
-                k++;
-            best[k] = '\0';
+    lt_form *f = &v->form;
+    lt_form_init(f, "training config",
+                 "checked by the training config parser when saved; an empty field sets nothing");
+    const cJSON *method = cJSON_GetObjectItemCaseSensitive(cfg, "method");
+    bool lora = cJSON_IsString(method) && strstr(method->valuestring, "lora");
+    for (size_t i = 0; i < sizeof EDIT_FIRST / sizeof *EDIT_FIRST; i++) {
+        const cJSON *x = config_at(cfg, EDIT_FIRST[i]);
+        if (scalar(x) || (!x && (lora || strncmp(EDIT_FIRST[i], "lora.", 5) != 0)))
+            add_field(f, EDIT_FIRST[i], x);
+    }
+    const cJSON *x;
+    cJSON_ArrayForEach(x, cfg)
+    {
+        if (scalar(x))
+            add_field(f, x->string, x);
+        else if (cJSON_IsObject(x)) {
+            const cJSON *y;
+            cJSON_ArrayForEach(y, x)
+            {
+                char key[128];
+                snprintf(key, sizeof key, "%s.%s", x->string, y->string);
+                if (scalar(y) && strlen(key) < sizeof f->f[0].key)
+                    add_field(f, key, y);
+            }
         }
     }
-    closedir(dh);
-    if (n == 0)
-        return;
-    char path[2100];
-    snprintf(path, sizeof path, "%s%s", slash ? dir : "", best);
-    struct stat sb;
-    if (n == 1 && stat(path, &sb) == 0 && S_ISDIR(sb.st_mode) && strlen(path) + 1 < sizeof path)
-        strcat(path, "/");
-    if (strlen(path) < sizeof v->model)
-        memcpy(v->model, path, strlen(path) + 1);
+    cJSON_Delete(cfg);
+    v->stage = W_EDIT;
+    return true;
+}
+
+/* Puts the form's values into the config, checks it with the training config parser and
+ * writes it back. False with the form's error naming the field when a value is refused. */
+static bool save_editor(wizard_view *v)
+{
+    lt_form *f = &v->form;
+    char *text = slurp(v->config_path);
+    cJSON *cfg = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    if (!cJSON_IsObject(cfg)) {
+        cJSON_Delete(cfg);
+        snprintf(f->error, sizeof f->error, "%.200s: cannot read the saved config",
+                 v->config_path);
+        return false;
+    }
+    bool ok = true;
+    for (int i = 0; i < f->n && ok; i++) {
+        const lt_form_field *x = &f->f[i];
+        cJSON *old = config_at(cfg, x->key);
+        cJSON *nv = NULL;
+        if (!old && !x->value[0])
+            continue; /* left out, left empty */
+        if (cJSON_IsString(old)) {
+            nv = cJSON_CreateString(x->value);
+        } else if (cJSON_IsBool(old)) {
+            if (strcmp(x->value, "true") && strcmp(x->value, "false")) {
+                snprintf(f->error, sizeof f->error, "%s: expected true or false", x->key);
+                ok = false;
+            } else {
+                nv = cJSON_CreateBool(strcmp(x->value, "true") == 0);
+            }
+        } else {
+            char *end = NULL;
+            double dv = strtod(x->value, &end);
+            if (!*x->value || end == x->value || *end || !isfinite(dv)) {
+                snprintf(f->error, sizeof f->error, "%s: expected a number, got '%.40s'",
+                         x->key, x->value);
+                ok = false;
+            } else {
+                nv = cJSON_CreateNumber(dv);
+            }
+        }
+        if (!ok) {
+            f->cur = i;
+            break;
+        }
+        const char *dot = strchr(x->key, '.');
+        cJSON *parent = cfg;
+        if (dot) {
+            char head[64];
+            snprintf(head, sizeof head, "%.*s", (int)(dot - x->key), x->key);
+            parent = cJSON_GetObjectItemCaseSensitive(cfg, head);
+            if (!parent)
+                parent = cJSON_AddObjectToObject(cfg, head);
+        }
+        const char *leaf = dot ? dot + 1 : x->key;
+        if (nv && cJSON_IsObject(parent) && old)
+            cJSON_ReplaceItemInObjectCaseSensitive(parent, leaf, nv);
+        else if (nv && cJSON_IsObject(parent))
+            cJSON_AddItemToObject(parent, leaf, nv);
+        else
+            cJSON_Delete(nv);
+    }
+    char *json = ok ? cJSON_Print(cfg) : NULL;
+    cJSON_Delete(cfg);
+    if (!json) {
+        if (ok)
+            snprintf(f->error, sizeof f->error, "out of memory");
+        return false;
+    }
+    /* the training config parser has the last word; its messages name the field ($.lora.r) */
+    lt_train_config c;
+    char err[512], dir[4200];
+    snprintf(dir, sizeof dir, "%s", v->config_path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = '\0';
+    const char *base = strrchr(v->config_path, '/');
+    if (!lt_train_config_parse(json, strlen(json), base ? base + 1 : v->config_path, dir, &c,
+                               err, sizeof err)) {
+        snprintf(f->error, sizeof f->error, "%.299s", err);
+        free(json);
+        return false;
+    }
+    lt_train_config_free(&c);
+    char tmp[4300];
+    snprintf(tmp, sizeof tmp, "%s.tmp", v->config_path);
+    FILE *out = fopen(tmp, "w");
+    bool wrote = out && fputs(json, out) >= 0 && fputc('\n', out) != EOF;
+    if (out && fclose(out) != 0)
+        wrote = false;
+    free(json);
+    if (!wrote || rename(tmp, v->config_path) != 0) {
+        unlink(tmp);
+        snprintf(f->error, sizeof f->error, "%.200s: cannot write (%s)", v->config_path,
+                 strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+static int key_edit(wizard_view *v, lt_dash *d, int ch)
+{
+    int r = lt_form_key(&v->form, ch);
+    if (r == LT_FORM_CANCEL) {
+        v->stage = W_RESULT;
+    } else if (r == LT_FORM_SUBMIT && save_editor(v)) {
+        v->form.open = false;
+        v->edited = true;
+        v->stage = W_RESULT;
+        lt_dash_say(d, "config saved: %s", v->config_path);
+    }
+    return LT_KEY_HANDLED | LT_KEY_MODAL;
 }
 
 static int key_model(wizard_view *v, lt_dash *d, int ch)
@@ -450,7 +595,7 @@ static int key_model(wizard_view *v, lt_dash *d, int ch)
     if (ch == 27) {
         v->stage = W_DATA;
     } else if (ch == '\t') {
-        complete_path(v);
+        lt_dash_complete_path(v->model, sizeof v->model);
     } else if (ch == '\n' || ch == '\r' || ch == KEY_ENTER) {
         while (len > 1 && v->model[len - 1] == '/')
             v->model[--len] = '\0';
@@ -508,7 +653,14 @@ static int wizard_key(void *state, lt_dash *d, int ch)
             return LT_KEY_IGNORED;
         }
         return LT_KEY_HANDLED | LT_KEY_MODAL;
+    case W_EDIT:
+        return key_edit(v, d, ch);
     case W_RESULT:
+        if (ch == 'e' && v->saved &&
+            cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(v->plan, "config"))) {
+            open_editor(v);
+            return LT_KEY_HANDLED;
+        }
         if (ch == 's' && v->plan) {
             run_plan(v, d, true);
             return LT_KEY_HANDLED;
@@ -522,7 +674,7 @@ static int wizard_key(void *state, lt_dash *d, int ch)
         }
         if (ch == 27) {
             v->stage = W_DATA;
-            v->saved = false;
+            v->saved = v->edited = false;
             return LT_KEY_HANDLED;
         }
         return LT_KEY_IGNORED;
@@ -549,13 +701,25 @@ static const char *wizard_footer(const void *state)
     case W_QUESTION:
         return "Up/Down or 1-9 choose  Enter answer  Esc back";
     case W_RESULT:
-        return v->saved ? "t start training  Esc start over" : "s save plan and config  Esc start over";
+        return v->saved ? "e edit config  t start training  Esc start over"
+                        : "s save plan and config  Esc start over";
+    case W_EDIT:
+        return "";
     default:
         return "Esc start over";
     }
 }
 
+static int wizard_mouse(void *state, lt_dash *d, int kind, int y, int x)
+{
+    wizard_view *v = state;
+    const lt_rect *r = lt_layout_pane(&d->lay, LT_PANE_MAIN);
+    if (v->stage != W_DATA || !r)
+        return LT_KEY_IGNORED;
+    return lt_list_mouse_keys(&v->list, kind, y, x, *r, r->y + 2, wizard_key, v, d);
+}
+
 const lt_view_ops lt_view_wizard_ops = {
     LT_VIEW_WIZARD, wizard_init, wizard_free, wizard_resize, wizard_update, wizard_draw,
-    wizard_key, wizard_footer,
+    wizard_key, wizard_footer, wizard_mouse,
 };

@@ -441,6 +441,8 @@ void trun_loop(trun *r)
     r->t_start = trun_now();
     r->last_flush = r->t_start;
     double last_progress = 0;
+    /* the steps the run comes to (epoch-based configs name none), for the dashboard's ETA */
+    metric(r, "total_steps", (double)r->total_steps);
     while (r->s.step < r->total_steps) {
         if (!next_rows(r)) {
             finish(r, "failed", "out of memory planning the next epoch");

@@ -6,6 +6,10 @@
 # of metrics and a run whose process died without a word. Moves between views, opens the run,
 # finds loss values and axis labels, resizes the pane (too small, then large), checks that no
 # raw escape reaches the screen, quits (the terminal is restored), and `lathe watch RUN`.
+# The Data view's actions as background jobs: import through the form (the path completed with
+# Tab) a file whose rows hold escape sequences, dedup, split and filter, each job finishing and
+# the counts changing; a refused form value. The mouse: X10 reports sent with send-keys -H
+# (a click on a tab, on a list row, the wheel).
 # Also the refusals that happen before the terminal: a missing workspace, a newer database.
 # usage: bash tui_dashboard.sh /path/to/lathe /path/to/tests/data
 set -u
@@ -40,6 +44,20 @@ wait_for() {
 }
 
 keys() { $T send-keys -t "$S" "$@"; sleep 0.3; }
+
+# An X10 mouse report (ESC [ M button x+33 y+33), press then release, at cell (x, y).
+mouse() { # x y [button: 0 left, 64 wheel up, 65 wheel down]
+    local b=$((32 + ${3:-0})) cx cy
+    cx=$(printf %x $((33 + $1)))
+    cy=$(printf %x $((33 + $2)))
+    $T send-keys -t "$S" -H 1b 5b 4d "$(printf %x $b)" "$cx" "$cy"
+    if [ "${3:-0}" -eq 0 ]; then $T send-keys -t "$S" -H 1b 5b 4d 23 "$cx" "$cy"; fi
+    sleep 0.3
+}
+
+no_raw_escapes() {
+    ! $T capture-pane -p -t "$S" | grep -q $'\x1b' && ! $T capture-pane -p -t "$S" | grep -q $'\xc2\x9b'
+}
 
 # ---- refusals before the terminal ----
 out=$("$LATHE" --workspace "$TMP/missing" </dev/null 2>&1)
@@ -139,6 +157,74 @@ keys Tab
 check "Tab wraps to Data" wait_for "datasets (1)"
 keys BTab
 check "Shift-Tab back to Devices" wait_for "devices"
+
+# ---- Data view actions: background jobs with progress ----
+cat >"$TMP/typed_rows.jsonl" <<'EOF'
+{"instruction": "Print \u001b[2J\u001b[H and ring \u0007 the bell", "output": "done \u009b31m now"}
+{"instruction": "Print \u001b[2J\u001b[H and ring \u0007 the bell", "output": "done \u009b31m now"}
+{"instruction": "What is two plus two?", "output": "four"}
+{"instruction": "Name a colour of the sky on a clear day", "output": "blue"}
+{"instruction": "Name a fruit that is long and yellow and grows in bunches", "output": "banana"}
+{"instruction": "Name a vegetable", "output": "carrot"}
+EOF
+keys 1
+check "data view for the actions" wait_for "datasets (1)"
+keys i
+check "import form" wait_for "import a file"
+keys -l "$TMP/typed_r"
+keys Tab
+check "Tab completes the file name" wait_for "typed_rows.jsonl_"
+keys Down
+keys -l typed
+keys Enter
+check "import job: the new dataset listed" wait_for "datasets (2)"
+check "import job: 6 rows" wait_for "typed v1  alpaca  6 rows"
+check "import job: its result line" wait_for "done"
+keys Enter Right # the detail box still shows the duplicates page from before: to bad rows
+check "the imported rows' escapes flagged" wait_for "control character U+001B"
+check "no raw escapes after the import" no_raw_escapes
+keys Escape
+keys d
+check "dedup form" wait_for "deduplicate typed"
+keys Enter
+check "dedup job: a new version with the duplicate gone" wait_for "typed v2  alpaca  5 rows"
+check "dedup job: its summary" wait_for "1 exact"
+keys Enter Right
+check "the removed duplicate's escapes made visible" wait_for '\x1b[2J\x1b[H'
+check "no raw escapes in the duplicates" no_raw_escapes
+keys Escape
+keys s
+check "split form" wait_for "split typed"
+keys C-u
+keys -l 0.2
+keys Enter
+check "split job: the counts" wait_for "(seed 0)"
+check "split job: a validation share" bash -c "$T capture-pane -p -t dash | grep -qE 'train 4, val 1'"
+keys f
+check "filter form" wait_for "filter typed"
+keys -l abc
+keys Enter
+check "filter: a bad value names the field" wait_for "min length: expected a number"
+keys C-u
+keys Down
+keys -l 40
+keys Enter
+check "filter job: the long rows dropped" wait_for "typed v3  alpaca  2 rows"
+check "no raw escapes after the jobs" no_raw_escapes
+
+# ---- the mouse (X10 reports, as tmux passes them to the pane) ----
+mouse 41 1
+check "click on the Eval tab" wait_for "evaluations (2)"
+mouse 3 1
+check "click on the Data tab" wait_for "datasets (2)"
+mouse 5 4
+check "click on the first dataset row selects it" wait_for "escapes v2  alpaca"
+mouse 5 6 65
+check "the wheel moves down the list" wait_for "typed v3  alpaca"
+mouse 5 6 64
+check "the wheel moves up the list" wait_for "escapes v2  alpaca"
+keys j
+check "the keyboard still works after the mouse" wait_for "typed v3  alpaca"
 
 keys '?'
 check "help" wait_for "q leaves the dashboard"

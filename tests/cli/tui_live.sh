@@ -5,7 +5,12 @@
 # it further along; pause, resume and stop go through the store and the trainer's
 # acknowledgements show up (status paused, running, stopped, control events). Then the wizard:
 # dataset, model folder (Tab completion), two questions, the plan with its estimate, save, and
-# start training from it, watched in the Train view. Vulkan is kept out (LATHE_VK_LOADER points
+# start training from it, watched in the Train view; before starting, the config is edited in
+# the dashboard (a value that is not a number and one the training config parser refuses are
+# named, a good one is written to the config file) and the epoch-based run shows its total steps
+# and an ETA. An evaluation started from the Eval view (the stopped run and the zero-shot
+# baseline on the validation split) runs as a background job and its rows join the table.
+# Vulkan is kept out (LATHE_VK_LOADER points
 # nowhere): the plan's device probe would otherwise load lavapipe, whose JIT leaks trip the
 # sanitizer build.
 # usage: bash tui_live.sh /path/to/lathe /path/to/tests/data
@@ -129,6 +134,24 @@ check "resume acknowledged" wait_for "resume requested at step"
 keys s
 check "stop acknowledged: status stopped" wait_for "stopped"
 check "header: no jobs running" wait_for "no jobs running"
+
+# an evaluation started from the Eval view, as a background job
+keys 5
+check "eval view" wait_for "evaluations (0)"
+keys e
+check "new evaluation form" wait_for "new evaluation"
+check "the form offers the run" wait_for "runs "
+keys Down
+keys C-u
+keys -l val
+keys Down Down Down
+keys -l 4
+keys Enter
+check "the evaluation's rows join the table" wait_for "evaluations (2)"
+check "the zero-shot baseline row" wait_for "base zero-shot"
+check "the job says done" wait_for "done"
+out=$("$LATHE" eval show 1 --format json --workspace "$WS" 2>/dev/null)
+check "the evaluation is in the store" grep -q '"n_rows"' <<<"$out"
 keys q
 check "q leaves again" wait_for "EXITED 0"
 RUN=""
@@ -157,6 +180,22 @@ check "memory estimate table" wait_for "peak GB"
 check "the path with reasons" wait_for "How many training examples are there?"
 keys s
 check "plan and config saved" wait_for "t: start training"
+keys e
+check "config editor opens on the learning rate" wait_for ">optimizer.lr"
+keys C-u
+keys -l abc
+keys Enter
+check "not a number: the field named" wait_for "optimizer.lr: expected a number, got 'abc'"
+keys C-u
+keys -l -- -1
+keys Enter
+check "refused by the training config parser: the field named" wait_for '$.optimizer.lr'
+keys C-u
+keys -l 0.0005
+keys Enter
+check "edited config saved" wait_for "config edited and saved"
+cfg=$(ls "$WS"/plans/*.json 2>/dev/null | head -1)
+check "the config file holds the new learning rate" grep -qE '"lr":[[:space:]]*0.0005' "$cfg"
 keys t
 check "training started from the wizard: Train view" wait_for "loss  run 2"
 check "the wizard's run is running" wait_for "running"
@@ -168,6 +207,8 @@ for i in $(seq 1 150); do
     sleep 0.2
 done
 check "the wizard's run advances (${w1:-none})" test "${w1:--1}" -gt 1
+# the config counts epochs: the trainer records the steps they come to, so the view has a total
+check "epoch-based run: step of a total" bash -c "$T capture-pane -p -t wiz | grep -qE 'step +[0-9]+ / [0-9]+'"
 # the planned run is short (a few epochs of 38 examples): it ends on its own
 check "the wizard's run finishes" wait_for "done"
 keys q

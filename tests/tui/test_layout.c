@@ -1,13 +1,16 @@
 /*
  * test_layout.c - the dashboard layout as a pure function of the terminal size: for every
  * view at 80x24, 120x40 and 250x70 (and odd sizes between), no two boxes overlap, every box is
- * inside the screen, each view has the panes it draws into, and a terminal below 80x24 is
- * reported too small. No terminal involved.
+ * inside the screen, each view has the panes it draws into (Data and Eval: the job box too), a
+ * form's dialog box fits inside the body, a click on the tab bar finds the tab drawn there, and
+ * a terminal below 80x24 is reported too small. No terminal involved.
  */
 #include "layout.h"
 #include "test.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 static const int SIZES[][2] = {{80, 24}, {120, 40}, {250, 70}, {81, 25}, {99, 33}, {200, 24}, {80, 90}};
 
@@ -23,11 +26,12 @@ static bool has_required(const lt_layout *l, lt_view_id v)
                lt_layout_pane(l, LT_PANE_PLOT);
     case LT_VIEW_DATA:
         return lt_layout_pane(l, LT_PANE_LIST) && lt_layout_pane(l, LT_PANE_STATS) &&
-               lt_layout_pane(l, LT_PANE_EVENTS);
+               lt_layout_pane(l, LT_PANE_EVENTS) && lt_layout_pane(l, LT_PANE_JOBS);
     case LT_VIEW_DEVICES:
         return lt_layout_pane(l, LT_PANE_LIST) && lt_layout_pane(l, LT_PANE_STATS);
     case LT_VIEW_EVAL:
-        return lt_layout_pane(l, LT_PANE_LIST) && lt_layout_pane(l, LT_PANE_EVENTS);
+        return lt_layout_pane(l, LT_PANE_LIST) && lt_layout_pane(l, LT_PANE_EVENTS) &&
+               lt_layout_pane(l, LT_PANE_JOBS);
     default:
         return lt_layout_pane(l, LT_PANE_MAIN) != NULL;
     }
@@ -61,6 +65,26 @@ static void check_size(int cols, int rows, lt_view_id v)
             CHECK(!lt_rect_overlap(p, l.pane[j]), "%s %dx%d: panes %d and %d overlap", name, cols,
                   rows, i, j);
     }
+    /* the job box holds its state line and a progress bar or result line */
+    const lt_rect *jobs = lt_layout_pane(&l, LT_PANE_JOBS);
+    if (jobs)
+        CHECK(jobs->h >= 4 && jobs->w >= 24, "%s %dx%d: job box %dx%d holds a bar", name, cols,
+              rows, jobs->w, jobs->h);
+    /* forms: the dialog stays inside the body whatever it asks for, centred */
+    const int asks[][2] = {{9, 76}, {30, 76}, {6, 300}, {0, 0}};
+    for (size_t a = 0; a < sizeof asks / sizeof *asks; a++) {
+        lt_rect dl = lt_layout_dialog(&l, asks[a][0], asks[a][1]);
+        CHECK(dl.h <= asks[a][0] && dl.w <= asks[a][1] && dl.y >= l.body.y &&
+                  dl.y + dl.h <= l.body.y + l.body.h && dl.x >= l.body.x &&
+                  dl.x + dl.w <= l.body.x + l.body.w,
+              "%s %dx%d: dialog %dx%d inside the body", name, cols, rows, asks[a][1],
+              asks[a][0]);
+        if (asks[a][0] <= l.body.h && asks[a][1] <= l.body.w - 2)
+            CHECK(dl.h == asks[a][0] && dl.w == asks[a][1] &&
+                      abs((dl.x - l.body.x) - (l.body.x + l.body.w - dl.x - dl.w)) <= 1,
+                  "%s %dx%d: dialog %dx%d gets its size, centred", name, cols, rows,
+                  asks[a][1], asks[a][0]);
+    }
     /* the body is covered: the panes' areas add up to the body's (nothing left blank) */
     long area = 0;
     for (int i = 0; i < l.n_panes; i++)
@@ -81,6 +105,21 @@ int main(void)
     CHECK(lt_layout_pane(&l, LT_PANE_AUX) == NULL, "80x24 train: no aux curves");
     lt_layout_compute(250, 70, LT_VIEW_TRAIN, &l);
     CHECK(lt_layout_pane(&l, LT_PANE_AUX) != NULL, "250x70 train: aux curves");
+
+    /* mouse: the tab bar reads " 1 Data   2 Wizard   3 Train   4 Runs   5 Eval   6 Devices" */
+    const char *bar = " 1 Data   2 Wizard   3 Train   4 Runs   5 Eval   6 Devices ";
+    lt_layout_compute(100, 30, LT_VIEW_RUNS, &l);
+    for (int v = 0; v < LT_VIEW_COUNT; v++) {
+        char label[16];
+        snprintf(label, sizeof label, "%d %s", v + 1, lt_view_title((lt_view_id)v));
+        int at = (int)(strstr(bar, label) - bar);
+        for (int x = at; x < at + (int)strlen(label); x++)
+            CHECK(lt_layout_tab_at(&l, l.tabs.y, x) == v, "click at x=%d hits tab %d", x, v);
+    }
+    CHECK(lt_layout_tab_at(&l, l.tabs.y, (int)strlen(bar) + 2) == -1, "right of the tabs: none");
+    CHECK(lt_layout_tab_at(&l, l.tabs.y, 8) == -1, "the gap between tabs: none");
+    CHECK(lt_layout_tab_at(&l, l.tabs.y + 1, 3) == -1, "below the tab bar: none");
+    CHECK(lt_layout_tab_at(&l, l.header.y, 3) == -1, "the header: none");
 
     /* too small: polite message, no boxes */
     const int small[][2] = {{79, 24}, {80, 23}, {1, 1}, {0, 0}, {-5, 40}};
