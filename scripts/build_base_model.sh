@@ -3,21 +3,25 @@
 #
 #   scripts/build_base_model.sh [OUT_DIR]      (default assets/model; LATHE=path/to/lathe)
 #
-# 1. generate the corpus (scripts/gen_corpus.py, seed 12: prose about people, places and
-#    numbers, JSON in other shapes than the demo task, ChatML question/answer chats);
+# 1. generate the corpus (scripts/gen_corpus.py, seed 12: prose about people, places, jobs and
+#    numbers, facts restated and lists read back, JSON in other shapes than the demo task,
+#    ChatML question/answer chats);
 # 2. train a byte-level BPE tokenizer on it (lathe tokenizer train);
-# 3. make a random Llama model of 3.85 M parameters (lathe model init, seed 12, bf16);
+# 3. make a random Llama model (lathe model init, seed 12, bf16, vocabulary 1536);
 # 4. pretrain it on the corpus (lathe train, objective pretrain, method full) on the CPU
-#    backend with 1 thread (faster than 2 for a model this small): the same bits every time;
-# 5. write the last checkpoint as a Hugging Face folder (scripts/ckpt_to_hf.py, bf16) and
-#    record the checksums in OUT_DIR/SHA256SUMS.
-# Takes about 15 minutes on 2 cores. Rebuilding reproduces assets/model/SHA256SUMS.
+#    backend with 1 thread (faster than 2 for a model this small, and the thread count fixes
+#    the order of every sum): the same bits every time;
+# 5. export the run's last checkpoint as a Hugging Face folder (lathe export --format merged:
+#    the weights in the bf16 of the initial folder, its config and tokenizer files) and record
+#    the checksums in OUT_DIR/SHA256SUMS.
+# Takes 8 to 35 minutes on 2 cores (idle to busy). Rebuilding reproduces
+# assets/model/SHA256SUMS with the lathe of the same commit.
 # BASE_STEPS=N shortens step 4 (for checking determinism quickly; not the shipped model).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LATHE=${LATHE:-build/lathe}
 OUT=${1:-assets/model}
-STEPS=${BASE_STEPS:-500}
+STEPS=${BASE_STEPS:-400}
 [ -x "$LATHE" ] || { echo "build_base_model: $LATHE not found (scripts/setup.sh build)" >&2; exit 1; }
 
 work=$(mktemp -d)
@@ -28,7 +32,7 @@ python3 scripts/gen_corpus.py corpus --seed 12 --paragraphs 40000 --out "$work/c
 echo "== tokenizer"
 "$LATHE" tokenizer train --vocab 2048 --out "$work/init" "$work/corpus/corpus.txt"
 echo "== random model"
-"$LATHE" model init --arch llama --dim 256 --layers 4 --heads 4 --vocab 1408 --seq 256 \
+"$LATHE" model init --arch llama --dim 256 --layers 4 --heads 4 --vocab 1536 --seq 256 \
     --seed 12 --dtype bf16 "$work/init"
 echo "== pretraining ($STEPS steps)"
 cat >"$work/pretrain.json" <<EOF
@@ -39,9 +43,13 @@ cat >"$work/pretrain.json" <<EOF
  "checkpoint": {"every": 0, "keep_last": 1, "keep_best": 0}, "seed": 12}
 EOF
 "$LATHE" train "$work/pretrain.json" --device cpu --threads 1 --workspace "$work/ws"
-ckpt="$work/ws/runs/1/checkpoints/step-$STEPS.ckpt"
 echo "== export"
+"$LATHE" export 1 --format merged --checkpoint last --device cpu --threads 1 \
+    --workspace "$work/ws" "$work/hf"
 mkdir -p "$OUT"
-python3 scripts/ckpt_to_hf.py "$ckpt" "$work/init" "$OUT"
+for f in config.json model.safetensors tokenizer.json tokenizer_config.json; do
+    cp "$work/hf/$f" "$OUT/$f"
+done
 (cd "$OUT" && sha256sum config.json model.safetensors tokenizer.json tokenizer_config.json \
     >SHA256SUMS && cat SHA256SUMS)
+echo "build_base_model: $OUT in ${SECONDS} s"

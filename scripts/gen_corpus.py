@@ -10,16 +10,20 @@ random.Random with an integer seed is stable across versions for the calls used 
       DIR/corpus.jsonl  the same paragraphs plus ChatML question/answer chats as
                         {"text": ...} rows, for pretraining (`objective: pretrain`)
   scripts/gen_corpus.py examples --out DIR [--seed 12]
-      DIR/people.jsonl        the demo task (alpaca rows): a sentence about a person ->
-                              {"age_group":"young"|"middle"|"senior"}, with planted exact and near
-                              duplicates and malformed rows (counts in PLANTED below)
+      DIR/people.jsonl        the demo task (alpaca rows): a sentence about a person and their
+                              job -> {"field":"health"} (the job's field of work, one of six),
+                              with planted exact and near duplicates and malformed rows (counts
+                              in PLANTED below)
       DIR/people_prefs.jsonl  preference pairs for DPO: chosen = the right record, rejected =
                               a plausible wrong one
       DIR/people_text.jsonl   raw text ({"text": ...}) for continued pretraining
 
 The corpus teaches the domain (people, ages, cities, countries, jobs, numbers, JSON syntax,
-and the chat format) but never the task itself: no sentence is followed by its record, so
-the base model has to learn the mapping from the instruction dataset.
+and the chat format) and the skill the task needs, copying words from earlier in the text
+(facts restated, key: value cards, lists read back, JSON rows of purchases and trains), but
+never the task itself: jobs are named but never their field of work, and no sentence about a
+person is followed by a JSON record of it, so the base model has to learn the mapping from the
+instruction dataset.
 """
 import argparse
 import json
@@ -66,7 +70,30 @@ TASK_TEMPLATES = [
     "Aged {a}, {n} now lives in {c}.",
     "{n} from {c} is {a}.",
 ]
-INSTRUCTION = "Give the age group of the person as JSON: young (under 40), middle or senior (65 and over)."
+# The demo task: the field of work a person's job belongs to. The label is signalled by a
+# word of the sentence (the job), not by a number or by copying: within reach of LoRA on a model
+# this small, out of reach of the base model, which never saw a field named.
+FIELDS = {
+    "food": ["baker", "chef", "farmer", "grocer", "gardener"],
+    "health": ["nurse", "doctor", "dentist"],
+    "arts": ["painter", "writer", "singer", "tailor"],
+    "trades": ["plumber", "carpenter", "engineer"],
+    "transport": ["pilot", "driver"],
+    "office": ["teacher", "lawyer", "librarian"],
+}
+FIELD_OF = {j: f for f, jobs in FIELDS.items() for j in jobs}
+JOB_TEMPLATES = [
+    "{n} is {a} and works as {aj} in {c}.",
+    "{n}, {aj} from {c}, is {a}.",
+    "In {c}, {n} works as {aj}.",
+    "{n} is {aj} and lives in {c}.",
+    "At {a}, {n} is {aj} in {c}.",
+    "{n} from {c} works as {aj}.",
+    "The {j} {n} lives in {c}.",
+    "{n}, {a}, has been {aj} in {c} for years.",
+]
+INSTRUCTION = ("Give the field of work of the person as JSON: food, health, arts, trades, "
+               "transport or office.")
 
 # What the demo test asserts (tests/cli/demo.sh): keep in step with plant() below.
 PLANTED = {"unique": 420, "exact": 12, "near": 8, "malformed": 5}
@@ -76,15 +103,20 @@ def pron(n):
     return "She" if n in FEMALE else "He"
 
 
-def group(a):
-    return "young" if a < 40 else ("middle" if a < 65 else "senior")
+def with_article(j):
+    return ("an " if j[0] in "aeiou" else "a ") + j
 
 
-def record(n, a, c):
-    """The demo task's answer. (The first version asked for {"name","age","city"}; a model
-    of this size pretrained this briefly does not copy from its context, so no amount of
-    LoRA reached an exact match there. A class read off the age is within its reach.)"""
-    return json.dumps({"age_group": group(a)}, separators=(",", ":"))
+def job_sentence(r, n, a, c, j):
+    return r.choice(JOB_TEMPLATES).format(n=n, a=a, c=c, j=j, aj=with_article(j))
+
+
+def record(j):
+    """The demo task's answer. (Earlier versions asked for an age group, a class read off a
+    number, and for {"name","city"} copied out of the sentence: a model this small, pretrained
+    for minutes, learned the format and the commonest answer, neither the comparison nor the
+    copy. A field named by a word of the sentence is learned.)"""
+    return json.dumps({"field": FIELD_OF[j]}, separators=(",", ":"))
 
 
 def person(r):
@@ -93,12 +125,14 @@ def person(r):
 
 def paragraph(r):
     """A few sentences of prose about people, places and numbers."""
-    kind = r.randrange(8)
+    kind = r.randrange(13)
     n, a, (c, country) = person(r)
     p = pron(n)
     if kind == 0:
-        s = [r.choice(TASK_TEMPLATES).format(n=n, a=a, c=c),
-             f"{p} works as a {r.choice(JOBS)}.",
+        j = r.choice(JOBS)
+        s = [r.choice([job_sentence(r, n, a, c, j),
+                       r.choice(TASK_TEMPLATES).format(n=n, a=a, c=c)
+                       + f" {p} works as {with_article(j)}."]),
              r.choice([f"{c} is a city in {country}.", f"{p} likes {c} very much.",
                        f"Every {r.choice(DAYS)} {p.lower()} walks to the market."])]
     elif kind == 1:
@@ -126,17 +160,58 @@ def paragraph(r):
         ])
         s = [f"The file lists {r.choice(['a place', 'an entry', 'a row', 'an item'])}:",
              json.dumps(obj) + ".", f"It was saved on {r.choice(DAYS)}."]
-    elif kind >= 6:
+    elif kind in (6, 7):
         # a fact, then the same fact again in other words: reading the context pays
         fact = r.choice(TASK_TEMPLATES).format(n=n, a=a, c=c)
         s = [fact, r.choice([f"So {n} is {a}, and {p.lower()} lives in {c}.",
                              f"In short: {n}, {a}, {c}.",
                              f"That is {n}, aged {a}, from {c}.",
-                             f"Remember: {n} lives in {c} and is {a}."])]
+                             f"Remember: {n} lives in {c} and is {a}.",
+                             f"{c} is where {n} lives.",
+                             f"The person is {n} and the place is {c}."])]
+    elif kind in (8, 9):
+        # a fact, then a card of key: value lines restating it (fields in any order)
+        fact = r.choice(TASK_TEMPLATES).format(n=n, a=a, c=c)
+        fields = [("Name", n), ("City", c), ("Age", str(a))]
+        r.shuffle(fields)
+        fields = fields[:r.randint(1, 3)]
+        style = r.randrange(3)
+        if style == 0:
+            card = " ".join(f"{k}: {v}." for k, v in fields)
+        elif style == 1:
+            card = "; ".join(f"{k.lower()} = {v}" for k, v in fields) + "."
+        else:
+            card = "(" + ", ".join(v for _, v in fields) + ")."
+        s = [fact, r.choice(["Card:", "On file:", "Noted:", "Summary:"]), card]
+    elif kind == 10:
+        # a list, then the same list read back: copying a span from earlier in the text
+        pool = r.choice([NAMES, [x for x, _ in CITIES], JOBS, THINGS])
+        items = r.sample(pool, r.randint(2, 5))
+        s = [f"{r.choice(['The list', 'The first list', 'On the board', 'In the notes'])}: "
+             f"{', '.join(items)}.",
+             f"{r.choice(['Read back', 'Again', 'Once more', 'Copied'])}: {', '.join(items)}."]
+    elif kind == 11:
+        # two people, then one of them picked out again: which words belong together
+        m, b, (d, _) = person(r)
+        first = r.random() < 0.5
+        s = [r.choice(TASK_TEMPLATES).format(n=n, a=a, c=c),
+             r.choice(TASK_TEMPLATES).format(n=m, a=b, c=d),
+             f"The {'first' if first else 'second'} one is {n if first else m}, "
+             f"from {c if first else d}."]
+    elif kind == 12:
+        # a sentence, then a record of it in JSON with other keys than the demo task's
+        x, t = r.randint(1, 30), r.choice(THINGS)
+        d, h = r.choice(CITIES)[0], r.randint(2, 19)
+        s = r.choice([
+            [f"{n} bought {x} {t} in {c}.", "Logged as",
+             json.dumps({"item": t, "count": x, "town": c}) + "."],
+            [f"The train from {c} to {d} takes {h} hours.", "As a row:",
+             json.dumps({"from": c, "to": d, "hours": h}) + "."],
+        ])
     else:
         s = [f"{n} was born in {c}.", f"{p} is {a} years old.",
              f"{p} moved to {r.choice(CITIES)[0]} at {r.randint(18, a) if a > 18 else 18}.",
-             f"Today {p.lower()} is a {r.choice(JOBS)}."]
+             f"Today {p.lower()} is {with_article(r.choice(JOBS))}."]
     return " ".join(s)
 
 
@@ -155,6 +230,7 @@ def chat(r):
         ("What is the name?", f"{n}."),
         ("What is the age?", f"{a}."),
         ("Which city?", f"{c}."),
+        ("What is the job?", f"{with_article(r.choice(JOBS)).capitalize()}."),
     ])
     return (f"<|im_start|>user\n{fact} {q}<|im_end|>\n<|im_start|>assistant\n{ans}<|im_end|>\n")
 
@@ -177,14 +253,15 @@ def corpus(out, seed, n_paragraphs):
 
 
 def task_rows(r, count):
-    """Unique (name, city, age) triples, each in one template."""
+    """People with distinct (name, city) pairs and a job, each in one template."""
     seen, rows = set(), []
     while len(rows) < count:
         n, a, (c, _) = person(r)
         if (n, c) in seen:
             continue
         seen.add((n, c))
-        rows.append((r.choice(TASK_TEMPLATES).format(n=n, a=a, c=c), record(n, a, c), n, a, c))
+        j = r.choice(JOBS)
+        rows.append((job_sentence(r, n, a, c, j), record(j), n, a, c, j))
     return rows
 
 
@@ -203,27 +280,26 @@ def plant(r, rows):
         s = s.replace(",", "").rstrip(".") + r.choice(["!", " ...", ";"])
         extra.append(json.dumps({"instruction": INSTRUCTION + "!", "input": s, "output": o}))
     bad = [  # malformed: each is one issue with its own reason
-        '{"instruction": "' + INSTRUCTION + '", "input": "Eve is 41 and lives in Oslo.", ',
-        json.dumps({"instruction": INSTRUCTION, "input": "Ben is 29 and lives in Lima."}),
+        '{"instruction": "' + INSTRUCTION + '", "input": "Eve is 41 and works as a nurse in Oslo.", ',
+        json.dumps({"instruction": INSTRUCTION, "input": "Ben is a pilot and lives in Lima."}),
         json.dumps({"instruction": "", "input": "", "output": ""}),
-        json.dumps({"instruction": INSTRUCTION, "input": "Ada is 50.", "output": 50}),
-        "name=Kim age=33 city=Seoul",
+        json.dumps({"instruction": INSTRUCTION, "input": "Ada is a chef.", "output": 50}),
+        "name=Kim job=baker city=Seoul",
     ]
     for x in extra + bad:   # spread through the file, deterministically
         lines.insert(r.randrange(len(lines) + 1), x)
     return lines
 
 
-def wrong_record(r, n, a, c):
-    """A plausible wrong answer: another group, the age instead of the group, another key,
+def wrong_record(r, n, a, c, j):
+    """A plausible wrong answer: another field, the job instead of its field, another key,
     or prose instead of JSON."""
-    g = group(a)
+    f = FIELD_OF[j]
     return r.choice([
-        json.dumps({"age_group": r.choice([x for x in ("young", "middle", "senior") if x != g])},
-                   separators=(",", ":")),
-        json.dumps({"age_group": a}, separators=(",", ":")),
-        json.dumps({"group": g}, separators=(",", ":")),
-        f"{n} is {a} years old and lives in {c}.",
+        json.dumps({"field": r.choice([x for x in FIELDS if x != f])}, separators=(",", ":")),
+        json.dumps({"field": j}, separators=(",", ":")),
+        json.dumps({"job": f}, separators=(",", ":")),
+        f"{n} works as {with_article(j)} in {c}.",
     ])
 
 
@@ -232,9 +308,9 @@ def examples(out, seed):
     rows = task_rows(r, PLANTED["unique"] + 200)
     write_lines(os.path.join(out, "people.jsonl"), plant(r, rows[:PLANTED["unique"]]))
     prefs = []
-    for s, o, n, a, c in rows[PLANTED["unique"]:]:
+    for s, o, n, a, c, j in rows[PLANTED["unique"]:]:
         prefs.append(json.dumps({"prompt": INSTRUCTION + "\n\n" + s, "chosen": o,
-                                 "rejected": wrong_record(r, n, a, c)}))
+                                 "rejected": wrong_record(r, n, a, c, j)}))
     write_lines(os.path.join(out, "people_prefs.jsonl"), prefs)
     r2 = random.Random(seed * 7919 + 5)
     write_lines(os.path.join(out, "people_text.jsonl"),

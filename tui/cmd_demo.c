@@ -331,6 +331,14 @@ static bool write_train_config(demo *d, const char *plan_path, const char *path,
     cJSON_DeleteItemFromObject(c, "optimizer");
     cJSON *opt = cJSON_AddObjectToObject(c, "optimizer");
     cJSON_AddNumberToObject(opt, "lr", 0.003);
+    /* Validation every 10 steps for the curves, but no early stopping: copying words out of
+     * the prompt is learned after a plateau of the validation loss (first the format and the
+     * commonest names, then the copy), which the wizard's patience would cut short. */
+    cJSON_DeleteItemFromObject(c, "eval");
+    cJSON *ev = cJSON_AddObjectToObject(c, "eval");
+    cJSON_AddNumberToObject(ev, "every", 10);
+    cJSON_AddStringToObject(ev, "split", "val");
+    cJSON_AddNumberToObject(ev, "patience", 0);
     cJSON_DeleteItemFromObject(c, "seed");
     cJSON_AddNumberToObject(c, "seed", 12);
     char *text = cJSON_Print(c);
@@ -555,8 +563,8 @@ static void print_summary(const demo *d, const summary *s, double wall_s)
     fprintf(f, "  lathe data issues %s --workspace %s    the malformed rows\n", DEMO_DATASET,
             d->ws);
     fprintf(f, "  lathe generate --model %s --adapter %s/exports/people-lora --chat \\\n"
-               "      --prompt 'Give the age group of the person as JSON: young (under 40), "
-               "middle or senior (65 and over).\nNina is 27 and lives in Oslo.'\n",
+               "      --prompt 'Give the name and the city of the person as JSON.\n"
+               "Nina is 27 and lives in Oslo.'\n",
             d->model, d->ws);
     fprintf(f, "  %s/data  also holds a preference-pair set (DPO) and raw text for continued "
                "pretraining\n",
@@ -617,7 +625,7 @@ int lt_cmd_demo(int argc, char **argv)
     if (!fresh_workspace(&d, err, sizeof(err)))
         return lt_cli_fail("demo", LT_EXIT_FAIL, "%s", err);
     fprintf(d.out, "lathe demo: the bundled model %s learns to answer in a JSON format\n"
-                   "(%s: a person's age group), in the workspace %s\n",
+                   "(%s: a person's name and city, out of a sentence), in the workspace %s\n",
             d.model, d.data, d.ws);
 
     char plan_path[PATH_MAX + 32], cfg_path[PATH_MAX + 32], adapter[PATH_MAX + 64];
