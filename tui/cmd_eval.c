@@ -275,9 +275,14 @@ static void print_views(view *v, int n, const char *fmt, int n_show, bool worst)
         lt_cli_print_sanitized(stdout, str(r, "dataset"), false);
         printf(" v%g split ", num(r, "dataset_version"));
         lt_cli_print_sanitized(stdout, str(r, "split"), false);
-        printf(", %g rows; greedy, %g new tokens at most; exact match normalised: %s\n",
-               num(r, "n_rows"), num(cJSON_GetObjectItem(r, "decoding"), "max_new_tokens"),
-               str(r, "em_normalize"));
+        cJSON *dec = cJSON_GetObjectItem(r, "decoding");
+        if (dec)
+            printf(", %g rows; greedy, %g new tokens at most; exact match normalised: %s\n",
+                   num(r, "n_rows"), num(dec, "max_new_tokens"), str(r, "em_normalize"));
+        else
+            printf(", %g rows; multiple choice scored by log-likelihood (acc_norm per "
+                   "character)\n",
+                   num(r, "n_rows"));
         if (n_show > 0)
             print_samples(v, n, n_show, worst);
     }

@@ -94,6 +94,7 @@ check "no generation metrics" test "$(grep -c exact_match "$tmp/e.json")" -eq 0
 L eval show 3 >"$tmp/show.md"
 check "show has acc and acc_norm columns" grep -q "^| eval | system | loss | ppl | acc | acc_norm |" \
     "$tmp/show.md"
+check "show names the scoring" grep -q "multiple choice scored by log-likelihood" "$tmp/show.md"
 check "show prints per-choice log-probs" grep -q "^    log-probs: A.-[0-9.]* B.-[0-9.]* C.-" \
     "$tmp/show.md"
 L eval show 3 --format json >"$tmp/s.json"
