@@ -2,7 +2,8 @@
 # eval_workbench.sh - end-to-end checks of `lathe eval`: a tiny model fine-tuned on a small
 # synthetic task ("repeat WORD N" -> "WORD N") scores a higher exact match than its base
 # zero-shot and 2-shot baselines; its perplexity equals exp(validation loss) from the
-# training engine on the same split; show/compare/export; bad input fails before any work.
+# training engine on the same split; one row at a time (--batch 1) gives the same outputs and
+# loss as batched evaluation; show/compare/export; bad input fails before any work.
 # usage: bash eval_workbench.sh /path/to/lathe /path/to/tests/data
 lathe=$1
 data=$2
@@ -100,6 +101,17 @@ L eval compare 1 3 --worst --samples 2 >"$tmp/w.md"
 check "worst rows first" grep -q "row" "$tmp/w.md"
 L eval show 99 >/dev/null 2>&1
 check "show of an unknown eval fails" test $? -eq 1
+
+# one row at a time (--batch 1) gives the same outputs and loss as the default batch of 8
+L eval --device cpu --threads 1 --model "$tmp/m" --data task --run 1 --baselines none \
+    --batch 1 --max-new-tokens 8 --samples 0 --json >"$tmp/e1.json" 2>/dev/null
+check "batch 1: same exact match" test "$(num 0 exact_match "$tmp/e1.json")" = "$em2"
+check "batch 1: same loss" awk -v a="$(num 0 loss "$tmp/e1.json")" -v b="$loss" \
+    'BEGIN{d=a-b; if(d<0)d=-d; exit !(d <= 1e-6*b)}'
+outputs() { L eval show "$1" --format json --samples 1000 | tr '{' '\n' | grep -o '"output":"[^"]*"'; }
+check "every row's output compared" test "$(outputs 3 | wc -l)" -eq 12
+check "batch 1: the same generated text on every row" \
+    cmp -s <(outputs 3) <(outputs "$(sed -n 's/^\[{"eval":\([0-9]*\).*/\1/p' "$tmp/e1.json")")
 
 # a LoRA run evaluated two ways: from its checkpoint (--run) and from the PEFT adapter the run
 # exported (--adapter), after the base zero-shot baseline (system 0); the same weights must give the same loss and the same outputs
