@@ -21,7 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 LATHE=${LATHE:-build/lathe}
 OUT=${1:-assets/model}
-STEPS=${BASE_STEPS:-400}
+STEPS=${BASE_STEPS:-250}
 [ -x "$LATHE" ] || { echo "build_base_model: $LATHE not found (scripts/setup.sh build)" >&2; exit 1; }
 
 work=$(mktemp -d)
