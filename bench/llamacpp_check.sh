@@ -23,7 +23,11 @@
 #   (llama.cpp's plain completion tool; builds older than its split from llama-cli have only
 #   bin/llama-cli, used with -no-cnv). The lathe binary's build folder must hold the static
 #   libraries (pipeline/, compute/, shaders/) that bench/llamacpp_ppl.c is linked with.
-#   KEEP=1 keeps the scratch folder and prints its path. THREADS=N (2) for both sides.
+#   Needs gcc and python3. KEEP=1 keeps the scratch folder and prints its path. THREADS=N
+#   (2) for both sides. Never part of CI: llama.cpp is built outside the repository, e.g.
+#     cmake -S llama.cpp -B build -DCMAKE_BUILD_TYPE=Release -DLLAMA_BUILD_TESTS=OFF \
+#       -DLLAMA_BUILD_SERVER=OFF -DLLAMA_OPENSSL=OFF -DBUILD_SHARED_LIBS=OFF
+#     cmake --build build -j2 --target llama-perplexity llama-completion llama-tokenize
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 lathe=$(realpath "${1:-$root/build/lathe}")
