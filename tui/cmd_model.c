@@ -1,11 +1,12 @@
 /*
- * cmd_model.c - `lathe model info DIR` (what a model folder holds, without loading it) and
- * `lathe model init` (a random model saved as a Hugging Face folder).
+ * cmd_model.c - `lathe model info DIR|FILE.gguf` (what a model folder or GGUF file holds,
+ * without loading it) and `lathe model init` (a random model saved as a Hugging Face folder).
  *
  * Only argument parsing and printing live here; the work is pipeline/model's.
  */
 #include "cli.h"
 
+#include "export/gguf_model.h"
 #include "model/model.h"
 #include "model/model_init.h"
 #include "tokenizer/tokenizer.h"
@@ -16,10 +17,11 @@
 #include <string.h>
 
 static const char *info_help =
-    "usage: lathe model info DIR [--json]\n"
+    "usage: lathe model info DIR|FILE.gguf [--json]\n"
     "  Architecture, parameters by kind, stored dtype, tokenizer and chat template, and the\n"
     "  memory the weights take once loaded, read from config.json, the safetensors headers\n"
-    "  and tokenizer.json (no weights are read).\n";
+    "  and tokenizer.json (no weights are read). A GGUF file (a model or a LoRA adapter) is\n"
+    "  described from its metadata and tensor infos.\n";
 
 static const char *init_help =
     "usage: lathe model init --arch llama|gpt2 [options] OUT_DIR\n"
@@ -69,6 +71,107 @@ static void human_bytes(char *buf, size_t n, double b)
     snprintf(buf, n, i ? "%.1f %s" : "%.0f %s", b, u[i]);
 }
 
+/* `model info FILE.gguf`: the file's metadata as lathe reads it. */
+static int gguf_info(const char *path, bool json)
+{
+    char err[1024], fbytes[32], mem[32];
+    lt_gguf_summary g;
+    if (lt_gguf_inspect(path, &g, err, sizeof(err)) != LT_MODEL_OK) {
+        fprintf(stderr, "lathe model info: ");
+        lt_cli_print_sanitized(stderr, err, false);
+        fputc('\n', stderr);
+        return LT_EXIT_FAIL;
+    }
+    bool adapter = !strcmp(g.type, "adapter");
+    const lt_model_config *c = &g.cfg;
+    human_bytes(fbytes, sizeof(fbytes), (double)g.file_bytes);
+    /* lathe dequantizes a GGUF to F32 on load */
+    human_bytes(mem, sizeof(mem), 4.0 * (double)g.total_params);
+    if (json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "format", "gguf");
+        cJSON_AddNumberToObject(o, "version", g.version);
+        cJSON_AddStringToObject(o, "type", g.type);
+        cJSON_AddStringToObject(o, "name", g.name);
+        cJSON_AddStringToObject(o, "architecture", adapter ? g.arch : lt_arch_name(c->arch));
+        cJSON_AddNumberToObject(o, "file_bytes", (double)g.file_bytes);
+        cJSON_AddNumberToObject(o, "tensors", g.n_tensors);
+        cJSON_AddStringToObject(o, "dtype", g.dtypes);
+        if (adapter) {
+            cJSON_AddNumberToObject(o, "lora_rank", (double)g.lora_rank);
+            cJSON_AddNumberToObject(o, "lora_alpha", g.lora_alpha);
+            cJSON_AddNumberToObject(o, "adapted_matrices", g.n_lora);
+            cJSON_AddNumberToObject(o, "parameters", (double)g.total_params);
+        } else {
+            cJSON_AddNumberToObject(o, "hidden_size", (double)c->dim);
+            cJSON_AddNumberToObject(o, "layers", (double)c->n_layers);
+            cJSON_AddNumberToObject(o, "heads", (double)c->n_heads);
+            cJSON_AddNumberToObject(o, "kv_heads", (double)c->n_kv_heads);
+            cJSON_AddNumberToObject(o, "head_dim", (double)c->head_dim);
+            cJSON_AddNumberToObject(o, "ffn", (double)c->ffn);
+            cJSON_AddNumberToObject(o, "vocab_size", (double)c->vocab);
+            cJSON_AddNumberToObject(o, "context", (double)c->max_pos);
+            cJSON_AddBoolToObject(o, "tied_embeddings", c->tie_embeddings);
+            cJSON *p = cJSON_AddObjectToObject(o, "parameters");
+            for (int k = 0; k < LT_PARAM_KIND_COUNT; k++)
+                cJSON_AddNumberToObject(p, lt_param_kind_name((lt_param_kind)k),
+                                        (double)g.params[k]);
+            cJSON_AddNumberToObject(p, "total", (double)g.total_params);
+            cJSON_AddNumberToObject(o, "weight_bytes", 4.0 * (double)g.total_params);
+            cJSON_AddStringToObject(o, "tokenizer", g.tok_model);
+            cJSON_AddStringToObject(o, "pre_tokenizer", g.tok_pre);
+            cJSON_AddNumberToObject(o, "tokens", (double)g.n_tokens);
+            cJSON_AddNumberToObject(o, "bos_id", g.bos_id);
+            cJSON_AddNumberToObject(o, "eos_id", g.eos_id);
+            cJSON_AddNumberToObject(o, "eot_id", g.eot_id);
+            cJSON_AddBoolToObject(o, "add_bos", g.add_bos);
+            cJSON_AddStringToObject(o, "chat_template", g.chat);
+        }
+        char *txt = cJSON_Print(o);
+        if (txt)
+            puts(txt);
+        cJSON_free(txt);
+        cJSON_Delete(o);
+        return LT_EXIT_OK;
+    }
+    printf("file           GGUF v%u, %s, %s, %d tensors\n", (unsigned)g.version,
+           adapter ? "LoRA adapter" : "model", fbytes, g.n_tensors);
+    printf("name           ");
+    lt_cli_print_sanitized(stdout, g.name[0] ? g.name : "(none)", false);
+    printf("\narchitecture   ");
+    lt_cli_print_sanitized(stdout, adapter ? g.arch : lt_arch_name(c->arch), false);
+    putchar('\n');
+    if (adapter) {
+        printf("lora           rank %lld, alpha %g, %d adapted matrices\n",
+               (long long)g.lora_rank, g.lora_alpha, g.n_lora);
+        printf("parameters     %lld\n", (long long)g.total_params);
+        printf("dtype          %s\n", g.dtypes);
+        return LT_EXIT_OK;
+    }
+    printf("shape          dim %lld, %lld layers, %lld heads (%lld kv, head_dim %lld), ffn %lld\n",
+           (long long)c->dim, (long long)c->n_layers, (long long)c->n_heads,
+           (long long)c->n_kv_heads, (long long)c->head_dim, (long long)c->ffn);
+    printf("vocab          %lld, context %lld%s\n", (long long)c->vocab, (long long)c->max_pos,
+           c->tie_embeddings ? ", tied embeddings" : "");
+    printf("parameters     %lld\n", (long long)g.total_params);
+    for (int k = 0; k < LT_PARAM_KIND_COUNT; k++)
+        printf("  %-12s %lld\n", lt_param_kind_name((lt_param_kind)k), (long long)g.params[k]);
+    printf("dtype          %s\n", g.dtypes);
+    printf("memory to load %s (F32)\n", mem);
+    printf("tokenizer      ");
+    if (g.tok_model[0]) {
+        lt_cli_print_sanitized(stdout, g.tok_model, false);
+        printf(", pre-tokenizer ");
+        lt_cli_print_sanitized(stdout, g.tok_pre[0] ? g.tok_pre : "(none)", false);
+        printf(", %lld tokens, bos %d, eos %d, eot %d, add_bos %s\n", (long long)g.n_tokens,
+               (int)g.bos_id, (int)g.eos_id, (int)g.eot_id, g.add_bos ? "yes" : "no");
+    } else {
+        printf("absent\n");
+    }
+    printf("chat template  %s\n", g.chat);
+    return LT_EXIT_OK;
+}
+
 static int model_info(int argc, char **argv)
 {
     lt_cli_common cc;
@@ -91,6 +194,8 @@ static int model_info(int argc, char **argv)
     }
     if (!dir)
         return lt_cli_fail("model info", LT_EXIT_USAGE, "missing DIR\n%s", info_help);
+    if (lt_gguf_is_path(dir))
+        return gguf_info(dir, cc.json);
     char err[1024];
     lt_model_summary s;
     if (lt_model_inspect(dir, &s, err, sizeof(err)) != LT_MODEL_OK) {

@@ -70,6 +70,41 @@ lt_model_status lt_gguf_export_lora(const char *peft_dir, const char *base_dir,
 lt_model_status lt_gguf_to_hf(const char *path, const char *out_dir, lt_ggml_type dtype,
                               char *err, size_t errlen);
 
+/* What a GGUF file holds, from its metadata and tensor infos (no tensor data is read). */
+typedef struct lt_gguf_summary {
+    uint32_t version;
+    char type[16];       /* general.type: "model" or "adapter" ("model" when absent) */
+    char arch[24];       /* general.architecture */
+    char name[128];      /* general.name, "" when absent */
+    uint64_t file_bytes;
+    int n_tensors;
+    int64_t total_params;       /* elements over all tensors */
+    uint64_t tensor_bytes;      /* bytes of the tensor data as stored */
+    char dtypes[48];            /* the tensors' ggml types, e.g. "F32+Q8_0+F16" */
+    /* models only: */
+    lt_model_config cfg;        /* as lathe reads it (lt_model_load of the file) */
+    int64_t params[LT_PARAM_KIND_COUNT]; /* elements by kind, from the tensor names */
+    char tok_model[16], tok_pre[24]; /* tokenizer.ggml.model / .pre, "" when absent */
+    int64_t n_tokens;           /* entries of tokenizer.ggml.tokens */
+    int32_t bos_id, eos_id, eot_id; /* -1 when absent */
+    bool add_bos;
+    char chat[16];              /* chat family of tokenizer.chat_template, "none" or
+                                 * "unrecognised" */
+    /* adapters only: */
+    double lora_alpha;          /* adapter.lora.alpha, 0 when absent */
+    int64_t lora_rank;          /* rows of the first .lora_a tensor */
+    int n_lora;                 /* adapted matrices (lora_a / lora_b pairs) */
+} lt_gguf_summary;
+
+/*
+ * Validate the GGUF file at path (as lt_gguf_open does) and describe it. A model's keys are
+ * checked as lt_model_load would check them (the config is read the same way), so a file
+ * that lathe cannot load fails here too, naming the key. Adapters need only
+ * general.architecture and their lora tensors.
+ */
+lt_model_status lt_gguf_inspect(const char *path, lt_gguf_summary *out, char *err,
+                                size_t errlen);
+
 /*
  * lt_model_load for a GGUF file (lt_model_load calls it for a ".gguf" path): rewrites it into
  * a private temporary folder (removed before returning) and loads that. weight_dtype as for

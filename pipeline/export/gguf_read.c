@@ -9,6 +9,7 @@
 #include "export/export_impl.h"
 #include "export/gguf_impl.h"
 #include "model/safetensors.h"
+#include "tokenizer/tokenizer.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -319,6 +320,112 @@ lt_model_status lt_gguf_to_hf(const char *path, const char *out_dir, lt_ggml_typ
     st = lt_export_write_file(p, json, strlen(json), err, errlen);
 out:
     free(json);
+    lt_gguf_close(f);
+    return st;
+}
+
+/* The parameter kind of a GGUF tensor name (llama.cpp's names). */
+static lt_param_kind gguf_kind(const char *n)
+{
+    if (!strncmp(n, "token_embd.", 11) || !strncmp(n, "position_embd.", 14))
+        return LT_PARAM_EMBEDDING;
+    if (!strncmp(n, "output.", 7))
+        return LT_PARAM_LM_HEAD;
+    if (strstr(n, "_norm."))
+        return LT_PARAM_NORM;
+    if (strstr(n, ".attn_"))
+        return LT_PARAM_ATTENTION;
+    return LT_PARAM_MLP;
+}
+
+/* Appends name to a "+"-separated list unless it is there already. */
+static void add_dtype(char *list, size_t n, const char *name)
+{
+    size_t l = strlen(name);
+    for (const char *p = list; (p = strstr(p, name)); p += l)
+        if ((p == list || p[-1] == '+') && (p[l] == 0 || p[l] == '+'))
+            return;
+    size_t used = strlen(list);
+    snprintf(list + used, n - used, "%s%s", used ? "+" : "", name);
+}
+
+lt_model_status lt_gguf_inspect(const char *path, lt_gguf_summary *out, char *err,
+                                size_t errlen)
+{
+    lt_gguf_file *f = NULL;
+    char e[1024];
+    memset(out, 0, sizeof(*out));
+    out->bos_id = out->eos_id = out->eot_id = -1;
+    lt_model_status st = lt_gguf_open(path, &f, err, errlen);
+    if (st)
+        return st;
+    struct stat sb;
+    if (stat(path, &sb) == 0)
+        out->file_bytes = (uint64_t)sb.st_size;
+    out->version = lt_gguf_version(f);
+    const char *type = lt_gguf_get_str(f, "general.type");
+    const char *arch = lt_gguf_get_str(f, "general.architecture");
+    const char *name = lt_gguf_get_str(f, "general.name");
+    snprintf(out->type, sizeof(out->type), "%s", type ? type : "model");
+    snprintf(out->arch, sizeof(out->arch), "%s", arch ? arch : "");
+    snprintf(out->name, sizeof(out->name), "%s", name ? name : "");
+    bool adapter = !strcmp(out->type, "adapter");
+    if (!adapter && (st = read_config(f, &out->cfg, e, sizeof(e)))) {
+        gguf_fail(st, err, errlen, "%s: %s", path, e);
+        goto out;
+    }
+    if (adapter && !arch) {
+        st = gguf_fail(LT_MODEL_ERR_CONFIG, err, errlen, "%s: general.architecture missing",
+                       path);
+        goto out;
+    }
+    out->n_tensors = lt_gguf_tensor_count(f);
+    for (int i = 0; i < out->n_tensors; i++) {
+        const lt_gguf_tensor *t = lt_gguf_tensor_at(f, i);
+        out->total_params += t->numel;
+        out->tensor_bytes += t->bytes;
+        add_dtype(out->dtypes, sizeof(out->dtypes), lt_ggml_type_name(t->type));
+        if (!adapter) {
+            out->params[gguf_kind(t->name)] += t->numel;
+            continue;
+        }
+        size_t l = strlen(t->name);
+        if (l > 7 && !strcmp(t->name + l - 7, ".lora_a")) {
+            if (!out->n_lora++)
+                out->lora_rank = t->ndim == 2 ? t->ne[1] : 0;
+        } else if (!(l > 7 && !strcmp(t->name + l - 7, ".lora_b"))) {
+            st = gguf_fail(LT_MODEL_ERR_TENSOR, err, errlen,
+                           "%s: tensor %s: an adapter holds .lora_a and .lora_b tensors only",
+                           path, t->name);
+            goto out;
+        }
+    }
+    if (adapter) {
+        double a;
+        if (lt_gguf_get_float(f, "adapter.lora.alpha", &a))
+            out->lora_alpha = a;
+        goto out;
+    }
+    const char *tm = lt_gguf_get_str(f, "tokenizer.ggml.model");
+    const char *tp = lt_gguf_get_str(f, "tokenizer.ggml.pre");
+    snprintf(out->tok_model, sizeof(out->tok_model), "%s", tm ? tm : "");
+    snprintf(out->tok_pre, sizeof(out->tok_pre), "%s", tp ? tp : "");
+    const lt_gguf_kv *toks = lt_gguf_find_kv(f, "tokenizer.ggml.tokens");
+    out->n_tokens = toks && toks->type == LT_GGUF_ARRAY ? (int64_t)toks->n : 0;
+    const char *idk[3] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
+                          "tokenizer.ggml.eot_token_id"};
+    int32_t *ids[3] = {&out->bos_id, &out->eos_id, &out->eot_id};
+    for (int k = 0; k < 3; k++) {
+        int64_t id;
+        if (lt_gguf_get_int(f, idk[k], &id) && id >= 0 && id < out->n_tokens)
+            *ids[k] = (int32_t)id;
+    }
+    lt_gguf_get_bool(f, "tokenizer.ggml.add_bos_token", &out->add_bos);
+    const char *tmpl = lt_gguf_get_str(f, "tokenizer.chat_template");
+    lt_chat_family fam = tmpl ? lt_chat_detect(tmpl) : LT_CHAT_NONE;
+    snprintf(out->chat, sizeof(out->chat), "%s",
+             !tmpl ? "none" : fam == LT_CHAT_NONE ? "unrecognised" : lt_chat_family_name(fam));
+out:
     lt_gguf_close(f);
     return st;
 }

@@ -74,10 +74,27 @@ n=$(sqlite3 "$ws/lathe.db" "SELECT COUNT(*) FROM export_files WHERE sha256='$sha
 L generate --model "$out/m_f32.gguf" --prompt-ids 5,17,42 --max-tokens 4 >"$tmp/g.out" 2>&1
 check "lathe generate reads the GGUF" test $? -eq 0
 
+# model info describes a GGUF file from its metadata
+"$lathe" model info "$out/m_q8_0.gguf" >"$tmp/i.out" 2>&1
+check "model info reads a GGUF model" test $? -eq 0
+check "model info: file and shape" grep -q "GGUF v3, model" "$tmp/i.out"
+check "model info: shape" grep -q "dim 32, 2 layers, 4 heads (2 kv" "$tmp/i.out"
+check "model info: dtypes" grep -q "^dtype .*Q8_0" "$tmp/i.out"
+check "model info: chat template" grep -q "^chat template  chatml" "$tmp/i.out"
+"$lathe" model info "$out/m_q8_0.gguf" --json >"$tmp/i.json" 2>&1
+check "model info --json: vocab" grep -q '"vocab_size":.300' "$tmp/i.json"
+printf 'GGUF\3\0\0\0' >"$tmp/trunc.gguf"
+"$lathe" model info "$tmp/trunc.gguf" >"$tmp/i.out" 2>&1
+check "model info: truncated GGUF refused" test $? -eq 1
+check "model info: message names the file" grep -q "trunc.gguf" "$tmp/i.out"
+
 # LoRA adapter as GGUF, PEFT and merged folders
 L export 1 --format gguf-lora "$out/adapter.gguf" >"$tmp/l.out" 2>&1
 check "gguf-lora exports" test $? -eq 0
 check "gguf-lora Modelfile has ADAPTER" grep -q '^ADAPTER ./adapter.gguf$' "$out/adapter.Modelfile"
+"$lathe" model info "$out/adapter.gguf" >"$tmp/i.out" 2>&1
+# rsLoRA: llama.cpp scales by alpha / r, so alpha 8 is written as 8 * sqrt(4)
+check "model info reads a GGUF adapter" grep -q "rank 4, alpha 16," "$tmp/i.out"
 L export 1 --format peft "$out/peft" >/dev/null 2>&1
 check "peft exports" test -s "$out/peft/adapter_config.json"
 L export 2 --format merged "$out/merged" >/dev/null 2>&1

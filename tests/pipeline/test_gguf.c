@@ -453,6 +453,72 @@ static void lora(void)
     lt_st_close(s);
 }
 
+/* lt_gguf_inspect: a model's config, parameters by kind and tokenizer facts from the file
+ * alone; an adapter's rank, alpha and pairs; a file lathe cannot load refused by name. */
+static void inspect(void)
+{
+    char path[300], src[300], bad[300];
+    lt_gguf_summary g;
+    lt_model_summary ms;
+    snprintf(src, sizeof(src), "%s/llama", tmp);
+    snprintf(path, sizeof(path), "%s/llama_Q8_0.gguf", tmp);
+    CHECK(lt_model_inspect(src, &ms, err, sizeof(err)) == LT_MODEL_OK, "inspect src: %s", err);
+    CHECK(lt_gguf_inspect(path, &g, err, sizeof(err)) == LT_MODEL_OK, "inspect: %s", err);
+    CHECK(!strcmp(g.type, "model") && !strcmp(g.arch, "llama") && g.version == 3,
+          "type %s, arch %s, v%u", g.type, g.arch, (unsigned)g.version);
+    CHECK(g.cfg.arch == LT_ARCH_LLAMA && g.cfg.dim == ms.cfg.dim &&
+              g.cfg.n_layers == ms.cfg.n_layers && g.cfg.n_kv_heads == ms.cfg.n_kv_heads &&
+              g.cfg.ffn == ms.cfg.ffn && g.cfg.vocab == 772,
+          "config read back (dim %lld, kv %lld, vocab %lld)", (long long)g.cfg.dim,
+          (long long)g.cfg.n_kv_heads, (long long)g.cfg.vocab);
+    CHECK(g.total_params == ms.total_params, "params %lld, source %lld",
+          (long long)g.total_params, (long long)ms.total_params);
+    for (int k = 0; k < LT_PARAM_KIND_COUNT; k++)
+        CHECK(g.params[k] == ms.params[k], "%s: %lld, source %lld",
+              lt_param_kind_name((lt_param_kind)k), (long long)g.params[k],
+              (long long)ms.params[k]);
+    /* norms stay F32, matrices Q8_0 (all rows of this model are multiples of 32) */
+    CHECK(!strcmp(g.dtypes, "F32+Q8_0") || !strcmp(g.dtypes, "Q8_0+F32"), "dtypes %s",
+          g.dtypes);
+    struct stat sb;
+    CHECK(stat(path, &sb) == 0 && g.file_bytes == (uint64_t)sb.st_size &&
+              g.tensor_bytes < g.file_bytes && g.tensor_bytes > (uint64_t)g.total_params,
+          "bytes: file %llu, tensors %llu", (unsigned long long)g.file_bytes,
+          (unsigned long long)g.tensor_bytes);
+    CHECK(!strcmp(g.tok_model, "gpt2") && !strcmp(g.tok_pre, "llama-bpe") && g.n_tokens == 772,
+          "tokenizer %s/%s, %lld tokens", g.tok_model, g.tok_pre, (long long)g.n_tokens);
+    CHECK(!strcmp(g.chat, "llama3") && g.eot_id >= 0 && g.eos_id >= 0, "chat %s, eot %d",
+          g.chat, g.eot_id);
+
+    snprintf(path, sizeof(path), "%s/adapter.gguf", tmp);
+    CHECK(lt_gguf_inspect(path, &g, err, sizeof(err)) == LT_MODEL_OK, "inspect adapter: %s",
+          err);
+    CHECK(!strcmp(g.type, "adapter") && !strcmp(g.arch, "llama"), "adapter %s %s", g.type,
+          g.arch);
+    CHECK(g.lora_rank == 4 && g.lora_alpha == 8.0 && g.n_lora > 0 &&
+              g.n_tensors == 2 * g.n_lora && !strcmp(g.dtypes, "F32"),
+          "rank %lld, alpha %g, %d pairs of %d tensors, %s", (long long)g.lora_rank,
+          g.lora_alpha, g.n_lora, g.n_tensors, g.dtypes);
+
+    /* a model file without a required key: refused, naming it */
+    lt_gguf_writer *w = lt_gguf_writer_new();
+    float x[4] = {0};
+    int64_t shape[2] = {2, 2};
+    snprintf(bad, sizeof(bad), "%s/nokey.gguf", tmp);
+    CHECK(w && lt_gguf_set_str(w, "general.architecture", "llama") &&
+              lt_gguf_add_tensor(w, "token_embd.weight", LT_GGML_F32, 2, shape, x, sizeof(x),
+                                 false, err, sizeof(err)) == LT_MODEL_OK &&
+              lt_gguf_writer_write(w, bad, err, sizeof(err)) == LT_MODEL_OK,
+          "write: %s", err);
+    lt_gguf_writer_free(w);
+    CHECK(lt_gguf_inspect(bad, &g, err, sizeof(err)) == LT_MODEL_ERR_CONFIG &&
+              strstr(err, "llama.embedding_length") && strstr(err, "nokey.gguf"),
+          "missing key named: %s", err);
+    snprintf(bad, sizeof(bad), "%s/absent.gguf", tmp);
+    CHECK(lt_gguf_inspect(bad, &g, err, sizeof(err)) != LT_MODEL_OK && strstr(err, "absent"),
+          "absent file: %s", err);
+}
+
 /* ---- a Go-template renderer for the subset the Modelfile uses ---------------------------- */
 
 typedef struct gmsg {
@@ -692,6 +758,7 @@ int main(void)
     second_reader();
     permutation_in_file("qwen2", false);
     lora();
+    inspect();
     modelfile_family("qwen2", LT_CHAT_CHATML, NULL, true);
     modelfile_family("qwen2", LT_CHAT_CHATML, NULL, false);
     modelfile_family("llama", LT_CHAT_LLAMA3, "<|begin_of_text|>", true);
