@@ -25,6 +25,7 @@ rss() { awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2 / 1024}' "$1"
 # tokens/s of METHOD in a RESULT line: "RESULT <arch|preset> <method> ... tokens/s X"
 tps() { awk -v m="$2" '$1 == "RESULT" && $3 == m {for (i = 1; i < NF; i++) if ($i == "tokens/s") print $(i + 1)}' "$1"; }
 
+uptime | sed 's/^/machine load at start:/'
 printf '%-6s %-5s %12s %12s %7s %10s %10s\n' preset method lathe_tok/s torch_tok/s ratio lathe_MB torch_MB
 for p in $PRESETS; do
     for m in full lora; do
@@ -39,4 +40,4 @@ for p in $PRESETS; do
         grep -h '^RESULT' "$TMP/lt.out" "$TMP/pt.out" | sed 's/^/    /'
     done
 done
-uptime | sed 's/^/machine load:/'
+uptime | sed 's/^/machine load at end:/'

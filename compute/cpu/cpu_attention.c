@@ -22,8 +22,8 @@
 #include <math.h>
 #include <stdlib.h>
 
-#define QB 64                     /* queries per tile (at most) */
-#define KB 64                     /* keys per dk/dv task in the two-pass backward */
+#define QB 64                          /* queries per tile (at most) */
+#define KB 64                          /* keys per dk/dv task in the two-pass backward */
 #define TILE_FLOATS ((int64_t)1 << 20) /* bound on a score tile: QB shrinks for long keys */
 
 typedef struct attn_geom {
@@ -77,8 +77,8 @@ static const float *kv_rows(const lt_tensor *t, const attn_geom *g, int64_t b, i
         return lt_cpu_f(t) + base;
     }
     for (int64_t j = j0; j < j1; j++)
-        lt_cpu_to_f32(buf + (j - j0) * g->hd, lt_cpu_data(t), t->dtype,
-                      base + (j - j0) * g->ldk, g->hd);
+        lt_cpu_to_f32(buf + (j - j0) * g->hd, lt_cpu_data(t), t->dtype, base + (j - j0) * g->ldk,
+                      g->hd);
     *stride = g->hd;
     return buf;
 }
@@ -112,10 +112,10 @@ static inline void mask_row(const attn_geom *g, float *s, int64_t b, int64_t i, 
 
 /* Per-thread scratch of a forward or backward task. */
 typedef struct attn_scratch {
-    float *s;      /* (qb, Tk) scores, then probabilities */
-    float *dp;     /* (qb, Tk) dP, then dS (backward only) */
+    float *s;       /* (qb, Tk) scores, then probabilities */
+    float *dp;      /* (qb, Tk) dP, then dS (backward only) */
     float *kb, *vb; /* (Tk, hd) f32 copies of F16/BF16 keys and values, else NULL */
-    float *row;    /* (qb) per-row 1/sum (forward) */
+    float *row;     /* (qb) per-row 1/sum (forward) */
 } attn_scratch;
 
 static void scratch_free(attn_scratch *sc)
@@ -141,8 +141,8 @@ static bool scratch_alloc(attn_scratch *sc, const attn_geom *g, bool half, bool 
 
 /* Forward of queries [i0, i1) of head h of batch b. */
 static void attn_fwd_tile(const attn_geom *g, attn_scratch *sc, const float *qp, float *op,
-                          float *lp, const lt_tensor *k, const lt_tensor *v, int64_t b,
-                          int64_t h, int64_t i0, int64_t i1)
+                          float *lp, const lt_tensor *k, const lt_tensor *v, int64_t b, int64_t h,
+                          int64_t i0, int64_t i1)
 {
     const int64_t n = i1 - i0, nk = visible(g, i1 - 1), kh = h / g->group;
     const int64_t row0 = (b * g->Tq + i0) * g->ldq + h * g->hd;
@@ -211,8 +211,7 @@ lt_status lt_cpu_attention(lt_device *dev, lt_tensor *out, lt_tensor *lse, const
             if (failed)
                 continue;
             int64_t b = t / (g.H * nqb), h = (t / nqb) % g.H, i0 = (t % nqb) * g.qb;
-            attn_fwd_tile(&g, &sc, qp, op, lp, k, v, b, h, i0,
-                          i0 + g.qb < g.Tq ? i0 + g.qb : g.Tq);
+            attn_fwd_tile(&g, &sc, qp, op, lp, k, v, b, h, i0, i0 + g.qb < g.Tq ? i0 + g.qb : g.Tq);
         }
         scratch_free(&sc);
     }
@@ -227,10 +226,10 @@ lt_status lt_cpu_attention(lt_device *dev, lt_tensor *out, lt_tensor *lse, const
  * softmax backward uses; a query with one visible key gets exactly zero). When the tile holds
  * every key the queries see (full), D is computed and stored into Dv [B, H, Tq] if not NULL;
  * otherwise it is read from Dv. */
-static void attn_bw_scores(const attn_geom *g, attn_scratch *sc, const float *dop,
-                           const float *qp, const float *lp, float *Dv, bool full,
-                           const float *K, int64_t ks, const float *V, int64_t vs, int64_t b,
-                           int64_t h, int64_t i0, int64_t i1, int64_t j0, int64_t j1)
+static void attn_bw_scores(const attn_geom *g, attn_scratch *sc, const float *dop, const float *qp,
+                           const float *lp, float *Dv, bool full, const float *K, int64_t ks,
+                           const float *V, int64_t vs, int64_t b, int64_t h, int64_t i0, int64_t i1,
+                           int64_t j0, int64_t j1)
 {
     const int64_t n = i1 - i0, m = j1 - j0, row0 = (b * g->Tq + i0) * g->ldq + h * g->hd;
     const float scale = g->scale;
@@ -283,12 +282,13 @@ static void zero_kv_rows(const attn_geom *g, float *dk, float *dv, int64_t b, in
 /* dq of queries [i0, i1) of head h (K, V from key row 0), D into Dv if not NULL. When dk and
  * dv are not NULL, also adds this block's part of dk and dv (rows from 0) of head h's kv
  * head. */
-static void attn_bw_qblock(const attn_geom *g, attn_scratch *sc, float *dq, float *dk,
-                           float *dv, const float *dop, const float *qp, float *Dv,
-                           const float *lp, const float *K, int64_t ks, const float *V,
-                           int64_t vs, int64_t b, int64_t h, int64_t i0, int64_t i1)
+static void attn_bw_qblock(const attn_geom *g, attn_scratch *sc, float *dq, float *dk, float *dv,
+                           const float *dop, const float *qp, float *Dv, const float *lp,
+                           const float *K, int64_t ks, const float *V, int64_t vs, int64_t b,
+                           int64_t h, int64_t i0, int64_t i1)
 {
-    const int64_t n = i1 - i0, nk = visible(g, i1 - 1), row0 = (b * g->Tq + i0) * g->ldq + h * g->hd;
+    const int64_t n = i1 - i0, nk = visible(g, i1 - 1),
+                  row0 = (b * g->Tq + i0) * g->ldq + h * g->hd;
     if (nk <= 0) {
         for (int64_t r = 0; r < n; r++)
             for (int64_t d = 0; d < g->hd; d++)
@@ -308,8 +308,8 @@ static void attn_bw_qblock(const attn_geom *g, attn_scratch *sc, float *dq, floa
  * task owns dk and dv of its kv head and dq of the group's heads, and computes each tile's
  * scores once (the two-pass path computes them in both passes). */
 static int attn_bw_fused(const attn_geom *g, int nt, float *dq, float *dk, float *dv,
-                         const float *dop, const float *qp, const float *lp,
-                         const lt_tensor *k, const lt_tensor *v)
+                         const float *dop, const float *qp, const float *lp, const lt_tensor *k,
+                         const lt_tensor *v)
 {
     const int64_t ntask = g->B * g->Hkv, nqb = (g->Tq + g->qb - 1) / g->qb;
     const bool half = k->dtype != LT_F32;
@@ -330,8 +330,8 @@ static int attn_bw_fused(const attn_geom *g, int nt, float *dq, float *dk, float
             for (int64_t h = kh * g->group; h < (kh + 1) * g->group; h++)
                 for (int64_t qb = 0; qb < nqb; qb++) {
                     int64_t i0 = qb * g->qb, i1 = i0 + g->qb < g->Tq ? i0 + g->qb : g->Tq;
-                    attn_bw_qblock(g, &sc, dq, dk, dv, dop, qp, NULL, lp, K, ks, V, vs, b, h,
-                                   i0, i1);
+                    attn_bw_qblock(g, &sc, dq, dk, dv, dop, qp, NULL, lp, K, ks, V, vs, b, h, i0,
+                                   i1);
                 }
         }
         scratch_free(&sc);
@@ -341,8 +341,7 @@ static int attn_bw_fused(const attn_geom *g, int nt, float *dq, float *dk, float
 
 /* Pass 1 of the two-pass backward: dq and D, tasks over (batch, head, block of queries). */
 static int attn_bw_dq(const attn_geom *g, int nt, float *dq, float *Dv, const float *dop,
-                      const float *qp, const float *lp, const lt_tensor *k,
-                      const lt_tensor *v)
+                      const float *qp, const float *lp, const lt_tensor *k, const lt_tensor *v)
 {
     const int64_t nqb = (g->Tq + g->qb - 1) / g->qb, ntask = g->B * g->H * nqb;
     const bool half = k->dtype != LT_F32;
@@ -361,8 +360,7 @@ static int attn_bw_dq(const attn_geom *g, int nt, float *dq, float *Dv, const fl
             int64_t nk = visible(g, i1 - 1) > 0 ? visible(g, i1 - 1) : 0;
             const float *K = kv_rows(k, g, b, kh, 0, nk, sc.kb, &ks);
             const float *V = kv_rows(v, g, b, kh, 0, nk, sc.vb, &vs);
-            attn_bw_qblock(g, &sc, dq, NULL, NULL, dop, qp, Dv, lp, K, ks, V, vs, b, h, i0,
-                           i1);
+            attn_bw_qblock(g, &sc, dq, NULL, NULL, dop, qp, Dv, lp, K, ks, V, vs, b, h, i0, i1);
         }
         scratch_free(&sc);
     }
@@ -406,12 +404,12 @@ static int attn_bw_dkv(const attn_geom *g, int nt, float *dk, float *dv, float *
                         continue;
                     int64_t n = i1 - i0, m = je - j0;
                     int64_t row0 = (b * g->Tq + i0) * g->ldq + h * g->hd;
-                    attn_bw_scores(g, &sc, dop, qp, lp, Dv, false, K, ks, V, vs, b, h, i0, i1,
-                                   j0, je);
-                    gemm(true, false, m, g->hd, n, 1.0f, sc.s, m, dop + row0, g->ldq, 1.0f,
-                         dvb, g->ldk);
-                    gemm(true, false, m, g->hd, n, 1.0f, sc.dp, m, qp + row0, g->ldq, 1.0f,
-                         dkb, g->ldk);
+                    attn_bw_scores(g, &sc, dop, qp, lp, Dv, false, K, ks, V, vs, b, h, i0, i1, j0,
+                                   je);
+                    gemm(true, false, m, g->hd, n, 1.0f, sc.s, m, dop + row0, g->ldq, 1.0f, dvb,
+                         g->ldk);
+                    gemm(true, false, m, g->hd, n, 1.0f, sc.dp, m, qp + row0, g->ldq, 1.0f, dkb,
+                         g->ldk);
                 }
         }
         scratch_free(&sc);
@@ -419,24 +417,23 @@ static int attn_bw_dkv(const attn_geom *g, int nt, float *dk, float *dv, float *
     return failed;
 }
 
-lt_status lt_cpu_attention_backward(lt_device *dev, lt_tensor *dq, lt_tensor *dk,
-                                    lt_tensor *dv, const lt_tensor *dout, const lt_tensor *q,
-                                    const lt_tensor *k, const lt_tensor *v,
-                                    const lt_tensor *out, const lt_tensor *lse,
+lt_status lt_cpu_attention_backward(lt_device *dev, lt_tensor *dq, lt_tensor *dk, lt_tensor *dv,
+                                    const lt_tensor *dout, const lt_tensor *q, const lt_tensor *k,
+                                    const lt_tensor *v, const lt_tensor *out, const lt_tensor *lse,
                                     const lt_tensor *seg, const lt_attn_params *p)
 {
     attn_geom g = geom(q, k, seg, p);
     int nt = lt_cpu_nt(dev), failed;
     (void)out; /* D = rowsum(dO o O) is taken as rowsum(P o dP), see attn_bw_scores */
     if (g.B * g.Hkv >= 2 * (int64_t)nt) {
-        failed = attn_bw_fused(&g, nt, lt_cpu_f(dq), lt_cpu_f(dk), lt_cpu_f(dv),
-                               lt_cpu_f(dout), lt_cpu_f(q), lt_cpu_f(lse), k, v);
+        failed = attn_bw_fused(&g, nt, lt_cpu_f(dq), lt_cpu_f(dk), lt_cpu_f(dv), lt_cpu_f(dout),
+                               lt_cpu_f(q), lt_cpu_f(lse), k, v);
     } else {
         float *Dv = malloc((size_t)(g.B * g.H * g.Tq) * sizeof(float));
         if (!Dv)
             return lt_dev_error(dev, LT_ERR_OOM, "lt_attention_backward: out of host memory");
-        failed = attn_bw_dq(&g, nt, lt_cpu_f(dq), Dv, lt_cpu_f(dout), lt_cpu_f(q),
-                            lt_cpu_f(lse), k, v);
+        failed =
+            attn_bw_dq(&g, nt, lt_cpu_f(dq), Dv, lt_cpu_f(dout), lt_cpu_f(q), lt_cpu_f(lse), k, v);
         if (!failed)
             failed = attn_bw_dkv(&g, nt, lt_cpu_f(dk), lt_cpu_f(dv), Dv, lt_cpu_f(dout),
                                  lt_cpu_f(q), lt_cpu_f(lse), k, v);

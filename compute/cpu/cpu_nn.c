@@ -234,22 +234,46 @@ lt_status lt_cpu_rope(lt_device *dev, lt_tensor *x, const lt_tensor *pos, float 
 {
     int64_t hd = x->shape[x->ndim - 1], H = x->shape[x->ndim - 2];
     int64_t N = x->numel / (hd * H), half = hd / 2;
-    float *inv = malloc((size_t)half * sizeof(float));
+    const int32_t *pp = lt_cpu_i(pos);
+    /* positions repeat across the batch: cos and sin per distinct position when they fit in
+     * a table no larger than one per token (the same floats either way) */
+    int64_t pmin = 0, pmax = -1;
+    for (int64_t n = 0; n < N; n++) {
+        pmin = pp[n] < pmin ? pp[n] : pmin;
+        pmax = pp[n] > pmax ? pp[n] : pmax;
+    }
+    const bool table = pmin >= 0 && pmax < N;
+    const int64_t n_rows = table ? pmax + 1 : 0;
+    float *inv = malloc((size_t)(half + 2 * n_rows * half) * sizeof(float));
     if (!inv)
         return lt_dev_error(dev, LT_ERR_OOM, "lt_rope: out of host memory");
+    float *tc = inv + half, *ts = tc + n_rows * half;
     /* inv_freq in float32, as Hugging Face computes it */
     for (int64_t i = 0; i < half; i++)
         inv[i] = 1.0f / powf(theta, (float)(2 * i) / (float)hd);
-    const int32_t *pp = lt_cpu_i(pos);
     float *xp = lt_cpu_f(x);
     float sign = inverse ? -1.0f : 1.0f;
     int nt = lt_cpu_nt(dev);
+#pragma omp parallel for schedule(static) num_threads(nt) if (n_rows * half > 4096)
+    for (int64_t p = 0; p < n_rows; p++)
+        for (int64_t i = 0; i < half; i++) {
+            float a = (float)p * inv[i];
+            tc[p * half + i] = cosf(a);
+            ts[p * half + i] = sign * sinf(a);
+        }
 #pragma omp parallel for schedule(static) num_threads(nt) if (N * H * hd > 16384)
     for (int64_t n = 0; n < N; n++) {
         float p = (float)pp[n];
         for (int64_t i = 0; i < half; i++) {
-            float a = p * inv[i];
-            float c = cosf(a), s = sign * sinf(a);
+            float c, s;
+            if (table) {
+                c = tc[pp[n] * half + i];
+                s = ts[pp[n] * half + i];
+            } else {
+                float a = p * inv[i];
+                c = cosf(a);
+                s = sign * sinf(a);
+            }
             for (int64_t h = 0; h < H; h++) {
                 float *v = xp + (n * H + h) * hd;
                 float x1 = v[i], x2 = v[i + half];
