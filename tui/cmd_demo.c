@@ -54,7 +54,7 @@ static const char *HELP =
     "                   default $LATHE_HOME or ./.lathe\n"
     "  --assets DIR     the folder holding model/ and data/ (default: found next to the\n"
     "                   binary, or ./assets; or $LATHE_ASSETS)\n"
-    "  --epochs N       LoRA training epochs (default 12; fewer is quicker and learns less)\n"
+    "  --epochs N       LoRA training epochs (default 24; fewer is quicker and learns less)\n"
     "  --json           the children's output goes to stderr; a summary as JSON on stdout\n"
     "  Exit: 0 done, 1 a step failed, 2 bad usage.\n";
 
@@ -331,9 +331,10 @@ static bool write_train_config(demo *d, const char *plan_path, const char *path,
     cJSON_DeleteItemFromObject(c, "optimizer");
     cJSON *opt = cJSON_AddObjectToObject(c, "optimizer");
     cJSON_AddNumberToObject(opt, "lr", 0.003);
-    /* Validation every 10 steps for the curves, but no early stopping: copying words out of
-     * the prompt is learned after a plateau of the validation loss (first the format and the
-     * commonest names, then the copy), which the wizard's patience would cut short. */
+    /* Validation every 10 steps for the curves, but no early stopping: the model learns the
+     * answer format and the commonest field first, and to read the job out of the prompt only
+     * after a long plateau of the validation loss, which the wizard's patience would cut short
+     * (24 epochs: 88 % exact match; 12: 43 %). */
     cJSON_DeleteItemFromObject(c, "eval");
     cJSON *ev = cJSON_AddObjectToObject(c, "eval");
     cJSON_AddNumberToObject(ev, "every", 10);
@@ -608,7 +609,7 @@ int lt_cmd_demo(int argc, char **argv)
     demo d;
     memset(&d, 0, sizeof(d));
     lt_cli_common_defaults(&d.cc);
-    d.epochs = 12;
+    d.epochs = 24;
     const char *assets = NULL;
     int rc = parse_args(&d, argc, argv, &assets);
     if (rc != LT_EXIT_OK)
