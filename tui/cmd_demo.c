@@ -564,8 +564,9 @@ static void print_summary(const demo *d, const summary *s, double wall_s)
     fprintf(f, "  lathe data issues %s --workspace %s    the malformed rows\n", DEMO_DATASET,
             d->ws);
     fprintf(f, "  lathe generate --model %s --adapter %s/exports/people-lora --chat \\\n"
-               "      --prompt 'Give the name and the city of the person as JSON.\n"
-               "Nina is 27 and lives in Oslo.'\n",
+               "      --prompt 'Give the field of work of the person as JSON: food, health, arts, "
+               "trades, transport or office.\n"
+               "Tom, 41, works as a baker in Oslo.'\n",
             d->model, d->ws);
     fprintf(f, "  %s/data  also holds a preference-pair set (DPO) and raw text for continued "
                "pretraining\n",
