@@ -283,6 +283,37 @@ free_tok:
     return rc;
 }
 
+/* ---- progress of dedup, filter and split ---- */
+
+/* A job's phases mapped onto one fraction for --progress-file: dedup's phases take the first
+ * dedup_share of it (the signatures most, as they read every row), split's own phase the
+ * rest; filter's single phase all of it. */
+typedef struct phase_progress {
+    const char *verb;
+    double dedup_share;
+} phase_progress;
+
+static void phase_progress_cb(void *ctx, const char *phase, int64_t done, int64_t total)
+{
+    const phase_progress *p = ctx;
+    static const struct {
+        const char *phase;
+        double lo, hi; /* of the dedup share */
+    } spans[] = {
+        {"signatures", 0, 0.6}, {"bands", 0.6, 0.7}, {"verify", 0.7, 0.9}, {"clusters", 0.9, 1}};
+    double lo = 0, hi = 1;
+    for (size_t k = 0; k < sizeof spans / sizeof spans[0]; k++)
+        if (strcmp(phase, spans[k].phase) == 0) {
+            lo = spans[k].lo * p->dedup_share;
+            hi = spans[k].hi * p->dedup_share;
+        }
+    if (strcmp(phase, "splits") == 0)
+        lo = p->dedup_share;
+    double f = total > 0 ? (double)done / (double)total : 1;
+    lt_data_progress(done >= total, lo + (hi - lo) * f, "%s: %s %lld / %lld", p->verb, phase,
+                     (long long)done, (long long)total);
+}
+
 /* ---- dedup ---- */
 
 static int dedup_opt(void *ctx, int argc, char **argv, int *i)
@@ -346,7 +377,10 @@ int lt_data_cmd_dedup(int argc, char **argv, lt_cli_common *c)
     char err[1024];
     lt_data_dedup_result r;
     double t0 = now_s();
-    lt_data_progress(true, -1, "finding duplicates in %s", name);
+    lt_data_progress(true, 0, "finding duplicates in %s", name);
+    phase_progress pp = {"dedup", 1};
+    o.progress = phase_progress_cb;
+    o.progress_ctx = &pp;
     lt_data_status s = lt_data_dedup(st, name, &o, &r, err, sizeof err);
     lt_data_progress(true, 1, "dedup finished");
     double secs = now_s() - t0;
@@ -440,7 +474,10 @@ int lt_data_cmd_filter(int argc, char **argv, lt_cli_common *c)
         return rc;
     char err[1024];
     lt_data_filter_result r;
-    lt_data_progress(true, -1, "filtering %s", name);
+    lt_data_progress(true, 0, "filtering %s", name);
+    phase_progress pp = {"filter", 1};
+    o.progress = phase_progress_cb;
+    o.progress_ctx = &pp;
     lt_data_status s = lt_data_filter(st, name, &o, &r, err, sizeof err);
     lt_data_progress(true, 1, "filter finished");
     lt_store_close(st);
@@ -504,7 +541,10 @@ int lt_data_cmd_split(int argc, char **argv, lt_cli_common *c)
         return rc;
     char err[1024];
     lt_data_split_result r;
-    lt_data_progress(true, -1, "splitting %s", name);
+    lt_data_progress(true, 0, "splitting %s", name);
+    phase_progress pp = {"split", 0.9};
+    o.progress = phase_progress_cb;
+    o.progress_ctx = &pp;
     lt_data_status s = lt_data_split(st, name, &o, &r, err, sizeof err);
     lt_data_progress(true, 1, "split finished");
     lt_store_close(st);

@@ -107,6 +107,13 @@ lt_data_status lt_data_import(lt_store *st, const char *const *paths, int n_path
                               const lt_data_import_opts *o, lt_data_import_result *res,
                               char *err, size_t errlen);
 
+/* Progress of dedup, filter and split: called on the calling thread only, every few thousand
+ * rows and at the end of each phase, with done <= total and done non-decreasing within a
+ * phase. Dedup's phases, in order: "signatures" (members read, signatures computed), "bands"
+ * (LSH bands bucketed), "verify" (candidate pairs checked), "clusters" (members assigned a
+ * keeper); filter has "rows"; split runs dedup's phases then "splits". */
+typedef void (*lt_data_progress_fn)(void *ctx, const char *phase, int64_t done, int64_t total);
+
 /* ---- dedup ---- */
 
 typedef enum lt_data_keep { LT_DATA_KEEP_LONGEST = 0, LT_DATA_KEEP_FIRST } lt_data_keep;
@@ -131,6 +138,8 @@ typedef struct lt_data_dedup_opts {
     int64_t **group_rows_out;
     int64_t **group_ids_out;
     int64_t *n_groups_out;
+    lt_data_progress_fn progress; /* NULL = none */
+    void *progress_ctx;
 } lt_data_dedup_opts;
 
 typedef struct lt_data_dedup_result {
@@ -161,6 +170,8 @@ typedef struct lt_data_filter_opts {
     double max_nonprintable_ratio;         /* share of control code points; <0 off */
     const char *regex[LT_DATA_MAX_REGEX];  /* "field=RE": drop rows whose field matches RE */
     int n_regex;
+    lt_data_progress_fn progress; /* NULL = none */
+    void *progress_ctx;
 } lt_data_filter_opts;
 
 typedef struct lt_data_filter_result {
@@ -180,6 +191,8 @@ typedef struct lt_data_split_opts {
     double val, test;        /* shares in [0, 1) */
     uint64_t seed;
     const char *stratify_by; /* a sample field ("system", "response", or a turn role) or NULL */
+    lt_data_progress_fn progress; /* NULL = none */
+    void *progress_ctx;
 } lt_data_split_opts;
 
 typedef struct lt_data_split_result {

@@ -56,7 +56,19 @@ typedef struct dedup {
     size_t *n_shingles;
     bool *shingled;
     size_t shingle_bytes; /* held in shingles[]: kept under SHINGLE_CACHE_BYTES */
+    int64_t n_members;    /* the input version's row count, for progress */
 } dedup;
+
+/* Rows (or pairs) between progress reports within a phase. */
+#define PROGRESS_EVERY 4096
+
+/* Reports progress through the options' callback, on the calling thread; total is raised to
+ * done when a stored count fell short. */
+static void report(const dedup *d, const char *phase, int64_t done, int64_t total)
+{
+    if (d->o->progress)
+        d->o->progress(d->o->progress_ctx, phase, done, total > done ? total : done);
+}
 
 /* Shingle sets are recomputed from the store when the cache was emptied, so memory stays
  * bounded however many candidates a large file has. */
@@ -230,6 +242,8 @@ static lt_data_status load_universe(dedup *d, int64_t dataset_id, int64_t versio
         s = lt_store_member_ids_next(it, &sid);
         if (s == LT_STORE_OK) {
             res->n_in++;
+            if (res->n_in % PROGRESS_EVERY == 0)
+                report(d, "signatures", res->n_in, d->n_members);
             size_t lo = 0, hi = n_stored;
             while (lo < hi) {
                 size_t mid = (lo + hi) / 2;
@@ -285,6 +299,7 @@ static lt_data_status load_universe(dedup *d, int64_t dataset_id, int64_t versio
     lt_store_iter_free(it);
     free(texts);
     free(idx);
+    report(d, "signatures", res->n_in, res->n_in);
     return LT_DATA_OK;
 store_error_batch:
     for (size_t k = 0; k < pending; k++)
@@ -593,16 +608,19 @@ static bool lsh_candidates(const dedup *d, const bool *rep, int bands, int rows,
                              .rows = rows,
                              .band0 = bands * t / n_threads,
                              .band1 = bands * (t + 1) / n_threads};
+    report(d, "bands", 0, bands);
     for (int t = 1; t < n_threads; t++)
         started[t] = pthread_create(&th[t], NULL, band_worker, &jobs[t]) == 0;
     band_worker(&jobs[0]);
     bool ok = jobs[0].ok;
+    report(d, "bands", jobs[0].band1, bands); /* bands below band1 of a joined job are done */
     for (int t = 1; t < n_threads; t++) {
         if (started[t])
             pthread_join(th[t], NULL);
         else
             band_worker(&jobs[t]); /* no thread: run it here */
         ok = ok && jobs[t].ok;
+        report(d, "bands", jobs[t].band1, bands);
     }
     *out = jobs[0].out;
     for (int t = 1; t < n_threads; t++) {
@@ -660,6 +678,8 @@ static lt_data_status find_clusters(dedup *d, lt_data_dedup_result *res, char *e
         res->n_candidates = (int64_t)n_pairs;
         size_t n_out = 0;
         for (size_t k = 0; k < n_pairs; k++) {
+            if (k % PROGRESS_EVERY == 0)
+                report(d, "verify", (int64_t)k, (int64_t)n_pairs);
             int a = pairs[2 * k], b = pairs[2 * k + 1];
             bool want_pairs = d->o->pairs_out != NULL;
             if (!want_pairs && uf_find(d->parent, a) == uf_find(d->parent, b))
@@ -688,6 +708,7 @@ static lt_data_status find_clusters(dedup *d, lt_data_dedup_result *res, char *e
                 }
             }
         }
+        report(d, "verify", (int64_t)n_pairs, (int64_t)n_pairs);
         if (d->o->pairs_out) {
             int64_t *po = malloc((n_out ? n_out : 1) * 2 * sizeof *po);
             if (!po)
@@ -733,6 +754,8 @@ static lt_data_status write_removals(dedup *d, int64_t new_version, lt_data_dedu
             keeper[root] = i; /* items are in row order, so ties keep the lower row */
     }
     for (int i = 0; i < n; i++) {
+        if (i % PROGRESS_EVERY == 0)
+            report(d, "clusters", i, n);
         int root = uf_find(d->parent, i);
         int k = keeper[root];
         if (!d->items[i].member || k < 0 || k == i)
@@ -756,6 +779,7 @@ static lt_data_status write_removals(dedup *d, int64_t new_version, lt_data_dedu
     for (int i = 0; i < n; i++)
         if (size[i] > 1 && keeper[i] >= 0)
             res->n_clusters++;
+    report(d, "clusters", n, n);
     r = LT_DATA_OK;
 done:
     if (r == LT_DATA_NOMEM)
@@ -813,6 +837,7 @@ lt_data_status lt_data_dedup(lt_store *st, const char *name, const lt_data_dedup
     }
     int64_t dataset_id = v.dataset_id, in_version = v.version_id;
     int in_number = v.version;
+    d.n_members = v.n_rows;
     if (o->char_shingles > 0)
         snprintf(params, sizeof params, "c%d:p%d:b16", o->char_shingles, LT_MINHASH_PERM);
     else

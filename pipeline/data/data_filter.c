@@ -270,6 +270,9 @@ lt_data_status lt_data_filter(lt_store *st, const char *name, const lt_data_filt
     char rule[300];
     while ((ss = lt_store_samples_next(it, &s)) == LT_STORE_OK) {
         res->n_in++;
+        if (o->progress && res->n_in % 4096 == 0)
+            o->progress(o->progress_ctx, "rows", res->n_in,
+                        v.n_rows > res->n_in ? v.n_rows : res->n_in);
         if (!breaks_rule(o, rxs, &s, rule, sizeof rule))
             continue;
         res->n_dropped++;
@@ -278,6 +281,8 @@ lt_data_status lt_data_filter(lt_store *st, const char *name, const lt_data_filt
     }
     lt_store_iter_free(it);
     it = NULL;
+    if (o->progress && ss == LT_STORE_DONE)
+        o->progress(o->progress_ctx, "rows", res->n_in, res->n_in);
     int64_t kept = 0;
     if (ss != LT_STORE_DONE ||
         lt_store_version_copy_members(st, in_version, res->version_id, &kept) != LT_STORE_OK ||
@@ -356,6 +361,8 @@ lt_data_status lt_data_split(lt_store *st, const char *name, const lt_data_split
     dd.group_rows_out = &rows;
     dd.group_ids_out = &ids;
     dd.n_groups_out = &n;
+    dd.progress = o->progress;
+    dd.progress_ctx = o->progress_ctx;
     r = lt_data_dedup(st, name, &dd, &dr, err, errlen);
     if (r != LT_DATA_OK)
         return r;
@@ -435,6 +442,8 @@ lt_data_status lt_data_split(lt_store *st, const char *name, const lt_data_split
     if (lt_store_begin(st) != LT_STORE_OK || lt_store_split_clear(st, res->version_id) != LT_STORE_OK)
         goto store_error;
     for (int64_t i = 0; i < n; i++) {
+        if (o->progress && i % 4096 == 0)
+            o->progress(o->progress_ctx, "splits", i, n);
         grp key = {.id = ids[i]};
         grp *x = bsearch(&key, g, ng, sizeof *g, cmp_i64);
         if (lt_store_split_set(st, res->version_id, sample_ids[i], names[x->split],
@@ -449,6 +458,8 @@ lt_data_status lt_data_split(lt_store *st, const char *name, const lt_data_split
     }
     if (lt_store_commit(st) != LT_STORE_OK)
         goto store_error;
+    if (o->progress)
+        o->progress(o->progress_ctx, "splits", n, n);
     r = LT_DATA_OK;
     goto done;
 store_error:

@@ -62,7 +62,8 @@ fi
 
 out=$(run data import "$DATA/sentiment.jsonl" --name sentiment --append)
 check "append" grep -q "version 2" <<<"$out"
-out=$(run data dedup sentiment --json)
+out=$(run data dedup sentiment --json --progress-file "$WS/dedup.progress")
+check "dedup progress file ends at 1" grep -q '^1.0000 dedup' "$WS/dedup.progress"
 check "dedup removes the appended copy" python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); assert d["exact_removed"]==60 and d["version"]==3, d' <<<"$out"
 out=$(run data inspect sentiment --json)
 check "inspect duplicate rate" python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); assert d["duplicates"]["dedup_ran"] and d["duplicates"]["exact_removed"]==60 and d["rows"]==60' <<<"$out"
@@ -74,7 +75,8 @@ check "dropped row not in latest version" test $? -eq 1
 out=$(run data show sentiment 0 --version 1)
 check "older version still has it" grep -q "negative" <<<"$out"
 
-out=$(run data split sentiment --val 0.1 --test 0.1 --seed 3 --stratify-by response)
+out=$(run data split sentiment --val 0.1 --test 0.1 --seed 3 --stratify-by response --progress-file "$WS/split.progress")
+check "split progress file ends at 1" grep -q '^1.0000 split' "$WS/split.progress"
 check "split counts" grep -q "train 40, val 5, test 5" <<<"$out"
 for fmt in alpaca sharegpt messages jsonl; do
     run data export sentiment "$WS/out_$fmt.jsonl" --split train --format $fmt >/dev/null

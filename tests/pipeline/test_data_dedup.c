@@ -8,7 +8,9 @@
  * of the kept row, at or above the threshold) with precision >= 0.99. Both are printed.
  * Also: incremental dedup (import, dedup, append, dedup) equals one run over everything;
  * exact duplicates after case/whitespace folding; keep rules; split keeps clusters together
- * and is deterministic; filters record their rules; export round-trips.
+ * and is deterministic; filters record their rules; export round-trips. The progress
+ * callbacks of dedup, filter and split go through their phases in order, done never falling
+ * and never above total within a phase, each phase ending at its total.
  */
 #include "data/data.h"
 #include "data/data_impl.h"
@@ -168,6 +170,41 @@ static void generate(const char *a_path, const char *b_path)
     fclose(b);
 }
 
+/* What a progress callback was told: the phases in order, and whether every call was sane. */
+typedef struct prog_log {
+    char phases[128];
+    int64_t done, total; /* the last call's */
+    int calls;
+    bool ok;
+} prog_log;
+
+static void prog_cb(void *ctx, const char *phase, int64_t done, int64_t total)
+{
+    prog_log *p = ctx;
+    const char *last = strrchr(p->phases, ',');
+    last = last ? last + 1 : p->phases;
+    if (done < 0 || done > total)
+        p->ok = false;
+    if (p->calls == 0 || strcmp(last, phase) != 0) {
+        if (p->calls > 0 && p->done != p->total)
+            p->ok = false; /* the phase before ended short of its total */
+        size_t l = strlen(p->phases);
+        snprintf(p->phases + l, sizeof p->phases - l, "%s%s", l ? "," : "", phase);
+    } else if (done < p->done || total != p->total) {
+        p->ok = false;
+    }
+    p->done = done;
+    p->total = total;
+    p->calls++;
+}
+
+static void check_progress(const prog_log *p, const char *what, const char *phases)
+{
+    CHECK(p->ok && p->calls > 0 && p->done == p->total, "%s progress: %d calls, ended %lld / %lld",
+          what, p->calls, (long long)p->done, (long long)p->total);
+    CHECK(strcmp(p->phases, phases) == 0, "%s phases: '%s', want '%s'", what, p->phases, phases);
+}
+
 static lt_store *open_ws(const char *sub)
 {
     char ws[400], err[512];
@@ -247,9 +284,15 @@ static void test_quality_and_incremental(void)
     o.group_rows_out = &grow;
     o.group_ids_out = &gid;
     o.n_groups_out = &ng;
+    prog_log pl = {.ok = true};
+    o.progress = prog_cb;
+    o.progress_ctx = &pl;
     lt_data_dedup_result r;
     char err[1024];
     CHECK(lt_data_dedup(st, "docs", &o, &r, err, sizeof err) == LT_DATA_OK, "dedup: %s", err);
+    check_progress(&pl, "dedup", "signatures,bands,verify,clusters");
+    CHECK(pl.done == N_DOCS + n_plants, "dedup progress ends at every row: %lld",
+          (long long)pl.done);
     CHECK(r.n_signatures_computed == N_DOCS + n_plants, "dedup computed every signature");
     CHECK(r.bands * r.rows <= LT_MINHASH_PERM && r.bands > 1, "banding %d x %d", r.bands,
           r.rows);
@@ -474,10 +517,14 @@ static void test_split_filter_export(void)
     lt_store *st = open_ws("split");
     if (!st || !import(st, "docs", both, 2, false))
         return;
-    lt_data_split_opts so = {.val = 0.1, .test = 0.1, .seed = 7};
+    prog_log pl = {.ok = true};
+    lt_data_split_opts so = {
+        .val = 0.1, .test = 0.1, .seed = 7, .progress = prog_cb, .progress_ctx = &pl};
     lt_data_split_result sr;
     char err[1024];
     CHECK(lt_data_split(st, "docs", &so, &sr, err, sizeof err) == LT_DATA_OK, "split: %s", err);
+    check_progress(&pl, "split", "signatures,bands,verify,clusters,splits");
+    so.progress = NULL;
     int64_t total = N_DOCS + n_plants;
     CHECK(sr.n_train + sr.n_val + sr.n_test == total, "every row split");
     CHECK(sr.n_val > total / 12 && sr.n_val < total / 8, "val share: %lld", (long long)sr.n_val);
@@ -552,9 +599,14 @@ static void test_split_filter_export(void)
     fo.max_nonprintable_ratio = 0.2;
     fo.regex[0] = "response=^As an AI";
     fo.n_regex = 1;
+    prog_log fl = {.ok = true};
+    fo.progress = prog_cb;
+    fo.progress_ctx = &fl;
     lt_data_filter_result fr;
     CHECK(lt_data_filter(st, "f", &fo, &fr, err, sizeof err) == LT_DATA_OK && fr.n_dropped == 4,
           "filter dropped %lld (%s)", (long long)fr.n_dropped, err);
+    check_progress(&fl, "filter", "rows");
+    CHECK(fl.done == 5, "filter progress ends at its 5 rows: %lld", (long long)fl.done);
     CHECK(lt_store_version_get(st, "f", 0, &v) == LT_STORE_OK && v.n_rows == 1 &&
               strcmp(v.kind, "filter") == 0,
           "filtered version: %lld rows", (long long)v.n_rows);
