@@ -7,6 +7,7 @@
  * Dataset and model strings are printed sanitized.
  */
 #include "cli.h"
+#include "cmd_data.h"
 
 #include "eval/eval.h"
 #include "store.h"
@@ -37,6 +38,8 @@ static const char *help =
     "  --samples N             rows shown side by side (3; 0 = none)\n"
     "  --worst                 worst rows first (lowest ROUGE-L of the last system)\n"
     "  --format F              markdown (default), csv or json\n"
+    "  --progress-file PATH    keep one line there, \"FRACTION TEXT\", replaced as rows are\n"
+    "                          done (FRACTION over every system's rows)\n"
     "  --device auto|cpu|vulkan:N  --threads N  --workspace DIR  --json\n";
 
 static volatile sig_atomic_t interrupted;
@@ -52,9 +55,28 @@ typedef struct view {
     cJSON *samples; /* array of {sample_id, prompt, reference, output, scores} */
 } view;
 
+/* Where the systems' rows stand, for --progress-file: a system is over once its done reaches
+ * its total; the next call starts the next one. */
+typedef struct eval_progress {
+    int n_systems;
+    int index;        /* system now running */
+    bool system_done; /* the last call ended a system */
+} eval_progress;
+
 static void progress(void *ctx, const char *system, int64_t done, int64_t total)
 {
-    (void)ctx;
+    eval_progress *p = ctx;
+    if (p->system_done) {
+        p->index++;
+        p->system_done = false;
+    }
+    if (done >= total)
+        p->system_done = true;
+    int k = p->index < p->n_systems ? p->index : p->n_systems - 1;
+    double f = total > 0 ? (double)(done < total ? done : total) / (double)total : 1;
+    lt_data_progress(done >= total, ((double)k + f) / (double)p->n_systems,
+                     "system %d/%d: %lld/%lld rows", k + 1, p->n_systems, (long long)done,
+                     (long long)total);
     if (isatty(2)) {
         fprintf(stderr, "\r%-24.24s %lld/%lld rows", system, (long long)done, (long long)total);
         if (done == total)
@@ -396,6 +418,8 @@ int lt_cmd_eval(int argc, char **argv)
             o.general = v;
         else if (!strcmp(a, "--template"))
             o.chat_template = v;
+        else if (!strcmp(a, "--progress-file"))
+            lt_data_progress_set(v);
         else if (!strcmp(a, "--format") &&
                  (!strcmp(v, "markdown") || !strcmp(v, "csv") || !strcmp(v, "json")))
             fmt = v;
@@ -433,7 +457,8 @@ int lt_cmd_eval(int argc, char **argv)
             int k = 0;
             for (int i = first; i < argc && k < n_ids; i++) {
                 if (argv[i][0] == '-' || !strcmp(argv[i - 1], "--format") ||
-                    !strcmp(argv[i - 1], "--samples") || !strcmp(argv[i - 1], "--workspace"))
+                    !strcmp(argv[i - 1], "--samples") || !strcmp(argv[i - 1], "--workspace") ||
+                    !strcmp(argv[i - 1], "--progress-file"))
                     continue;
                 if (!run_latest_eval(st, argv[i], &ids[k])) {
                     lt_cli_print_sanitized(stderr, argv[i], false);
@@ -488,7 +513,10 @@ int lt_cmd_eval(int argc, char **argv)
     o.device = cc.device;
     o.threads = cc.threads;
     o.interrupt = &interrupted;
+    eval_progress ep = {.n_systems = o.n_systems};
     o.progress = progress;
+    o.ctx = &ep;
+    lt_data_progress(true, 0, "starting %d system%s", o.n_systems, o.n_systems == 1 ? "" : "s");
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     int64_t eids[LT_EVAL_MAX_SYSTEMS];

@@ -6,8 +6,8 @@
  *
  * e starts an evaluation: a form picks the dataset and split, one or more runs (Tab steps
  * through their names, comma-separated), the baselines (zero-shot, k-shot) and a row limit, and
- * `lathe eval` runs as a background job (dash_job.c) with its rows-done progress under the
- * table; its results join the table when it ends.
+ * `lathe eval` runs as a background job (dash_job.c) with its progress (--progress-file: rows
+ * done over every system) under the table; its results join the table when it ends.
  *
  * Model outputs and prompts are untrusted: drawn through the sanitizer. update changes state;
  * draw draws.
@@ -495,7 +495,7 @@ static bool submit(eval_view *v, lt_dash *d)
     snprintf(what, sizeof what, "eval on %.40s/%.10s: %d run%s, baselines %.30s", ds, split, nr,
              nr == 1 ? "" : "s", *bl ? bl : "none");
     lt_dash_job_clear(&v->job);
-    if (!lt_dash_job_start(&v->job, d->workspace, what, argv, false)) {
+    if (!lt_dash_job_start(&v->job, d->workspace, what, argv, true)) {
         snprintf(f->error, sizeof f->error, "%s", v->job.result[0]);
         return false;
     }
