@@ -72,6 +72,38 @@ static void human_bytes(char *buf, size_t n, double b)
 }
 
 /* `model info FILE.gguf`: the file's metadata as lathe reads it. */
+/* The model's shape and parameter counts, as `model info --json` reports them for a folder
+ * and for a GGUF file alike. */
+static void config_json(cJSON *o, const lt_model_config *c, const int64_t *params, int64_t total)
+{
+    cJSON_AddNumberToObject(o, "hidden_size", (double)c->dim);
+    cJSON_AddNumberToObject(o, "layers", (double)c->n_layers);
+    cJSON_AddNumberToObject(o, "heads", (double)c->n_heads);
+    cJSON_AddNumberToObject(o, "kv_heads", (double)c->n_kv_heads);
+    cJSON_AddNumberToObject(o, "head_dim", (double)c->head_dim);
+    cJSON_AddNumberToObject(o, "ffn", (double)c->ffn);
+    cJSON_AddNumberToObject(o, "vocab_size", (double)c->vocab);
+    cJSON_AddNumberToObject(o, "context", (double)c->max_pos);
+    cJSON_AddBoolToObject(o, "tied_embeddings", c->tie_embeddings);
+    cJSON *p = cJSON_AddObjectToObject(o, "parameters");
+    for (int k = 0; k < LT_PARAM_KIND_COUNT; k++)
+        cJSON_AddNumberToObject(p, lt_param_kind_name((lt_param_kind)k), (double)params[k]);
+    cJSON_AddNumberToObject(p, "total", (double)total);
+}
+
+/* The same facts as text lines. */
+static void config_print(const lt_model_config *c, const int64_t *params, int64_t total)
+{
+    printf("shape          dim %lld, %lld layers, %lld heads (%lld kv, head_dim %lld), ffn %lld\n",
+           (long long)c->dim, (long long)c->n_layers, (long long)c->n_heads,
+           (long long)c->n_kv_heads, (long long)c->head_dim, (long long)c->ffn);
+    printf("vocab          %lld, context %lld%s\n", (long long)c->vocab, (long long)c->max_pos,
+           c->tie_embeddings ? ", tied embeddings" : "");
+    printf("parameters     %lld\n", (long long)total);
+    for (int k = 0; k < LT_PARAM_KIND_COUNT; k++)
+        printf("  %-12s %lld\n", lt_param_kind_name((lt_param_kind)k), (long long)params[k]);
+}
+
 static int gguf_info(const char *path, bool json)
 {
     char err[1024], fbytes[32], mem[32];
@@ -103,20 +135,7 @@ static int gguf_info(const char *path, bool json)
             cJSON_AddNumberToObject(o, "adapted_matrices", g.n_lora);
             cJSON_AddNumberToObject(o, "parameters", (double)g.total_params);
         } else {
-            cJSON_AddNumberToObject(o, "hidden_size", (double)c->dim);
-            cJSON_AddNumberToObject(o, "layers", (double)c->n_layers);
-            cJSON_AddNumberToObject(o, "heads", (double)c->n_heads);
-            cJSON_AddNumberToObject(o, "kv_heads", (double)c->n_kv_heads);
-            cJSON_AddNumberToObject(o, "head_dim", (double)c->head_dim);
-            cJSON_AddNumberToObject(o, "ffn", (double)c->ffn);
-            cJSON_AddNumberToObject(o, "vocab_size", (double)c->vocab);
-            cJSON_AddNumberToObject(o, "context", (double)c->max_pos);
-            cJSON_AddBoolToObject(o, "tied_embeddings", c->tie_embeddings);
-            cJSON *p = cJSON_AddObjectToObject(o, "parameters");
-            for (int k = 0; k < LT_PARAM_KIND_COUNT; k++)
-                cJSON_AddNumberToObject(p, lt_param_kind_name((lt_param_kind)k),
-                                        (double)g.params[k]);
-            cJSON_AddNumberToObject(p, "total", (double)g.total_params);
+            config_json(o, c, g.params, g.total_params);
             cJSON_AddNumberToObject(o, "weight_bytes", 4.0 * (double)g.total_params);
             cJSON_AddStringToObject(o, "tokenizer", g.tok_model);
             cJSON_AddStringToObject(o, "pre_tokenizer", g.tok_pre);
@@ -148,14 +167,7 @@ static int gguf_info(const char *path, bool json)
         printf("dtype          %s\n", g.dtypes);
         return LT_EXIT_OK;
     }
-    printf("shape          dim %lld, %lld layers, %lld heads (%lld kv, head_dim %lld), ffn %lld\n",
-           (long long)c->dim, (long long)c->n_layers, (long long)c->n_heads,
-           (long long)c->n_kv_heads, (long long)c->head_dim, (long long)c->ffn);
-    printf("vocab          %lld, context %lld%s\n", (long long)c->vocab, (long long)c->max_pos,
-           c->tie_embeddings ? ", tied embeddings" : "");
-    printf("parameters     %lld\n", (long long)g.total_params);
-    for (int k = 0; k < LT_PARAM_KIND_COUNT; k++)
-        printf("  %-12s %lld\n", lt_param_kind_name((lt_param_kind)k), (long long)g.params[k]);
+    config_print(c, g.params, g.total_params);
     printf("dtype          %s\n", g.dtypes);
     printf("memory to load %s (F32)\n", mem);
     printf("tokenizer      ");
@@ -212,19 +224,7 @@ static int model_info(int argc, char **argv)
     if (cc.json) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "architecture", lt_arch_name(c->arch));
-        cJSON_AddNumberToObject(o, "hidden_size", (double)c->dim);
-        cJSON_AddNumberToObject(o, "layers", (double)c->n_layers);
-        cJSON_AddNumberToObject(o, "heads", (double)c->n_heads);
-        cJSON_AddNumberToObject(o, "kv_heads", (double)c->n_kv_heads);
-        cJSON_AddNumberToObject(o, "head_dim", (double)c->head_dim);
-        cJSON_AddNumberToObject(o, "ffn", (double)c->ffn);
-        cJSON_AddNumberToObject(o, "vocab_size", (double)c->vocab);
-        cJSON_AddNumberToObject(o, "context", (double)c->max_pos);
-        cJSON_AddBoolToObject(o, "tied_embeddings", c->tie_embeddings);
-        cJSON *p = cJSON_AddObjectToObject(o, "parameters");
-        for (int k = 0; k < LT_PARAM_KIND_COUNT; k++)
-            cJSON_AddNumberToObject(p, lt_param_kind_name((lt_param_kind)k), (double)s.params[k]);
-        cJSON_AddNumberToObject(p, "total", (double)s.total_params);
+        config_json(o, c, s.params, s.total_params);
         cJSON_AddStringToObject(o, "dtype", s.dtypes);
         cJSON_AddNumberToObject(o, "weight_bytes", (double)s.weight_bytes);
         cJSON_AddNumberToObject(o, "files", s.n_files);
@@ -239,14 +239,7 @@ static int model_info(int argc, char **argv)
         return LT_EXIT_OK;
     }
     printf("architecture   %s\n", lt_arch_name(c->arch));
-    printf("shape          dim %lld, %lld layers, %lld heads (%lld kv, head_dim %lld), ffn %lld\n",
-           (long long)c->dim, (long long)c->n_layers, (long long)c->n_heads,
-           (long long)c->n_kv_heads, (long long)c->head_dim, (long long)c->ffn);
-    printf("vocab          %lld, context %lld%s\n", (long long)c->vocab, (long long)c->max_pos,
-           c->tie_embeddings ? ", tied embeddings" : "");
-    printf("parameters     %lld\n", (long long)s.total_params);
-    for (int k = 0; k < LT_PARAM_KIND_COUNT; k++)
-        printf("  %-12s %lld\n", lt_param_kind_name((lt_param_kind)k), (long long)s.params[k]);
+    config_print(c, s.params, s.total_params);
     printf("dtype          %s (%d file%s)\n", s.dtypes, s.n_files, s.n_files == 1 ? "" : "s");
     printf("memory to load %s\n", mem);
     printf("tokenizer      ");
