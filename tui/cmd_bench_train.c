@@ -2,13 +2,16 @@
  * cmd_bench_train.c - `lathe bench train`: training throughput on a random model. Builds a
  * model of a preset shape (the reference tool's presets: tiny = llama dim 256, 4 layers,
  * vocab 4096, seq 256, batch 8; small = dim 512, 8 layers, vocab 8192, seq 256, batch 4) with
- * random init in a temporary folder, then times full steps (forward + backward + AdamW) on
- * random tokens for full fine-tuning and/or LoRA (r = 8, alpha 16, every linear layer) and
- * prints tokens/s (median of timed windows), ms/step and peak memory. It measures; it never
- * asserts a speed.
+ * random init in a temporary folder, or takes a model folder (--model, e.g. a random-weight
+ * folder of a real model's shape written by bench/scale_model.py), then times full steps
+ * (forward + backward + AdamW) on random tokens for full fine-tuning, LoRA and/or QLoRA
+ * (rank r, alpha 2r, every linear layer) and prints tokens/s (median of timed windows),
+ * ms/step, the peak tracked memory beside the estimator's figure for the same run, and the
+ * peak RSS. It measures; it never asserts a speed.
  */
 #include "cli.h"
 #include "model/model_init.h"
+#include "plan/plan.h"
 #include "train/trainer.h"
 
 #include <cjson/cJSON.h>
@@ -31,13 +34,17 @@ static const preset presets[] = {
 
 static void print_help(void)
 {
-    printf("usage: lathe bench train [--preset tiny|small] [--method full,lora,qlora] [--steps N]\n"
-           "                         [--warmup N] [--repeats N] [--lora-r R] [--profile]\n"
+    printf("usage: lathe bench train [--preset tiny|small | --model DIR] [--seq N] [--batch N]\n"
+           "                         [--method full,lora,qlora] [--steps N] [--warmup N]\n"
+           "                         [--repeats N] [--lora-r R] [--profile]\n"
            "                         [--device D] [--threads N] [--json]\n\n"
-           "Times training steps (forward + backward + AdamW, fp32) of a random llama model on\n"
-           "random tokens and prints tokens/s (median of --repeats windows of --steps steps\n"
-           "after --warmup), ms/step and peak memory. LoRA: rank R, alpha 2R, on q, k, v, o,\n"
-           "gate, up and down. --profile prints the time per op of the timed steps.\n");
+           "Times training steps (forward + backward + AdamW, fp32 arithmetic) of a random\n"
+           "llama model on random tokens and prints tokens/s (median of --repeats windows of\n"
+           "--steps steps after --warmup), ms/step, the peak tracked memory beside the\n"
+           "estimator's figure, and the peak RSS. --model DIR takes a model folder instead of\n"
+           "a preset (its shape, dtype and vocabulary; --seq and --batch default to 512 and 1).\n"
+           "LoRA: rank R, alpha 2R, on q, k, v, o, gate, up and down; qlora: the same on an NF4\n"
+           "(double-quantized) base. --profile prints the time per op of the timed steps.\n");
 }
 
 static double now_s(void)
@@ -63,12 +70,36 @@ static uint64_t next(uint64_t *s)
 
 static void remove_model(const char *dir)
 {
-    char p[512];
+    char p[4200];
     snprintf(p, sizeof p, "%s/config.json", dir);
     unlink(p);
     snprintf(p, sizeof p, "%s/model.safetensors", dir);
     unlink(p);
     rmdir(dir);
+}
+
+/* The estimator's figures for the run about to be timed (the same method, shape, rank and
+ * micro-batch), so that the tracked peak is printed beside what lathe plan would predict. */
+static void estimate_run(const lt_model *m, const preset *p, bool qlora, lt_train_method meth,
+                         int lora_r, lt_estimate *e)
+{
+    const lt_model_config *c = lt_model_get_config(m);
+    int wbytes = 4; /* the stored dtype of the embeddings (and of every matrix but NF4 ones) */
+    for (int i = 0; i < lt_model_param_count(m); i++) {
+        const lt_model_param *mp = lt_model_param_at(m, i);
+        if (mp->kind == LT_PARAM_EMBEDDING) {
+            lt_dtype dt = lt_tensor_dtype(mp->tensor);
+            wbytes = dt == LT_F16 || dt == LT_BF16 ? 2 : 4;
+            break;
+        }
+    }
+    lt_est_opts eo = {.batch = p->batch, .seq = p->seq, .weight_bytes = wbytes,
+                      .lora_r = lora_r, .double_quant = true};
+    eo.method = qlora                      ? LT_EST_QLORA
+                : meth == LT_METHOD_LORA   ? LT_EST_LORA
+                : wbytes == 2              ? LT_EST_FULL_BF16
+                                           : LT_EST_FULL_F32;
+    lt_plan_estimate(c, &eo, lt_device_get_kind(lt_model_get_device(m)) != LT_DEVICE_CPU, e);
 }
 
 /* One method: returns 0 and fills the figures, or an exit code. */
@@ -145,6 +176,9 @@ static int run_method(lt_device *dev, const char *dir, const preset *p, const ch
     double rss_mb = (double)ru.ru_maxrss / 1024.0;
     double dev_mb = (double)lt_device_mem_peak(dev) / (1024.0 * 1024.0);
     double w_mb = (double)lt_model_weight_bytes(m) / (1024.0 * 1024.0);
+    lt_estimate est;
+    estimate_run(m, p, qlora, meth, lora_r, &est);
+    double est_mb = (double)est.tracked / (1024.0 * 1024.0);
     if (rows) {
         cJSON *r = cJSON_CreateObject();
         cJSON_AddStringToObject(r, "preset", p->name);
@@ -155,14 +189,18 @@ static int run_method(lt_device *dev, const char *dir, const preset *p, const ch
         cJSON_AddNumberToObject(r, "peak_rss_mb", rss_mb);
         cJSON_AddNumberToObject(r, "device_peak_mb", dev_mb);
         cJSON_AddNumberToObject(r, "weights_mb", w_mb);
+        cJSON_AddNumberToObject(r, "estimate_mb", est_mb);
+        cJSON_AddNumberToObject(r, "seq", (double)p->seq);
+        cJSON_AddNumberToObject(r, "batch", (double)p->batch);
         cJSON_AddNumberToObject(r, "loss_first", first);
         cJSON_AddNumberToObject(r, "loss_last", last);
         cJSON_AddItemToArray(rows, r);
     } else {
         printf("RESULT %s %-4s trainable %lld | tokens/s %.1f | ms/step %.1f | peak RSS %.0f MB "
-               "(device tensors %.0f MB, weights %.1f MB) | loss %.3f -> %.3f\n",
+               "(device tensors %.0f MB, estimate %.0f MB, weights %.1f MB) | loss %.3f -> "
+               "%.3f\n",
                p->name, method, (long long)lt_trainer_n_trainable(t), med, med_ms, rss_mb,
-               dev_mb, w_mb, first, last);
+               dev_mb, est_mb, w_mb, first, last);
     }
     if (profile && !rows) {
         lt_profile_entry pe[64];
@@ -191,8 +229,9 @@ int lt_cmd_bench_train(int argc, char **argv)
 {
     lt_cli_common co;
     lt_cli_common_defaults(&co);
-    const char *pname = "tiny", *methods = "full,lora";
+    const char *pname = "tiny", *methods = "full,lora", *model_dir = NULL;
     int steps = 5, warmup = 2, repeats = 3, lora_r = 8;
+    long long seq = 0, batch = 0;
     bool profile = false;
     for (int i = 1; i < argc; i++) {
         int r = lt_cli_common_parse(&co, argc, argv, &i);
@@ -218,6 +257,12 @@ int lt_cmd_bench_train(int argc, char **argv)
             repeats = atoi(argv[++i]);
         } else if (v && strcmp(a, "--lora-r") == 0) {
             lora_r = atoi(argv[++i]);
+        } else if (v && strcmp(a, "--model") == 0) {
+            model_dir = argv[++i];
+        } else if (v && strcmp(a, "--seq") == 0) {
+            seq = atoll(argv[++i]);
+        } else if (v && strcmp(a, "--batch") == 0) {
+            batch = atoll(argv[++i]);
         } else {
             print_help();
             return lt_cli_fail("bench", LT_EXIT_USAGE, "unexpected argument '%s'", a);
@@ -227,27 +272,45 @@ int lt_cmd_bench_train(int argc, char **argv)
     for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++)
         if (strcmp(presets[i].name, pname) == 0)
             p = &presets[i];
-    if (!p || steps < 1 || warmup < 0 || repeats < 1 || lora_r < 1)
+    if (!p || steps < 1 || warmup < 0 || repeats < 1 || lora_r < 1 || seq < 0 || batch < 0)
         return lt_cli_fail("bench", LT_EXIT_USAGE,
                            "want --preset tiny|small, --steps/--repeats/--lora-r >= 1, "
-                           "--warmup >= 0");
-    char err[1024], dir[64];
-    snprintf(dir, sizeof dir, "/tmp/lathe_bench_train_XXXXXX");
-    if (!mkdtemp(dir))
-        return lt_cli_fail("bench", LT_EXIT_FAIL, "cannot make a temporary folder");
-    lt_model_init_opts mo;
-    lt_model_init_defaults(&mo, LT_ARCH_LLAMA);
-    mo.dim = p->dim, mo.n_layers = p->layers, mo.n_heads = p->heads, mo.n_kv_heads = p->heads;
-    mo.ffn = p->ffn, mo.vocab = p->vocab, mo.max_pos = p->seq > 1024 ? p->seq : 1024;
-    mo.tie_embeddings = false;
-    lt_model_config cfg;
-    if (lt_model_init_random(&mo, dir, &cfg, err, sizeof err) != LT_MODEL_OK) {
-        remove_model(dir);
-        return lt_cli_fail("bench", LT_EXIT_FAIL, "random model: %s", err);
+                           "--warmup >= 0, --seq/--batch >= 1");
+    char err[1024], dir[4096];
+    preset shape = *p;
+    if (model_dir) { /* the folder's own shape */
+        lt_model_summary sum;
+        if (lt_model_inspect(model_dir, &sum, err, sizeof err) != LT_MODEL_OK)
+            return lt_cli_fail("bench", LT_EXIT_FAIL, "--model: %s", err);
+        shape = (preset){"model", sum.cfg.dim, sum.cfg.n_layers, sum.cfg.n_heads, sum.cfg.ffn,
+                         sum.cfg.vocab, 512, 1};
+        snprintf(dir, sizeof dir, "%s", model_dir);
+    }
+    if (seq > 0)
+        shape.seq = seq;
+    if (batch > 0)
+        shape.batch = batch;
+    p = &shape;
+    if (!model_dir) {
+        snprintf(dir, sizeof dir, "/tmp/lathe_bench_train_XXXXXX");
+        if (!mkdtemp(dir))
+            return lt_cli_fail("bench", LT_EXIT_FAIL, "cannot make a temporary folder");
+        lt_model_init_opts mo;
+        lt_model_init_defaults(&mo, LT_ARCH_LLAMA);
+        mo.dim = p->dim, mo.n_layers = p->layers, mo.n_heads = p->heads,
+        mo.n_kv_heads = p->heads;
+        mo.ffn = p->ffn, mo.vocab = p->vocab, mo.max_pos = p->seq > 1024 ? p->seq : 1024;
+        mo.tie_embeddings = false;
+        lt_model_config cfg;
+        if (lt_model_init_random(&mo, dir, &cfg, err, sizeof err) != LT_MODEL_OK) {
+            remove_model(dir);
+            return lt_cli_fail("bench", LT_EXIT_FAIL, "random model: %s", err);
+        }
     }
     lt_device *dev = lt_device_open(co.device, co.threads, err, sizeof err);
     if (!dev) {
-        remove_model(dir);
+        if (!model_dir)
+            remove_model(dir);
         return lt_cli_fail("bench", LT_EXIT_FAIL, "cannot open device '%s': %s", co.device, err);
     }
     cJSON *root = co.json ? cJSON_CreateObject() : NULL, *rows = NULL;
@@ -258,6 +321,10 @@ int lt_cmd_bench_train(int argc, char **argv)
     } else {
         printf("lathe train bench: ");
         lt_cli_print_sanitized(stdout, lt_device_name(dev), false);
+        if (model_dir) {
+            printf(", model ");
+            lt_cli_print_sanitized(stdout, model_dir, false);
+        }
         printf(", llama dim %lld layers %lld heads %lld ffn %lld vocab %lld seq %lld batch %lld, "
                "fp32\n", (long long)p->dim, (long long)p->layers, (long long)p->heads,
                (long long)p->ffn, (long long)p->vocab, (long long)p->seq, (long long)p->batch);
@@ -281,6 +348,7 @@ int lt_cmd_bench_train(int argc, char **argv)
         cJSON_Delete(root);
     }
     lt_device_close(dev);
-    remove_model(dir);
+    if (!model_dir)
+        remove_model(dir);
     return rc;
 }
