@@ -441,7 +441,8 @@ lt_model_status lt_model_load(const char *dir, lt_device *dev, int weight_dtype,
     }
     for (int i = 0; i < l.n; i++) {
         const lt_wspec *s = &l.s[i];
-        const lt_st_tensor *t = lt_st_set_find(set, s->name, NULL);
+        const lt_st_file *tf = NULL;
+        const lt_st_tensor *t = lt_st_set_find(set, s->name, &tf);
         lt_dtype dt = st_to_lt(t->dtype);
         bool quantize = nf4 && s->ndim == 2 &&
                         (s->kind == LT_PARAM_ATTENTION || s->kind == LT_PARAM_MLP);
@@ -461,6 +462,7 @@ lt_model_status lt_model_load(const char *dir, lt_device *dev, int weight_dtype,
             dt = (lt_dtype)weight_dtype;
         m->nf4_dq = weight_dtype == LT_MODEL_DTYPE_NF4_DQ;
         lt_tensor *dtt = upload(m, t, s, dt, err, errlen);
+        lt_st_evict(tf, t); /* the file's pages of this tensor leave the resident set */
         if (!dtt) {
             st = LT_MODEL_ERR_DEVICE;
             goto err_model;

@@ -450,6 +450,19 @@ void lt_st_close(lt_st_file *f)
     free(f);
 }
 
+void lt_st_evict(const lt_st_file *f, const lt_st_tensor *t)
+{
+    if (!f || !t || !f->map || t->end <= t->begin)
+        return;
+    /* whole pages inside the tensor's bytes only: a neighbour sharing a page keeps it */
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = (uintptr_t)t->data, hi = lo + (uintptr_t)(t->end - t->begin);
+    lo = (lo + page - 1) & ~(page - 1);
+    hi &= ~(page - 1);
+    if (hi > lo)
+        madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
 const char *lt_st_path(const lt_st_file *f) { return f->path; }
 int lt_st_count(const lt_st_file *f) { return f->n_tensors; }
 

@@ -90,6 +90,11 @@ const char *lt_st_path(const lt_st_file *f); /* the path or label given at open 
 int lt_st_count(const lt_st_file *f);        /* tensors, in data-offset order */
 const lt_st_tensor *lt_st_at(const lt_st_file *f, int i);
 const lt_st_tensor *lt_st_find(const lt_st_file *f, const char *name); /* NULL if absent */
+/* Tells the kernel that t's bytes (a tensor of f) will not be read again soon: the pages of
+ * a mapped file are dropped from the process's resident set (they are read back from the file
+ * if touched again). Loading a model tensor by tensor this way keeps the peak RSS at what was
+ * uploaded, not the size of the files. A no-op for buffers given to lt_st_parse. */
+void lt_st_evict(const lt_st_file *f, const lt_st_tensor *t);
 /* A "__metadata__" value, or NULL. */
 const char *lt_st_metadata(const lt_st_file *f, const char *key);
 int lt_st_metadata_count(const lt_st_file *f);
