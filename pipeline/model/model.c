@@ -403,6 +403,30 @@ static bool assign(lt_model *m, const lt_wspec *s, lt_tensor *t)
     return true;
 }
 
+/* The rotary inverse frequencies of m's config (its rope_scaling applied) on the device. */
+static lt_model_status rope_setup(lt_model *m, char *err, size_t errlen)
+{
+    m->rope_mscale = 1.0f;
+    if (!lt_arch_is_llama_like(m->cfg.arch))
+        return LT_MODEL_OK;
+    const int64_t half = m->cfg.head_dim / 2;
+    float *inv = malloc((size_t)half * sizeof(float));
+    m->rope_inv = lt_tensor_new_1d(m->dev, LT_F32, half);
+    if (!inv || !own(m, m->rope_inv)) {
+        free(inv);
+        return fail(LT_MODEL_ERR_OOM, err, errlen, "rotary frequencies: out of memory: %s",
+                    lt_device_last_error(m->dev));
+    }
+    lt_tensor_set_name(m->rope_inv, "rope.inv_freq");
+    lt_model_rope_freqs(&m->cfg, inv, &m->rope_mscale);
+    lt_status s = lt_tensor_upload(m->rope_inv, inv, (size_t)half * sizeof(float));
+    free(inv);
+    if (s != LT_OK)
+        return fail(LT_MODEL_ERR_DEVICE, err, errlen, "rotary frequencies: upload failed: %s",
+                    lt_device_last_error(m->dev));
+    return LT_MODEL_OK;
+}
+
 lt_model_status lt_model_load(const char *dir, lt_device *dev, int weight_dtype, lt_model **out,
                               char *err, size_t errlen)
 {
@@ -484,6 +508,8 @@ lt_model_status lt_model_load(const char *dir, lt_device *dev, int weight_dtype,
     }
     if (m->cfg.tie_embeddings)
         m->lm_head.w = m->tok_emb;
+    if ((st = rope_setup(m, err, errlen)))
+        goto err_model;
     free(l.s);
     lt_st_set_close(set);
     *out = m;
