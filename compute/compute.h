@@ -372,8 +372,12 @@ extern const float lt_nf4_codes[16];
 /* Bytes an NF4 tensor of numel elements takes (codes + scales). */
 size_t lt_nf4_bytes(int64_t numel, bool double_quant);
 /* Quantize n floats into dst (lt_nf4_bytes(n, double_quant) bytes) to the nearest code of
- * each element scaled by its block's absmax. Non-finite inputs quantize as 0. */
+ * each element scaled by its block's absmax. Non-finite inputs quantize as 0. Runs on every
+ * OpenMP thread; lt_nf4_quantize_threads takes the count (0 = all). The bytes are the same
+ * for every thread count. */
 void lt_nf4_quantize(void *dst, const float *src, int64_t n, bool double_quant);
+void lt_nf4_quantize_threads(void *dst, const float *src, int64_t n, bool double_quant,
+                             int n_threads);
 /* Dequantize elements [i0, i0 + count) of an NF4 buffer holding numel elements into dst. */
 void lt_nf4_dequantize(float *dst, const void *src, int64_t numel, bool double_quant,
                        int64_t i0, int64_t count);

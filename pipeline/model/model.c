@@ -311,6 +311,7 @@ static lt_tensor *upload(lt_model *m, const lt_st_tensor *t, const lt_wspec *s, 
             fail(LT_MODEL_ERR_OOM, err, errlen, "%s: out of host memory", s->name);
             return NULL;
         }
+#pragma omp parallel for schedule(static) if (t->numel >= (1 << 16))
         for (int64_t i = 0; i < t->numel; i++)
             f[i] = elem_f32(src + (size_t)i * esz, t->dtype);
         cs = lt_tensor_upload_f32(dt_t, f, t->numel);
