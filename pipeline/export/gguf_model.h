@@ -117,6 +117,16 @@ lt_model_status lt_gguf_model_load(const char *path, lt_device *dev, int weight_
                                    lt_model **out, char *err, size_t errlen);
 
 /*
+ * The tokenizer of the GGUF model at path, rebuilt in memory from its byte-level BPE metadata
+ * (as lt_gguf_to_hf writes it); other vocabularies load from a tokenizer.json (and
+ * tokenizer_config.json) beside the file, else an error saying so. *out owned by the caller
+ * (lt_tokenizer_free).
+ */
+typedef struct lt_tokenizer lt_tokenizer;
+lt_model_status lt_gguf_tokenizer_load(const char *path, lt_tokenizer **out, char *err,
+                                       size_t errlen);
+
+/*
  * llama.cpp's q/k row permutation for arch llama on a [n_head * hd, cols] matrix (F32, row
  * major): rows of head h go from HF's (half, i) order to (i, half), i.e.
  * reshape(n_head, 2, hd/2, cols).swapaxes(1, 2). inverse undoes it. in != out.

@@ -570,3 +570,36 @@ out:
     lt_gguf_close(f);
     return st;
 }
+
+lt_model_status lt_gguf_tokenizer_load(const char *path, lt_tokenizer **out, char *err,
+                                       size_t errlen)
+{
+    lt_gguf_file *f = NULL;
+    char *tj = NULL, *cj = NULL, e[1024];
+    *out = NULL;
+    lt_model_status st = lt_gguf_open(path, &f, err, errlen);
+    if (st)
+        return st;
+    st = gguf_tok_json(f, &tj, &cj, e, sizeof(e));
+    if (st == LT_MODEL_ERR_UNSUPPORTED) { /* a tokenizer.json beside the file */
+        char dir[4096];
+        const char *slash = strrchr(path, '/');
+        snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+        char te[512];
+        st = lt_tokenizer_load_dir(dir, out, te, sizeof(te)) == LT_TOK_OK
+                 ? LT_MODEL_OK
+                 : gguf_fail(LT_MODEL_ERR_UNSUPPORTED, err, errlen,
+                             "%s: %s; and no tokenizer beside it (%s)", path, e, te);
+    } else if (st) {
+        gguf_fail(st, err, errlen, "%s: %s", path, e);
+    } else if (lt_tokenizer_load_json(tj, strlen(tj), path, out, e, sizeof(e)) != LT_TOK_OK ||
+               lt_tokenizer_apply_config(*out, cj, strlen(cj), path, e, sizeof(e)) != LT_TOK_OK) {
+        lt_tokenizer_free(*out);
+        *out = NULL;
+        st = gguf_fail(LT_MODEL_ERR_FORMAT, err, errlen, "%s: tokenizer metadata: %s", path, e);
+    }
+    free(tj);
+    free(cj);
+    lt_gguf_close(f);
+    return st;
+}
