@@ -4,8 +4,10 @@
  * Both run on tiles through BLAS: a tile is a block of at most QB queries of one (batch,
  * head) against the keys the block's last query can see, so the causal upper half is skipped
  * but for one triangle per block. Forward: S = scale Q K^T (sgemm), masking (causal, segment
- * ids) and a max-subtracted softmax per row with the stored log-sum-exp, then O = P V (sgemm)
- * divided by the row sums. Backward: probabilities are recomputed from the stored log-sum-exp,
+ * ids, sliding window) and a max-subtracted softmax per row with the stored log-sum-exp, then
+ * O = P V (sgemm) divided by the row sums. With a sliding window a forward tile starts at the
+ * first key its first query sees; the backward masks, and skips key blocks no query of a
+ * block sees. Backward: probabilities are recomputed from the stored log-sum-exp,
  * dP = dO V^T, dS = scale P (dP - rowsum(P o dP)), then dQ = dS K, dV += P^T dO and
  * dK += dS^T Q, all sgemm. With enough (batch, kv head) pairs for the threads, one task per
  * pair writes dq, dk and dv (query blocks in order, heads of the group in order). Otherwise
