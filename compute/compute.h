@@ -226,14 +226,25 @@ lt_status lt_layernorm_backward(lt_tensor *dx, lt_tensor *dw, lt_tensor *db,
 /*
  * Rotary position embedding, Hugging Face "rotate_half" layout, in place.
  * x [N, H, hd] F32 (hd even), pos [N] I32 (each token's position: restarts per packed
- * example, or starts at the cache length in generation).
- * For i < hd/2, f = theta^(-2i/hd), a = pos*f:
- *   x'[i]        = x[i] cos a - x[i + hd/2] sin a
- *   x'[i + hd/2] = x[i + hd/2] cos a + x[i] sin a
- * The backward applies the inverse rotation to the gradient, in place.
+ * example, or starts at the cache length in generation), inv_freq [hd/2] F32: the inverse
+ * frequency of each pair (plain rotary: lt_rope_inv_freq; scaled variants such as Llama 3's
+ * or YaRN's rescale it on the host once at load). mscale: cos and sin are both multiplied by
+ * it (YaRN's attention factor, so q.k logits scale by its square); 1 for every other model.
+ * For i < hd/2, a = pos * inv_freq[i] (in float), c = mscale cos a, s = mscale sin a:
+ *   x'[i]        = x[i] c - x[i + hd/2] s
+ *   x'[i + hd/2] = x[i + hd/2] c + x[i] s
+ * The backward applies the transpose (the inverse rotation, times mscale) to the gradient,
+ * in place.
  */
-lt_status lt_rope(lt_tensor *x, const lt_tensor *pos, float theta);
-lt_status lt_rope_backward(lt_tensor *dx, const lt_tensor *pos, float theta);
+lt_status lt_rope(lt_tensor *x, const lt_tensor *pos, const lt_tensor *inv_freq, float mscale);
+lt_status lt_rope_backward(lt_tensor *dx, const lt_tensor *pos, const lt_tensor *inv_freq,
+                           float mscale);
+
+/*
+ * Plain rotary inverse frequencies, as Hugging Face computes them in float32:
+ * inv[i] = 1 / powf(theta, (float)(2i) / (float)hd), i < hd/2. inv holds hd/2 floats.
+ */
+void lt_rope_inv_freq(float *inv, int64_t hd, float theta);
 
 /*
  * Causal multi-head attention with grouped-query heads.
@@ -247,12 +258,16 @@ lt_status lt_rope_backward(lt_tensor *dx, const lt_tensor *pos, float theta);
  *                              of its own segment (needs Tq == Tk and q_offset == 0)
  * Query i (0-based within Tq) sits at position q_offset + i of the key sequence and attends
  * to keys j <= q_offset + i, j < n_kv. n_kv = 0 means Tk.
+ * window > 0 (a sliding window, Mistral's sliding_window W): query i also needs
+ * j > q_offset + i - window, i.e. it sees the W keys ending at itself, as Hugging Face's
+ * sliding-window mask does (key k visible from query q iff q - W < k <= q); 0 = no window.
  * scale: usually 1/sqrt(hd).
  */
 typedef struct lt_attn_params {
     float scale;
     int64_t q_offset;
     int64_t n_kv;
+    int64_t window;
 } lt_attn_params;
 
 lt_status lt_attention(lt_tensor *out, lt_tensor *lse, const lt_tensor *q, const lt_tensor *k,
@@ -357,8 +372,12 @@ extern const float lt_nf4_codes[16];
 /* Bytes an NF4 tensor of numel elements takes (codes + scales). */
 size_t lt_nf4_bytes(int64_t numel, bool double_quant);
 /* Quantize n floats into dst (lt_nf4_bytes(n, double_quant) bytes) to the nearest code of
- * each element scaled by its block's absmax. Non-finite inputs quantize as 0. */
+ * each element scaled by its block's absmax. Non-finite inputs quantize as 0. Runs on every
+ * OpenMP thread; lt_nf4_quantize_threads takes the count (0 = all). The bytes are the same
+ * for every thread count. */
 void lt_nf4_quantize(void *dst, const float *src, int64_t n, bool double_quant);
+void lt_nf4_quantize_threads(void *dst, const float *src, int64_t n, bool double_quant,
+                             int n_threads);
 /* Dequantize elements [i0, i0 + count) of an NF4 buffer holding numel elements into dst. */
 void lt_nf4_dequantize(float *dst, const void *src, int64_t numel, bool double_quant,
                        int64_t i0, int64_t count);

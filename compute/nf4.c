@@ -4,11 +4,16 @@
  * nearest code with one absmax per block of 64, optional double quantization of the absmax
  * values, and dequantization of any element range (what the backends' matmuls call per panel).
  *
- * Pure functions of their arguments: no device, no allocation, no global state.
+ * Pure functions of their arguments: no device, no global state. Quantization runs on every
+ * thread (blocks split among OpenMP threads; each block's bytes are written by one thread and
+ * the one sum, the mean of the absmax values, is taken in block order afterwards), so the
+ * bytes do not depend on the thread count.
  */
 #include "compute_impl.h"
 
 #include <math.h>
+#include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
 const float lt_nf4_codes[16] = {
@@ -60,49 +65,60 @@ static uint8_t nearest_code(float x)
     return (uint8_t)best;
 }
 
-void lt_nf4_quantize(void *dst, const float *src, int64_t n, bool double_quant)
+/* The absmax of the finite elements of block j (0 when none). */
+static float block_absmax(const float *src, int64_t n, int64_t j)
+{
+    int64_t e0 = j * LT_NF4_BLOCK, e1 = e0 + LT_NF4_BLOCK < n ? e0 + LT_NF4_BLOCK : n;
+    float am = 0.0f;
+    for (int64_t i = e0; i < e1; i++)
+        if (isfinite(src[i]) && fabsf(src[i]) > am)
+            am = fabsf(src[i]);
+    return am;
+}
+
+void lt_nf4_quantize_threads(void *dst, const float *src, int64_t n, bool double_quant,
+                             int n_threads)
 {
     if (n <= 0)
         return;
     uint8_t *codes = dst;
     const int64_t nb = n_blocks(n);
+    const int nt = n_threads > 0 ? n_threads : omp_get_max_threads();
     memset(dst, 0, lt_nf4_bytes(n, double_quant));
-    float *absmax = (float *)(codes + codes_bytes(n)); /* fp32 absmax, or scratch below */
+    float *absmax = (float *)(codes + codes_bytes(n)); /* fp32 absmax (no double quant) */
     uint8_t *aq = codes + codes_bytes(n);
     float *dqs = (float *)(aq + pad4((size_t)nb));
-    float mean_acc = 0.0f;
-    double mean_sum = 0.0;
+    /* double quantization: every block's absmax kept for the mean and the second pass (when
+     * the scratch cannot be had, they are recomputed: the same values) */
+    float *am_all = double_quant ? malloc((size_t)nb * sizeof(float)) : absmax;
+    /* blocks hold an even number of elements, so no code byte is shared by two blocks */
+#pragma omp parallel for schedule(static) num_threads(nt) if (nb >= 64)
     for (int64_t j = 0; j < nb; j++) {
         int64_t e0 = j * LT_NF4_BLOCK, e1 = e0 + LT_NF4_BLOCK < n ? e0 + LT_NF4_BLOCK : n;
-        float am = 0.0f;
-        for (int64_t i = e0; i < e1; i++)
-            if (isfinite(src[i]) && fabsf(src[i]) > am)
-                am = fabsf(src[i]);
+        float am = block_absmax(src, n, j);
         for (int64_t i = e0; i < e1; i++) {
             float x = isfinite(src[i]) && am > 0.0f ? src[i] / am : 0.0f;
             uint8_t q = nearest_code(x);
             codes[i >> 1] |= (uint8_t)((i & 1) ? q : q << 4);
         }
-        if (!double_quant)
-            absmax[j] = am;
-        else
-            mean_sum += am;
+        if (am_all)
+            am_all[j] = am;
     }
     if (!double_quant)
         return;
-    /* second pass: absmax values again (recomputed, nothing kept), minus their mean, to 8 bits
-     * per block of 256 with one fp32 scale each */
-    mean_acc = (float)(mean_sum / (double)nb);
+    double mean_sum = 0.0;
+    for (int64_t j = 0; j < nb; j++) /* in block order, whatever the threads */
+        mean_sum += am_all ? am_all[j] : block_absmax(src, n, j);
+    /* second pass: absmax values minus their mean, to 8 bits per block of 256 with one fp32
+     * scale each */
+    const float mean_acc = (float)(mean_sum / (double)nb);
     const int64_t ndq = n_dq_blocks(nb);
+#pragma omp parallel for schedule(static) num_threads(nt) if (ndq >= 16)
     for (int64_t g = 0; g < ndq; g++) {
         int64_t j0 = g * LT_NF4_DQ_BLOCK, j1 = j0 + LT_NF4_DQ_BLOCK < nb ? j0 + LT_NF4_DQ_BLOCK : nb;
         float am[LT_NF4_DQ_BLOCK], sc = 0.0f;
         for (int64_t j = j0; j < j1; j++) {
-            int64_t e0 = j * LT_NF4_BLOCK, e1 = e0 + LT_NF4_BLOCK < n ? e0 + LT_NF4_BLOCK : n;
-            float a = 0.0f;
-            for (int64_t i = e0; i < e1; i++)
-                if (isfinite(src[i]) && fabsf(src[i]) > a)
-                    a = fabsf(src[i]);
+            float a = am_all ? am_all[j] : block_absmax(src, n, j);
             am[j - j0] = a - mean_acc;
             if (fabsf(am[j - j0]) > sc)
                 sc = fabsf(am[j - j0]);
@@ -114,6 +130,12 @@ void lt_nf4_quantize(void *dst, const float *src, int64_t n, bool double_quant)
         }
     }
     dqs[ndq] = mean_acc;
+    free(am_all);
+}
+
+void lt_nf4_quantize(void *dst, const float *src, int64_t n, bool double_quant)
+{
+    lt_nf4_quantize_threads(dst, src, n, double_quant, 0);
 }
 
 float lt_nf4_absmax(const void *src, int64_t numel, bool double_quant, int64_t j)

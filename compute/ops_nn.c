@@ -152,33 +152,44 @@ lt_status lt_layernorm_backward(lt_tensor *dx, lt_tensor *dw, lt_tensor *db,
 
 /* ---- rotary embeddings ------------------------------------------------------------------ */
 
-static lt_status rope_common(const char *op, const char *prof, lt_tensor *x,
-                             const lt_tensor *pos, float theta, bool inverse)
+void lt_rope_inv_freq(float *inv, int64_t hd, float theta)
 {
-    lt_opcheck c = {lt_ck_device(2, x, pos), op};
+    for (int64_t i = 0; i < hd / 2; i++)
+        inv[i] = 1.0f / powf(theta, (float)(2 * i) / (float)hd);
+}
+
+static lt_status rope_common(const char *op, const char *prof, lt_tensor *x,
+                             const lt_tensor *pos, const lt_tensor *inv_freq, float mscale,
+                             bool inverse)
+{
+    lt_opcheck c = {lt_ck_device(3, x, pos, inv_freq), op};
     char b[160];
     CK(lt_ck_tensor(&c, x, "x", LT_MASK(LT_F32)));
     CK(lt_ck_tensor(&c, pos, "pos", LT_MASK(LT_I32)));
+    CK(lt_ck_tensor(&c, inv_freq, "inv_freq", LT_MASK(LT_F32)));
     if (x->ndim < 3 || last_dim(x) % 2 != 0)
         return lt_ck_fail(&c, LT_ERR_SHAPE,
                           "%s must be [N, H, hd] or [B, T, H, hd] with an even head dim",
                           lt_ck_desc("x", x, b, sizeof b));
     int64_t N = x->numel / (x->shape[x->ndim - 1] * x->shape[x->ndim - 2]);
     CK(lt_ck_numel(&c, pos, "pos", N, "one position per token of x"));
+    CK(lt_ck_numel(&c, inv_freq, "inv_freq", last_dim(x) / 2, "one per pair (head dim / 2)"));
     CK(lt_ck_no_overlap(&c, x, "x", pos, "pos", false));
-    if (!(theta > 0) || !isfinite(theta))
-        return lt_ck_fail(&c, LT_ERR_ARG, "theta is %g, expected a finite value > 0", theta);
-    LT_DISPATCH(c.dev, prof, c.dev->be->rope(c.dev, x, pos, theta, inverse));
+    CK(lt_ck_no_overlap(&c, x, "x", inv_freq, "inv_freq", false));
+    if (!(mscale > 0) || !isfinite(mscale))
+        return lt_ck_fail(&c, LT_ERR_ARG, "mscale is %g, expected a finite value > 0", mscale);
+    LT_DISPATCH(c.dev, prof, c.dev->be->rope(c.dev, x, pos, inv_freq, mscale, inverse));
 }
 
-lt_status lt_rope(lt_tensor *x, const lt_tensor *pos, float theta)
+lt_status lt_rope(lt_tensor *x, const lt_tensor *pos, const lt_tensor *inv_freq, float mscale)
 {
-    return rope_common("lt_rope", "rope", x, pos, theta, false);
+    return rope_common("lt_rope", "rope", x, pos, inv_freq, mscale, false);
 }
 
-lt_status lt_rope_backward(lt_tensor *dx, const lt_tensor *pos, float theta)
+lt_status lt_rope_backward(lt_tensor *dx, const lt_tensor *pos, const lt_tensor *inv_freq,
+                           float mscale)
 {
-    return rope_common("lt_rope_backward", "rope_backward", dx, pos, theta, true);
+    return rope_common("lt_rope_backward", "rope_backward", dx, pos, inv_freq, mscale, true);
 }
 
 /* ---- attention -------------------------------------------------------------------------- */
@@ -208,11 +219,13 @@ static lt_status check_attention(lt_opcheck *c, const lt_tensor *q, const lt_ten
     CK(lt_ck_numel(c, lse, "lse", B * H * Tq, "[B, H, Tq]"));
     if (!p)
         return lt_ck_fail(c, LT_ERR_ARG, "params is NULL");
-    if (!isfinite(p->scale) || p->q_offset < 0 || p->n_kv < 0 || p->n_kv > Tk)
+    if (!isfinite(p->scale) || p->q_offset < 0 || p->n_kv < 0 || p->n_kv > Tk ||
+        p->window < 0)
         return lt_ck_fail(c, LT_ERR_ARG,
-                          "scale %g, q_offset %lld, n_kv %lld: expected a finite scale, "
-                          "q_offset >= 0 and 0 <= n_kv <= Tk = %lld",
-                          p->scale, (long long)p->q_offset, (long long)p->n_kv, (long long)Tk);
+                          "scale %g, q_offset %lld, n_kv %lld, window %lld: expected a finite "
+                          "scale, q_offset >= 0, 0 <= n_kv <= Tk = %lld and window >= 0",
+                          p->scale, (long long)p->q_offset, (long long)p->n_kv,
+                          (long long)p->window, (long long)Tk);
     if (seg) {
         CK(lt_ck_numel(c, seg, "seg", B * Tq, "[B, Tq]"));
         if (Tq != Tk || p->q_offset != 0)

@@ -11,6 +11,7 @@ layout(push_constant) uniform P {
     uvec2 out_, lse, q, k, v, seg;
     uint B, Tq, Tk, H, Hkv, hd, kvdt, q_offset, n_kv, has_lse, has_seg;
     float scale;
+    uint window;
 } p;
 shared float qs[MAX_HD];
 shared float ps[WG];
@@ -31,10 +32,10 @@ void main()
         acc[r] = 0.0;
     float m = -1.0 / 0.0, l = 0.0;
     uint limit = min(min(p.q_offset + i + 1u, p.n_kv), p.Tk);
-    for (uint j0 = 0u; j0 < limit; j0 += WG) {
+    for (uint j0 = lt_attn_first(i, p.q_offset, p.window); j0 < limit; j0 += WG) {
         uint j = j0 + tid;
         float s = -1.0 / 0.0;
-        if (j < limit && lt_attn_ok(b, i, j, p.Tq, p.q_offset, p.n_kv, p.has_seg, p.seg)) {
+        if (j < limit && lt_attn_ok(b, i, j, p.Tq, p.q_offset, p.n_kv, p.window, p.has_seg, p.seg)) {
             uint kb = ((b * p.Tk + j) * p.Hkv + kh) * p.hd;
             float dot = 0.0;
             for (uint d = 0u; d < p.hd; d++)

@@ -11,6 +11,7 @@ layout(push_constant) uniform P {
     uvec2 dk, dv, dout, q, k, v, lse, delta, seg;
     uint B, Tq, Tk, H, Hkv, hd, kvdt, q_offset, n_kv, has_seg;
     float scale;
+    uint window;
 } p;
 shared float ks[MAX_HD];
 shared float vs[MAX_HD];
@@ -43,7 +44,7 @@ void main()
         for (uint i0 = i_start; i0 < p.Tq; i0 += WG) {
             uint i = i0 + tid;
             float pr = 0.0, ds = 0.0;
-            if (i < p.Tq && lt_attn_ok(b, i, j, p.Tq, p.q_offset, p.n_kv, p.has_seg, p.seg)) {
+            if (i < p.Tq && lt_attn_ok(b, i, j, p.Tq, p.q_offset, p.n_kv, p.window, p.has_seg, p.seg)) {
                 uint qb = ((b * p.Tq + i) * p.H + h) * p.hd;
                 float s = 0.0, dp = 0.0;
                 for (uint d = 0u; d < p.hd; d++) {

@@ -11,6 +11,7 @@ layout(push_constant) uniform P {
     uvec2 dq, delta, dout, out_, q, k, v, lse, seg;
     uint B, Tq, Tk, H, Hkv, hd, kvdt, q_offset, n_kv, has_seg;
     float scale;
+    uint window;
 } p;
 shared float qs[MAX_HD];
 shared float gs[MAX_HD];
@@ -40,7 +41,7 @@ void main()
     for (uint j0 = 0u; j0 < limit; j0 += WG) {
         uint j = j0 + tid;
         float ds = 0.0;
-        if (j < limit && lt_attn_ok(b, i, j, p.Tq, p.q_offset, p.n_kv, p.has_seg, p.seg)) {
+        if (j < limit && lt_attn_ok(b, i, j, p.Tq, p.q_offset, p.n_kv, p.window, p.has_seg, p.seg)) {
             uint kb = ((b * p.Tk + j) * p.Hkv + kh) * p.hd;
             float s = 0.0, dp = 0.0;
             for (uint d = 0u; d < p.hd; d++) {

@@ -19,6 +19,7 @@ layout(push_constant) uniform P {
     uvec2 out_, lse, q, k, v, seg;
     uint B, Tq, Tk, H, Hkv, hd, kvdt, q_offset, n_kv, has_lse, has_seg;
     float scale;
+    uint window;
 } p;
 shared float qs[QB][MAX_HD];
 shared float ks[KT][MAX_HD];
@@ -44,7 +45,7 @@ void main()
     float m = -1.0 / 0.0, l = 0.0;
     uint i_last = min(i0 + QB, p.Tq) - 1u;
     uint limit = min(min(p.q_offset + i_last + 1u, p.n_kv), p.Tk); // of the last query
-    for (uint j0 = 0u; j0 < limit; j0 += KT) {
+    for (uint j0 = lt_attn_first(i0, p.q_offset, p.window); j0 < limit; j0 += KT) {
         for (uint x = tid; x < KT * p.hd; x += WG) {
             uint kk = x / p.hd, d = x % p.hd, j = j0 + kk;
             float kv = 0.0, vv = 0.0;
@@ -61,7 +62,7 @@ void main()
             uint qi = tid / KT, kj = tid % KT, i = i0 + qi, j = j0 + kj;
             float s = -1.0 / 0.0;
             if (i < p.Tq && j < p.Tk &&
-                lt_attn_ok(b, i, j, p.Tq, p.q_offset, p.n_kv, p.has_seg, p.seg)) {
+                lt_attn_ok(b, i, j, p.Tq, p.q_offset, p.n_kv, p.window, p.has_seg, p.seg)) {
                 float dot = 0.0;
                 for (uint d = 0u; d < p.hd; d++)
                     dot = fma(qs[qi][d], ks[kj][d], dot);

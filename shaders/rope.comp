@@ -1,12 +1,13 @@
 #version 450
 // rope.comp - rotary position embedding, "rotate_half" layout, in place on x [N, H, hd];
-// one invocation per (token, head, pair). inverse rotates the other way (the backward).
+// one invocation per (token, head, pair), cos and sin scaled by mscale. inverse rotates the
+// other way (the backward).
 #include "lt_common.glsl"
 layout(local_size_x = 64) in;
 layout(push_constant) uniform P {
-    uvec2 x, pos;
+    uvec2 x, pos, inv;
     uint N, H, hd, inverse;
-    float theta;
+    float mscale;
 } p;
 void main()
 {
@@ -15,9 +16,9 @@ void main()
     if (g >= p.N * p.H * half_)
         return;
     uint i = g % half_, row = g / half_, n = row / p.H;
-    float f = 1.0 / pow(p.theta, float(2u * i) / float(p.hd)); // as the CPU backend
+    float f = F32Buf(p.inv).d[i]; // inverse frequency of pair i, made on the host
     float a = float(I32Buf(p.pos).d[n]) * f;
-    float c = cos(a), s = sin(a);
+    float c = p.mscale * cos(a), s = p.mscale * sin(a);
     if (p.inverse != 0u)
         s = -s;
     F32Buf x = F32Buf(p.x);

@@ -118,7 +118,7 @@ static lt_tensor *ids(lt_device *dev, int64_t n, int64_t hi)
 /* Runs one call of case c on tensors t. */
 static lt_status run_once(const bcase *c, lt_tensor **t)
 {
-    lt_attn_params ap = {0.125f, 0, 0};
+    lt_attn_params ap = {0.125f, 0, 0, 0};
     lt_adamw_params ad = {1e-4f, 0.9f, 0.999f, 1e-8f, 0.01f, 1};
     switch (c->kind) {
     case K_MATMUL: return lt_matmul(t[2], t[0], t[1], false, c->d != 0, 1.0f, 0.0f);
@@ -129,7 +129,7 @@ static lt_status run_once(const bcase *c, lt_tensor **t)
                                      &ap);
     case K_RMS: return lt_rmsnorm(t[1], t[3], t[0], t[2], 1e-5f);
     case K_LN: return lt_layernorm(t[1], t[4], t[3], t[0], t[2], t[2], 1e-5f);
-    case K_ROPE: return lt_rope(t[0], t[1], 10000.0f);
+    case K_ROPE: return lt_rope(t[0], t[1], t[2], 1.0f);
     case K_CE: return lt_cross_entropy(t[2], NULL, t[3], t[0], t[1], -100, 1.0f, 0);
     case K_SWIGLU: return lt_swiglu(t[2], t[0], t[1]);
     case K_GELU: return lt_gelu(t[1], t[0]);
@@ -166,7 +166,7 @@ static bool setup(lt_device *dev, const bcase *c, lt_tensor **t, double *work, b
             t[i] = rnd(dev, LT_F32, 4, s, 1);
         t[4] = rnd(dev, LT_F32, 3, sl, 0);
         if (!t[4] || lt_attention(t[3], t[4], t[0], t[1], t[2], NULL,
-                                  &(lt_attn_params){0.125f, 0, 0}) != LT_OK)
+                                  &(lt_attn_params){0.125f, 0, 0, 0}) != LT_OK)
             return false;
         if (c->kind == K_ATTN_BW)
             for (int i = 5; i < 9; i++)
@@ -189,8 +189,13 @@ static bool setup(lt_device *dev, const bcase *c, lt_tensor **t, double *work, b
     case K_ROPE: {
         int64_t s[3] = {a, b, cc};
         t[0] = rnd(dev, LT_F32, 3, s, 1), t[1] = ids(dev, a, 4096);
+        t[2] = lt_tensor_new_1d(dev, LT_F32, cc / 2);
+        float inv[512];
+        lt_rope_inv_freq(inv, cc, 10000.0f);
+        if (t[2] && lt_tensor_upload(t[2], inv, (size_t)(cc / 2) * sizeof(float)) != LT_OK)
+            return false;
         *work = 2.0 * (double)a * (double)b * (double)cc * 4;
-        return t[0] && t[1];
+        return t[0] && t[1] && t[2];
     }
     case K_CE: {
         int64_t s[2] = {a, b};

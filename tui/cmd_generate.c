@@ -7,6 +7,7 @@
  */
 #include "cli.h"
 
+#include "export/gguf_model.h"
 #include "export/peft.h"
 #include "model/generate.h"
 #include "tokenizer/tokenizer.h"
@@ -220,7 +221,10 @@ int lt_cmd_generate(int argc, char **argv)
     lt_tok_ids enc = {0};
     char *text = NULL;
     /* text needs a tokenizer; with ids it is optional (decoded output when present) */
-    if (lt_tokenizer_load_dir(model, &tok, err, sizeof(err)) != LT_TOK_OK && prompt) {
+    bool tok_ok = lt_gguf_is_path(model)
+                      ? lt_gguf_tokenizer_load(model, &tok, err, sizeof(err)) == LT_MODEL_OK
+                      : lt_tokenizer_load_dir(model, &tok, err, sizeof(err)) == LT_TOK_OK;
+    if (!tok_ok && prompt) {
         lt_cli_fail("generate", LT_EXIT_FAIL, "--prompt needs the model's tokenizer: %s", err);
         goto out;
     }

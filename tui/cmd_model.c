@@ -72,6 +72,14 @@ static void human_bytes(char *buf, size_t n, double b)
 }
 
 /* `model info FILE.gguf`: the file's metadata as lathe reads it. */
+static const char *rope_type_name(lt_rope_type t)
+{
+    return t == LT_ROPE_LINEAR   ? "linear"
+           : t == LT_ROPE_LLAMA3 ? "llama3"
+           : t == LT_ROPE_YARN   ? "yarn"
+                                 : "default";
+}
+
 /* The model's shape and parameter counts, as `model info --json` reports them for a folder
  * and for a GGUF file alike. */
 static void config_json(cJSON *o, const lt_model_config *c, const int64_t *params, int64_t total)
@@ -85,6 +93,20 @@ static void config_json(cJSON *o, const lt_model_config *c, const int64_t *param
     cJSON_AddNumberToObject(o, "vocab_size", (double)c->vocab);
     cJSON_AddNumberToObject(o, "context", (double)c->max_pos);
     cJSON_AddBoolToObject(o, "tied_embeddings", c->tie_embeddings);
+    if (c->rope_scaling.type == LT_ROPE_DEFAULT) {
+        cJSON_AddNullToObject(o, "rope_scaling");
+    } else {
+        cJSON *r = cJSON_AddObjectToObject(o, "rope_scaling");
+        cJSON_AddStringToObject(r, "type", rope_type_name(c->rope_scaling.type));
+        cJSON_AddNumberToObject(r, "factor", c->rope_scaling.factor);
+        if (c->rope_scaling.original_max_pos > 0)
+            cJSON_AddNumberToObject(r, "original_context",
+                                    (double)c->rope_scaling.original_max_pos);
+    }
+    if (c->sliding_window > 0)
+        cJSON_AddNumberToObject(o, "sliding_window", (double)c->sliding_window);
+    else
+        cJSON_AddNullToObject(o, "sliding_window");
     cJSON *p = cJSON_AddObjectToObject(o, "parameters");
     for (int k = 0; k < LT_PARAM_KIND_COUNT; k++)
         cJSON_AddNumberToObject(p, lt_param_kind_name((lt_param_kind)k), (double)params[k]);
@@ -99,6 +121,18 @@ static void config_print(const lt_model_config *c, const int64_t *params, int64_
            (long long)c->n_kv_heads, (long long)c->head_dim, (long long)c->ffn);
     printf("vocab          %lld, context %lld%s\n", (long long)c->vocab, (long long)c->max_pos,
            c->tie_embeddings ? ", tied embeddings" : "");
+    if (c->rope_scaling.type != LT_ROPE_DEFAULT || c->sliding_window > 0) {
+        printf("positions      ");
+        if (c->rope_scaling.type != LT_ROPE_DEFAULT)
+            printf("%s rope scaling x%g", rope_type_name(c->rope_scaling.type),
+                   c->rope_scaling.factor);
+        if (c->rope_scaling.original_max_pos > 0)
+            printf(" over %lld", (long long)c->rope_scaling.original_max_pos);
+        if (c->sliding_window > 0)
+            printf("%ssliding window %lld", c->rope_scaling.type != LT_ROPE_DEFAULT ? ", " : "",
+                   (long long)c->sliding_window);
+        printf("\n");
+    }
     printf("parameters     %lld\n", (long long)total);
     for (int k = 0; k < LT_PARAM_KIND_COUNT; k++)
         printf("  %-12s %lld\n", lt_param_kind_name((lt_param_kind)k), (long long)params[k]);

@@ -4,8 +4,10 @@
  * Both run on tiles through BLAS: a tile is a block of at most QB queries of one (batch,
  * head) against the keys the block's last query can see, so the causal upper half is skipped
  * but for one triangle per block. Forward: S = scale Q K^T (sgemm), masking (causal, segment
- * ids) and a max-subtracted softmax per row with the stored log-sum-exp, then O = P V (sgemm)
- * divided by the row sums. Backward: probabilities are recomputed from the stored log-sum-exp,
+ * ids, sliding window) and a max-subtracted softmax per row with the stored log-sum-exp, then
+ * O = P V (sgemm) divided by the row sums. With a sliding window a forward tile starts at the
+ * first key its first query sees; the backward masks, and skips key blocks no query of a
+ * block sees. Backward: probabilities are recomputed from the stored log-sum-exp,
  * dP = dO V^T, dS = scale P (dP - rowsum(P o dP)), then dQ = dS K, dV += P^T dO and
  * dK += dS^T Q, all sgemm. With enough (batch, kv head) pairs for the threads, one task per
  * pair writes dq, dk and dv (query blocks in order, heads of the group in order). Otherwise
@@ -28,6 +30,7 @@
 
 typedef struct attn_geom {
     int64_t B, Tq, Tk, H, Hkv, hd, group, q_offset, n_kv;
+    int64_t window;   /* sliding window (keys per query, itself included), 0 = none */
     int64_t qb;       /* queries per tile */
     int64_t ldq, ldk; /* row strides of q/out/dout (H*hd) and of k/v/dk/dv (Hkv*hd) */
     float scale;
@@ -49,6 +52,7 @@ static attn_geom geom(const lt_tensor *q, const lt_tensor *k, const lt_tensor *s
     g.n_kv = p->n_kv > 0 ? p->n_kv : g.Tk;
     if (g.n_kv > g.Tk)
         g.n_kv = g.Tk;
+    g.window = p->window;
     g.scale = p->scale;
     g.seg = seg ? lt_cpu_i(seg) : NULL;
     g.qb = QB;
@@ -64,6 +68,13 @@ static inline int64_t visible(const attn_geom *g, int64_t i)
 {
     int64_t lim = g->q_offset + i + 1;
     return lim < g->n_kv ? lim : g->n_kv;
+}
+
+/* First key query i may see: 0, or with a sliding window q_offset + i - window + 1. */
+static inline int64_t first_visible(const attn_geom *g, int64_t i)
+{
+    int64_t lo = g->window > 0 ? g->q_offset + i - g->window + 1 : 0;
+    return lo > 0 ? lo : 0;
 }
 
 /* Rows [j0, j1) of kv head kh of batch b as f32: either straight into the tensor (stride
@@ -93,12 +104,15 @@ static inline void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float
 }
 
 /* Sets the scores of row i (query i of batch b) that the query may not see to -inf: keys
- * j0 + j for j in [0, n) past the causal limit or in another segment. */
+ * j0 + j for j in [0, n) past the causal limit, before the sliding window or in another
+ * segment. */
 static inline void mask_row(const attn_geom *g, float *s, int64_t b, int64_t i, int64_t j0,
                             int64_t n)
 {
     int64_t lim = visible(g, i) - j0;
     for (int64_t j = lim < 0 ? 0 : lim; j < n; j++)
+        s[j] = -INFINITY;
+    for (int64_t j = 0, lo = first_visible(g, i) - j0; j < lo && j < n; j++)
         s[j] = -INFINITY;
     if (g->seg) {
         int32_t si = g->seg[b * g->Tq + i];
@@ -144,8 +158,10 @@ static void attn_fwd_tile(const attn_geom *g, attn_scratch *sc, const float *qp,
                           float *lp, const lt_tensor *k, const lt_tensor *v, int64_t b, int64_t h,
                           int64_t i0, int64_t i1)
 {
-    const int64_t n = i1 - i0, nk = visible(g, i1 - 1), kh = h / g->group;
-    const int64_t row0 = (b * g->Tq + i0) * g->ldq + h * g->hd;
+    /* keys [k0, k0 + nk): from the first key the block's first query sees (a sliding window
+     * starts it past 0) to the last key its last query sees */
+    const int64_t k0 = first_visible(g, i0), nk = visible(g, i1 - 1) - k0, kh = h / g->group;
+    const int64_t n = i1 - i0, row0 = (b * g->Tq + i0) * g->ldq + h * g->hd;
     float *o = op + row0;
     if (nk <= 0) { /* no query of the block sees a key */
         for (int64_t r = 0; r < n; r++) {
@@ -157,12 +173,12 @@ static void attn_fwd_tile(const attn_geom *g, attn_scratch *sc, const float *qp,
         return;
     }
     int64_t ks, vs;
-    const float *K = kv_rows(k, g, b, kh, 0, nk, sc->kb, &ks);
-    const float *V = kv_rows(v, g, b, kh, 0, nk, sc->vb, &vs);
+    const float *K = kv_rows(k, g, b, kh, k0, k0 + nk, sc->kb, &ks);
+    const float *V = kv_rows(v, g, b, kh, k0, k0 + nk, sc->vb, &vs);
     gemm(false, true, n, nk, g->hd, g->scale, qp + row0, g->ldq, K, ks, 0.0f, sc->s, nk);
     for (int64_t r = 0; r < n; r++) {
         float *s = sc->s + r * nk;
-        mask_row(g, s, b, i0 + r, 0, nk);
+        mask_row(g, s, b, i0 + r, k0, nk);
         float mx = -INFINITY;
 #pragma omp simd reduction(max : mx)
         for (int64_t j = 0; j < nk; j++)
@@ -400,7 +416,7 @@ static int attn_bw_dkv(const attn_geom *g, int nt, float *dk, float *dv, float *
                 for (int64_t i0 = i_first / g->qb * g->qb; i0 < g->Tq; i0 += g->qb) {
                     int64_t i1 = i0 + g->qb < g->Tq ? i0 + g->qb : g->Tq;
                     int64_t je = visible(g, i1 - 1) < j1 ? visible(g, i1 - 1) : j1;
-                    if (je <= j0)
+                    if (je <= j0 || first_visible(g, i0) >= j1)
                         continue;
                     int64_t n = i1 - i0, m = je - j0;
                     int64_t row0 = (b * g->Tq + i0) * g->ldq + h * g->hd;

@@ -229,8 +229,8 @@ lt_status lt_cpu_layernorm_backward(lt_device *dev, lt_tensor *dx, lt_tensor *dw
 
 /* ---- rotary embeddings ------------------------------------------------------------------ */
 
-lt_status lt_cpu_rope(lt_device *dev, lt_tensor *x, const lt_tensor *pos, float theta,
-                      bool inverse)
+lt_status lt_cpu_rope(lt_device *dev, lt_tensor *x, const lt_tensor *pos,
+                      const lt_tensor *inv_freq, float mscale, bool inverse)
 {
     int64_t hd = x->shape[x->ndim - 1], H = x->shape[x->ndim - 2];
     int64_t N = x->numel / (hd * H), half = hd / 2;
@@ -244,21 +244,20 @@ lt_status lt_cpu_rope(lt_device *dev, lt_tensor *x, const lt_tensor *pos, float 
     }
     const bool table = pmin >= 0 && pmax < N;
     const int64_t n_rows = table ? pmax + 1 : 0;
-    float *inv = malloc((size_t)(half + 2 * n_rows * half) * sizeof(float));
-    if (!inv)
+    float *tab = malloc((size_t)(2 * n_rows * half + 1) * sizeof(float));
+    if (!tab)
         return lt_dev_error(dev, LT_ERR_OOM, "lt_rope: out of host memory");
-    float *tc = inv + half, *ts = tc + n_rows * half;
-    /* inv_freq in float32, as Hugging Face computes it */
-    for (int64_t i = 0; i < half; i++)
-        inv[i] = 1.0f / powf(theta, (float)(2 * i) / (float)hd);
+    float *tc = tab, *ts = tc + n_rows * half;
+    const float *inv = lt_cpu_f(inv_freq); /* [half], computed by the caller */
     float *xp = lt_cpu_f(x);
-    float sign = inverse ? -1.0f : 1.0f;
+    /* cos and sin scaled by mscale (1 leaves them as they are: x * 1.0f == x) */
+    const float ms = mscale, sign = inverse ? -mscale : mscale;
     int nt = lt_cpu_nt(dev);
 #pragma omp parallel for schedule(static) num_threads(nt) if (n_rows * half > 4096)
     for (int64_t p = 0; p < n_rows; p++)
         for (int64_t i = 0; i < half; i++) {
             float a = (float)p * inv[i];
-            tc[p * half + i] = cosf(a);
+            tc[p * half + i] = ms * cosf(a);
             ts[p * half + i] = sign * sinf(a);
         }
 #pragma omp parallel for schedule(static) num_threads(nt) if (N * H * hd > 16384)
@@ -271,7 +270,7 @@ lt_status lt_cpu_rope(lt_device *dev, lt_tensor *x, const lt_tensor *pos, float 
                 s = ts[pp[n] * half + i];
             } else {
                 float a = p * inv[i];
-                c = cosf(a);
+                c = ms * cosf(a);
                 s = sign * sinf(a);
             }
             for (int64_t h = 0; h < H; h++) {
@@ -282,7 +281,7 @@ lt_status lt_cpu_rope(lt_device *dev, lt_tensor *x, const lt_tensor *pos, float 
             }
         }
     }
-    free(inv);
+    free(tab);
     return LT_OK;
 }
 

@@ -462,17 +462,17 @@ static lt_status vk_layernorm_backward(lt_device *dev, lt_tensor *dx, lt_tensor 
 
 /* ---- rope, attention --------------------------------------------------------------------- */
 
-static lt_status vk_rope(lt_device *dev, lt_tensor *x, const lt_tensor *pos, float theta,
-                         bool inverse)
+static lt_status vk_rope(lt_device *dev, lt_tensor *x, const lt_tensor *pos,
+                         const lt_tensor *inv_freq, float mscale, bool inverse)
 {
     lt_vk *vk = lt_vk_of(dev);
     int64_t hd = x->shape[x->ndim - 1], H = x->shape[x->ndim - 2], N = x->numel / (hd * H);
     struct {
-        addr_t x, pos;
+        addr_t x, pos, inv;
         uint32_t N, H, hd, inverse;
-        float theta;
-    } pc = {A(x), A(pos), u32(N), u32(H), u32(hd), inverse, theta};
-    lt_vk_range r[] = {R(x), R(pos)}, w[] = {R(x)};
+        float mscale;
+    } pc = {A(x), A(pos), A(inv_freq), u32(N), u32(H), u32(hd), inverse, mscale};
+    lt_vk_range r[] = {R(x), R(pos), R(inv_freq)}, w[] = {R(x)};
     lt_status st = lt_vk_op_begin(vk, inverse ? "rope_backward" : "rope");
     if (st == LT_OK)
         st = RUN(vk, "rope", pc, cdiv((uint64_t)(N * H * (hd / 2)), 64), r, w);
@@ -482,6 +482,7 @@ static lt_status vk_rope(lt_device *dev, lt_tensor *x, const lt_tensor *pos, flo
 
 typedef struct attn_geom {
     uint32_t B, Tq, Tk, H, Hkv, hd, kvdt, q_offset, n_kv;
+    uint32_t window; /* 0 = none (also when it is wider than every query's reach) */
 } attn_geom;
 
 static lt_status attn_geometry(lt_vk *vk, const lt_tensor *q, const lt_tensor *k,
@@ -496,6 +497,7 @@ static lt_status attn_geometry(lt_vk *vk, const lt_tensor *q, const lt_tensor *k
     g->kvdt = (uint32_t)k->dtype;
     g->q_offset = u32(p->q_offset);
     g->n_kv = p->n_kv > 0 ? u32(p->n_kv) : g->Tk;
+    g->window = p->window > 0 && p->window < p->q_offset + q->shape[1] ? u32(p->window) : 0;
     if (g->hd > 256)
         return lt_dev_error(vk->dev, LT_ERR_UNSUPPORTED,
                             "%s: attention supports head dims up to 256, got %u",
@@ -516,8 +518,9 @@ static lt_status vk_attention(lt_device *dev, lt_tensor *out, lt_tensor *lse, co
         addr_t out, lse, q, k, v, seg;
         uint32_t B, Tq, Tk, H, Hkv, hd, kvdt, q_offset, n_kv, has_lse, has_seg;
         float scale;
+        uint32_t window;
     } pc = {A(out), A(lse), A(q), A(k), A(v), A(seg), g.B, g.Tq, g.Tk, g.H, g.Hkv, g.hd,
-            g.kvdt, g.q_offset, g.n_kv, lse != NULL, seg != NULL, p->scale};
+            g.kvdt, g.q_offset, g.n_kv, lse != NULL, seg != NULL, p->scale, g.window};
     lt_vk_range r[] = {R(q), R(k), R(v), seg ? R(seg) : R(q)},
                 w[] = {R(out), lse ? R(lse) : R(out)};
     /* the tiled kernel (8 queries per workgroup) where its 24 KiB of shared memory fit */
@@ -553,8 +556,10 @@ static lt_status vk_attention_backward(lt_device *dev, lt_tensor *dq, lt_tensor 
             addr_t dq, delta, dout, out, q, k, v, lse, seg;
             uint32_t B, Tq, Tk, H, Hkv, hd, kvdt, q_offset, n_kv, has_seg;
             float scale;
+            uint32_t window;
         } pc = {A(dq), delta, A(dout), A(out), A(q), A(k), A(v), A(lse), A(seg), g.B, g.Tq,
-                g.Tk, g.H, g.Hkv, g.hd, g.kvdt, g.q_offset, g.n_kv, seg != NULL, p->scale};
+                g.Tk, g.H, g.Hkv, g.hd, g.kvdt, g.q_offset, g.n_kv, seg != NULL, p->scale,
+                g.window};
         lt_vk_range r[] = {R(dout), R(out), R(q), R(k), R(v), R(lse), seg ? R(seg) : R(q)},
                     w[] = {R(dq), RA(delta, delta_bytes)};
         st = RUN(vk, "attention_bwd_dq", pc, (uint64_t)g.B * g.H * g.Tq, r, w);
@@ -564,8 +569,10 @@ static lt_status vk_attention_backward(lt_device *dev, lt_tensor *dq, lt_tensor 
             addr_t dk, dv, dout, q, k, v, lse, delta, seg;
             uint32_t B, Tq, Tk, H, Hkv, hd, kvdt, q_offset, n_kv, has_seg;
             float scale;
+            uint32_t window;
         } pc = {A(dk), A(dv), A(dout), A(q), A(k), A(v), A(lse), delta, A(seg), g.B, g.Tq,
-                g.Tk, g.H, g.Hkv, g.hd, g.kvdt, g.q_offset, g.n_kv, seg != NULL, p->scale};
+                g.Tk, g.H, g.Hkv, g.hd, g.kvdt, g.q_offset, g.n_kv, seg != NULL, p->scale,
+                g.window};
         lt_vk_range r[] = {R(dout), R(q), R(k), R(v), R(lse), RA(delta, delta_bytes),
                            seg ? R(seg) : R(q)},
                     w[] = {R(dk), R(dv)};

@@ -45,9 +45,7 @@ lt_eval_status eval_mc_scorer_new(lt_model *m, eval_mc_scorer **out, char *err, 
     if (!s)
         return LT_EVAL_NOMEM;
     s->m = m;
-    s->ctx = mc->max_pos;
-    if (mc->sliding_window > 0 && mc->sliding_window < s->ctx)
-        s->ctx = mc->sliding_window;
+    s->ctx = mc->max_pos; /* a sliding window is masked in attention, not a cap */
     lt_forward_opts fp = {1, s->ctx, false, true}, fc = {1, MC_CHUNK, false, false};
     if (lt_forward_new(m, &fp, &s->pre, e, sizeof(e)) != LT_MODEL_OK ||
         lt_forward_new(m, &fc, &s->cont, e, sizeof(e)) != LT_MODEL_OK ||

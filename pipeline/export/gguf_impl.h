@@ -31,4 +31,8 @@ lt_model_status gguf_tok_write(lt_gguf_writer *w, const char *src_dir, int64_t n
 lt_model_status gguf_tok_to_hf(const lt_gguf_file *f, const char *out_dir, char *err,
                                size_t errlen);
 
+/* The same two files as text (malloc'd, the caller frees both; NULL on failure). */
+lt_model_status gguf_tok_json(const lt_gguf_file *f, char **tok_json, char **cfg_json,
+                              char *err, size_t errlen);
+
 #endif

@@ -277,6 +277,15 @@ lt_model_status lt_gguf_export_model(const char *src_dir, const char *out_path,
     lt_model_status st = open_base(src_dir, &c, &arch, err, errlen);
     if (st)
         return st;
+    if (c.rope_scaling.type != LT_ROPE_DEFAULT)
+        return gguf_fail(LT_MODEL_ERR_UNSUPPORTED, err, errlen,
+                         "%s: rope_scaling (%s) is not written to GGUF yet; the file would "
+                         "run with plain rotary positions. Export the safetensors folder "
+                         "instead",
+                         src_dir,
+                         c.rope_scaling.type == LT_ROPE_LLAMA3  ? "llama3"
+                         : c.rope_scaling.type == LT_ROPE_YARN ? "yarn"
+                                                               : "linear");
     if (c.sliding_window > 0 && c.sliding_window < c.max_pos)
         snprintf(info->note, sizeof(info->note),
                  "sliding window %lld is not expressed in GGUF's llama architecture",

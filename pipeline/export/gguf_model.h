@@ -13,8 +13,9 @@
  * llama.cpp knows for the split ("gpt-2", "llama-bpe", "qwen2", "smollm", "default"), special
  * ids, add_bos_token and the chat template.
  *
- * Reading inverts every step (dims, transposes, the permutation, dequantization) into a
- * private Hugging Face folder that lt_model_load then loads as usual.
+ * Reading inverts every step (dims, transposes, the permutation, dequantization), streamed
+ * tensor by tensor into a model (lt_gguf_model_load) or written as a Hugging Face folder
+ * (lt_gguf_to_hf).
  */
 #ifndef LATHE_GGUF_MODEL_H
 #define LATHE_GGUF_MODEL_H
@@ -106,12 +107,24 @@ lt_model_status lt_gguf_inspect(const char *path, lt_gguf_summary *out, char *er
                                 size_t errlen);
 
 /*
- * lt_model_load for a GGUF file (lt_model_load calls it for a ".gguf" path): rewrites it into
- * a private temporary folder (removed before returning) and loads that. weight_dtype as for
- * lt_model_load; Q8_0 weights dequantize to F32 (or F16 when asked).
+ * lt_model_load for a GGUF file (lt_model_load calls it for a ".gguf" path): every tensor is
+ * checked first (names, shapes), then each is decoded (F32, F16, BF16, Q8_0 dequantized) into
+ * one fp32 buffer in the Hugging Face layout and uploaded in the dtype weight_dtype asks for
+ * (stored = F32, or F16/BF16/NF4 as for lt_model_load), so the host holds about one tensor
+ * (two while a q/k permutation or transpose runs) beyond the mapped file. No folder is written.
  */
 lt_model_status lt_gguf_model_load(const char *path, lt_device *dev, int weight_dtype,
                                    lt_model **out, char *err, size_t errlen);
+
+/*
+ * The tokenizer of the GGUF model at path, rebuilt in memory from its byte-level BPE metadata
+ * (as lt_gguf_to_hf writes it); other vocabularies load from a tokenizer.json (and
+ * tokenizer_config.json) beside the file, else an error saying so. *out owned by the caller
+ * (lt_tokenizer_free).
+ */
+typedef struct lt_tokenizer lt_tokenizer;
+lt_model_status lt_gguf_tokenizer_load(const char *path, lt_tokenizer **out, char *err,
+                                       size_t errlen);
 
 /*
  * llama.cpp's q/k row permutation for arch llama on a [n_head * hd, cols] matrix (F32, row

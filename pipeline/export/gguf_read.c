@@ -8,10 +8,10 @@
  */
 #include "export/export_impl.h"
 #include "export/gguf_impl.h"
+#include "model/model_specs.h"
 #include "model/safetensors.h"
 #include "tokenizer/tokenizer.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -430,37 +430,176 @@ out:
     return st;
 }
 
-/* Removes the plain files of dir, then dir. */
-static void remove_dir(const char *dir)
+/* lt_model_source of a GGUF file: each tensor decoded to fp32 (dequantized), taken back to
+ * the Hugging Face layout, in one buffer that the next tensor replaces. */
+typedef struct gguf_src {
+    const lt_gguf_file *f;
+    const lt_model_config *c;
+    float *buf; /* the tensor handed out last, or NULL */
+} gguf_src;
+
+/* The GGUF tensor that becomes HF tensor name, with its mapping; NULL when none does. */
+static const lt_gguf_tensor *gguf_for(const gguf_src *g, const char *name, rmap *m)
 {
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *e;
-        char p[4400];
-        while ((e = readdir(d))) {
-            if (e->d_name[0] == '.')
-                continue;
-            snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-            unlink(p);
-        }
-        closedir(d);
+    int n = lt_gguf_tensor_count(g->f);
+    for (int i = 0; i < n; i++) {
+        const lt_gguf_tensor *t = lt_gguf_tensor_at(g->f, i);
+        if (rmap_name(g->c, t->name, m) && !strcmp(m->hf, name))
+            return t;
     }
-    rmdir(dir);
+    return NULL;
+}
+
+/* Checks, before anything is decoded, that every GGUF tensor is one lathe knows and every
+ * spec has its tensor with the shape the config implies. */
+static lt_model_status gguf_check(const gguf_src *g, const lt_wspec_list *l, char *err,
+                                  size_t errlen)
+{
+    int n = lt_gguf_tensor_count(g->f);
+    for (int i = 0; i < n; i++) {
+        const lt_gguf_tensor *t = lt_gguf_tensor_at(g->f, i);
+        rmap m;
+        if (!strcmp(t->name, "rope_freqs.weight"))
+            return gguf_fail(LT_MODEL_ERR_UNSUPPORTED, err, errlen,
+                             "tensor rope_freqs.weight (llama.cpp's form of Llama 3.1 rope "
+                             "scaling) is not read yet: load the Hugging Face folder instead");
+        if (!rmap_name(g->c, t->name, &m) || t->ndim > 2)
+            return gguf_fail(LT_MODEL_ERR_TENSOR, err, errlen,
+                             "tensor %s: not a tensor of a %s model lathe knows", t->name,
+                             lt_arch_name(g->c->arch));
+    }
+    for (int i = 0; i < l->n; i++) {
+        const lt_wspec *s = &l->s[i];
+        rmap m;
+        const lt_gguf_tensor *t = gguf_for(g, s->name, &m);
+        if (!t)
+            return gguf_fail(LT_MODEL_ERR_TENSOR, err, errlen,
+                             "the tensor lathe reads as \"%s\" is missing", s->name);
+        /* GGUF dims are reversed: ne[0] is the row length */
+        int64_t rows = t->ndim == 2 ? t->ne[1] : t->ne[0], cols = t->ndim == 2 ? t->ne[0] : 1;
+        if (m.transpose) {
+            int64_t tmp = rows;
+            rows = cols;
+            cols = tmp;
+        }
+        bool same = s->ndim == 2 ? t->ndim == 2 && rows == s->shape[0] && cols == s->shape[1]
+                                 : t->numel == s->shape[0];
+        if (!same)
+            return gguf_fail(LT_MODEL_ERR_TENSOR, err, errlen,
+                             "tensor %s: %lld x %lld, the config implies %s [%lld%s%lld]",
+                             t->name, (long long)rows, (long long)cols, s->name,
+                             (long long)s->shape[0], s->ndim == 2 ? ", " : "",
+                             s->ndim == 2 ? (long long)s->shape[1] : 0LL);
+        if (m.perm_heads && rows != m.perm_heads * g->c->head_dim)
+            return gguf_fail(LT_MODEL_ERR_TENSOR, err, errlen,
+                             "tensor %s: %lld rows, %lld heads x %lld expected", t->name,
+                             (long long)rows, (long long)m.perm_heads,
+                             (long long)g->c->head_dim);
+    }
+    return LT_MODEL_OK;
+}
+
+static lt_model_status gguf_get(void *ctx, const lt_wspec *s, lt_st_tensor *out, char *err,
+                                size_t errlen)
+{
+    gguf_src *g = ctx;
+    rmap m;
+    free(g->buf);
+    g->buf = NULL;
+    const lt_gguf_tensor *t = gguf_for(g, s->name, &m);
+    if (!t)
+        return gguf_fail(LT_MODEL_ERR_TENSOR, err, errlen, "tensor \"%s\" is missing",
+                         s->name);
+    int64_t rows = t->ndim == 2 ? t->ne[1] : t->ne[0], cols = t->ndim == 2 ? t->ne[0] : 1;
+    float *x = malloc((size_t)t->numel * sizeof(float) + 1), *y = NULL;
+    if (!x)
+        return gguf_fail(LT_MODEL_ERR_OOM, err, errlen, "%s: out of host memory for %lld floats",
+                         t->name, (long long)t->numel);
+    lt_ggml_decode(t->type, t->data, t->numel, x);
+    if (m.transpose || m.perm_heads) {
+        if (!(y = malloc((size_t)t->numel * sizeof(float) + 1))) {
+            free(x);
+            return gguf_fail(LT_MODEL_ERR_OOM, err, errlen, "%s: out of host memory", t->name);
+        }
+        if (m.transpose) {
+            for (int64_t r = 0; r < rows; r++)
+                for (int64_t k = 0; k < cols; k++)
+                    y[k * rows + r] = x[r * cols + k];
+        } else {
+            lt_gguf_permute_rows(x, y, m.perm_heads, g->c->head_dim, cols, true);
+        }
+        free(x);
+        x = y;
+    }
+    g->buf = x;
+    memset(out, 0, sizeof(*out));
+    out->name = s->name;
+    out->dtype = LT_ST_F32;
+    out->ndim = s->ndim;
+    out->shape[0] = s->shape[0];
+    out->shape[1] = s->ndim == 2 ? s->shape[1] : 0;
+    out->numel = t->numel;
+    out->begin = 0;
+    out->end = (uint64_t)t->numel * sizeof(float);
+    out->data = x;
+    return LT_MODEL_OK;
 }
 
 lt_model_status lt_gguf_model_load(const char *path, lt_device *dev, int weight_dtype,
                                    lt_model **out, char *err, size_t errlen)
 {
-    const char *tmpdir = getenv("TMPDIR");
-    char dir[4096];
-    snprintf(dir, sizeof(dir), "%s/lathe-gguf-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
-    if (!mkdtemp(dir))
-        return gguf_fail(LT_MODEL_ERR_IO, err, errlen, "%s: cannot make a temporary folder: %s",
-                         dir, strerror(errno));
-    lt_ggml_type dt = weight_dtype == LT_F16 ? LT_GGML_F16 : LT_GGML_F32;
-    lt_model_status st = lt_gguf_to_hf(path, dir, dt, err, errlen);
-    if (!st)
-        st = lt_model_load(dir, dev, weight_dtype, out, err, errlen);
-    remove_dir(dir);
+    lt_gguf_file *f = NULL;
+    lt_model_config c;
+    lt_wspec_list l = {0};
+    char e[1024];
+    *out = NULL;
+    lt_model_status st = lt_gguf_open(path, &f, err, errlen);
+    if (st)
+        return st;
+    gguf_src g = {f, &c, NULL};
+    if ((st = read_config(f, &c, e, sizeof(e))) || (st = lt_wspec_build(&c, "", &l)) ||
+        (st = gguf_check(&g, &l, e, sizeof(e)))) {
+        gguf_fail(st, err, errlen, "%s: %s", path, st == LT_MODEL_ERR_OOM ? "out of memory" : e);
+        goto out;
+    }
+    lt_model_source src = {&g, path, gguf_get, NULL};
+    st = lt_model_load_from(&c, &l, &src, dev, weight_dtype, out, err, errlen);
+out:
+    free(g.buf);
+    free(l.s);
+    lt_gguf_close(f);
+    return st;
+}
+
+lt_model_status lt_gguf_tokenizer_load(const char *path, lt_tokenizer **out, char *err,
+                                       size_t errlen)
+{
+    lt_gguf_file *f = NULL;
+    char *tj = NULL, *cj = NULL, e[1024];
+    *out = NULL;
+    lt_model_status st = lt_gguf_open(path, &f, err, errlen);
+    if (st)
+        return st;
+    st = gguf_tok_json(f, &tj, &cj, e, sizeof(e));
+    if (st == LT_MODEL_ERR_UNSUPPORTED) { /* a tokenizer.json beside the file */
+        char dir[4096];
+        const char *slash = strrchr(path, '/');
+        snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+        char te[512];
+        st = lt_tokenizer_load_dir(dir, out, te, sizeof(te)) == LT_TOK_OK
+                 ? LT_MODEL_OK
+                 : gguf_fail(LT_MODEL_ERR_UNSUPPORTED, err, errlen,
+                             "%s: %s; and no tokenizer beside it (%s)", path, e, te);
+    } else if (st) {
+        gguf_fail(st, err, errlen, "%s: %s", path, e);
+    } else if (lt_tokenizer_load_json(tj, strlen(tj), path, out, e, sizeof(e)) != LT_TOK_OK ||
+               lt_tokenizer_apply_config(*out, cj, strlen(cj), path, e, sizeof(e)) != LT_TOK_OK) {
+        lt_tokenizer_free(*out);
+        *out = NULL;
+        st = gguf_fail(LT_MODEL_ERR_FORMAT, err, errlen, "%s: tokenizer metadata: %s", path, e);
+    }
+    free(tj);
+    free(cj);
+    lt_gguf_close(f);
     return st;
 }

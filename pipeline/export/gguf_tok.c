@@ -326,9 +326,10 @@ static const char *token_at(const lt_gguf_kv *toks, int64_t id)
     return id >= 0 && (uint64_t)id < toks->n ? toks->strs[id] : NULL;
 }
 
-lt_model_status gguf_tok_to_hf(const lt_gguf_file *f, const char *out_dir, char *err,
-                               size_t errlen)
+lt_model_status gguf_tok_json(const lt_gguf_file *f, char **tok_json, char **cfg_json,
+                              char *err, size_t errlen)
 {
+    *tok_json = *cfg_json = NULL;
     const char *model = lt_gguf_get_str(f, "tokenizer.ggml.model");
     const char *pre = lt_gguf_get_str(f, "tokenizer.ggml.pre");
     const lt_gguf_kv *toks = lt_gguf_find_kv(f, "tokenizer.ggml.tokens");
@@ -346,7 +347,6 @@ lt_model_status gguf_tok_to_hf(const lt_gguf_file *f, const char *out_dir, char 
                          (unsigned long long)toks->n);
     lt_model_status st = LT_MODEL_OK;
     cJSON *root = cJSON_CreateObject(), *cfg = cJSON_CreateObject();
-    char *text = NULL, path[4200];
     cJSON_AddStringToObject(root, "version", "1.0");
     cJSON *added = cJSON_AddArrayToObject(root, "added_tokens");
     for (uint64_t i = 0; i < toks->n; i++) {
@@ -403,20 +403,32 @@ lt_model_status gguf_tok_to_hf(const lt_gguf_file *f, const char *out_dir, char 
     const char *tmpl = lt_gguf_get_str(f, "tokenizer.chat_template");
     if (tmpl)
         cJSON_AddStringToObject(cfg, "chat_template", tmpl);
-    snprintf(path, sizeof(path), "%s/tokenizer.json", out_dir);
-    if (!(text = cJSON_PrintUnformatted(root)) ||
-        (st = lt_export_write_file(path, text, strlen(text), err, errlen)))
-        goto out;
-    free(text);
-    snprintf(path, sizeof(path), "%s/tokenizer_config.json", out_dir);
-    if (!(text = cJSON_Print(cfg)) ||
-        (st = lt_export_write_file(path, text, strlen(text), err, errlen)))
-        goto out;
-out:
-    if (!text && !st)
+    *tok_json = cJSON_PrintUnformatted(root);
+    *cfg_json = cJSON_Print(cfg);
+    if (!*tok_json || !*cfg_json) {
+        free(*tok_json);
+        free(*cfg_json);
+        *tok_json = *cfg_json = NULL;
         st = gguf_fail(LT_MODEL_ERR_OOM, err, errlen, "out of memory");
-    free(text);
+    }
     cJSON_Delete(root);
     cJSON_Delete(cfg);
+    return st;
+}
+
+lt_model_status gguf_tok_to_hf(const lt_gguf_file *f, const char *out_dir, char *err,
+                               size_t errlen)
+{
+    char *tok = NULL, *cfg = NULL, path[4200];
+    lt_model_status st = gguf_tok_json(f, &tok, &cfg, err, errlen);
+    if (st)
+        return st;
+    snprintf(path, sizeof(path), "%s/tokenizer.json", out_dir);
+    st = lt_export_write_file(path, tok, strlen(tok), err, errlen);
+    snprintf(path, sizeof(path), "%s/tokenizer_config.json", out_dir);
+    if (!st)
+        st = lt_export_write_file(path, cfg, strlen(cfg), err, errlen);
+    free(tok);
+    free(cfg);
     return st;
 }

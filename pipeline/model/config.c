@@ -3,10 +3,12 @@
  *
  * Every field is type-checked: a string where a number belongs, a negative size, heads that do
  * not divide, is an error naming the field. Fields that change the arithmetic in ways lathe
- * does not implement (rope_scaling other than "default", exotic activations, GPT-2's per-layer
- * attention scaling) are LT_MODEL_ERR_UNSUPPORTED.
+ * does not implement (rope_scaling other than default, linear, llama3 and yarn, exotic
+ * activations, GPT-2's per-layer attention scaling) are LT_MODEL_ERR_UNSUPPORTED.
  */
 #include "config.h"
+
+#include "compute.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -145,7 +147,91 @@ static lt_model_status parse_eos(ctx *c, lt_model_config *o)
     return LT_MODEL_OK;
 }
 
-/* rope_theta at the top level or inside rope_parameters; rope_scaling must be absent/default. */
+/* An optional number of obj: absent or null leaves *out; otherwise it must be a finite number
+ * (> 0 when positive). */
+static lt_model_status rope_num(ctx *c, const cJSON *obj, const char *where, const char *key,
+                                bool required, bool positive, double *out)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!j || cJSON_IsNull(j)) {
+        if (required)
+            return fail(LT_MODEL_ERR_CONFIG, c->err, c->errlen,
+                        "%s: \"%s\" needs \"%s\" for this rope type", c->label, where, key);
+        return LT_MODEL_OK;
+    }
+    if (!cJSON_IsNumber(j) || !isfinite(j->valuedouble) || (positive && !(j->valuedouble > 0)))
+        return fail(LT_MODEL_ERR_CONFIG, c->err, c->errlen, "%s: \"%s.%s\" must be a %snumber",
+                    c->label, where, key, positive ? "positive " : "");
+    *out = j->valuedouble;
+    return LT_MODEL_OK;
+}
+
+/* The scaling type and its parameters from rope_scaling / rope_parameters object rp. */
+static lt_model_status parse_rope_scaling(ctx *c, const cJSON *rp, const char *where,
+                                          lt_model_config *o)
+{
+    const cJSON *ty = cJSON_GetObjectItemCaseSensitive(rp, "rope_type");
+    if (!ty || cJSON_IsNull(ty))
+        ty = cJSON_GetObjectItemCaseSensitive(rp, "type");
+    if (!ty || cJSON_IsNull(ty))
+        return LT_MODEL_OK;
+    const char *names[] = {"default", "linear", "llama3", "yarn"};
+    int t = -1;
+    for (int i = 0; i < 4 && cJSON_IsString(ty); i++)
+        if (strcmp(ty->valuestring, names[i]) == 0)
+            t = i;
+    if (t < 0)
+        return fail(LT_MODEL_ERR_UNSUPPORTED, c->err, c->errlen,
+                    "%s: %s type '%.32s' is not supported; supported: default, linear, llama3, "
+                    "yarn",
+                    c->label, where, cJSON_IsString(ty) ? ty->valuestring : "(not a string)");
+    lt_rope_scaling *r = &o->rope_scaling;
+    memset(r, 0, sizeof *r);
+    r->type = (lt_rope_type)t;
+    if (r->type == LT_ROPE_DEFAULT)
+        return LT_MODEL_OK;
+    lt_model_status st;
+    double omax = 0, trunc_d = 1;
+    if ((st = rope_num(c, rp, where, "factor", true, true, &r->factor)))
+        return st;
+    if (r->type == LT_ROPE_LLAMA3 &&
+        ((st = rope_num(c, rp, where, "low_freq_factor", true, true, &r->low_freq_factor)) ||
+         (st = rope_num(c, rp, where, "high_freq_factor", true, true, &r->high_freq_factor))))
+        return st;
+    if (r->type == LT_ROPE_LLAMA3 && !(r->high_freq_factor > r->low_freq_factor))
+        return fail(LT_MODEL_ERR_CONFIG, c->err, c->errlen,
+                    "%s: \"%s\": high_freq_factor %g must exceed low_freq_factor %g", c->label,
+                    where, r->high_freq_factor, r->low_freq_factor);
+    if (r->type == LT_ROPE_LLAMA3 || r->type == LT_ROPE_YARN) {
+        if ((st = rope_num(c, rp, where, "original_max_position_embeddings",
+                           r->type == LT_ROPE_LLAMA3, true, &omax)))
+            return st;
+        if (omax != floor(omax) || omax > 1e12)
+            return fail(LT_MODEL_ERR_CONFIG, c->err, c->errlen,
+                        "%s: \"%s.original_max_position_embeddings\" must be an integer",
+                        c->label, where);
+        r->original_max_pos = (int64_t)omax;
+    }
+    if (r->type != LT_ROPE_YARN)
+        return LT_MODEL_OK;
+    r->beta_fast = 32;
+    r->beta_slow = 1;
+    const cJSON *tr = cJSON_GetObjectItemCaseSensitive(rp, "truncate");
+    if (tr && !cJSON_IsNull(tr) && !cJSON_IsBool(tr))
+        return fail(LT_MODEL_ERR_CONFIG, c->err, c->errlen,
+                    "%s: \"%s.truncate\" must be true or false", c->label, where);
+    trunc_d = tr && cJSON_IsFalse(tr) ? 0 : 1;
+    r->truncate = trunc_d != 0;
+    if ((st = rope_num(c, rp, where, "beta_fast", false, true, &r->beta_fast)) ||
+        (st = rope_num(c, rp, where, "beta_slow", false, true, &r->beta_slow)) ||
+        (st = rope_num(c, rp, where, "mscale", false, false, &r->mscale)) ||
+        (st = rope_num(c, rp, where, "mscale_all_dim", false, false, &r->mscale_all_dim)) ||
+        (st = rope_num(c, rp, where, "attention_factor", false, true, &r->attention_factor)))
+        return st;
+    return LT_MODEL_OK;
+}
+
+/* rope_theta at the top level or inside rope_parameters; the scaling from either object. */
 static lt_model_status parse_rope(ctx *c, lt_model_config *o)
 {
     lt_model_status st = get_num(c, c->root, "rope_theta", 10000.0, &o->rope_theta);
@@ -162,15 +248,85 @@ static lt_model_status parse_rope(ctx *c, lt_model_config *o)
         if (i == 0 && cJSON_GetObjectItemCaseSensitive(rp, "rope_theta") &&
             (st = get_num(c, rp, "rope_theta", 10000.0, &o->rope_theta)) != LT_MODEL_OK)
             return st;
-        const cJSON *ty = cJSON_GetObjectItemCaseSensitive(rp, "rope_type");
-        if (!ty)
-            ty = cJSON_GetObjectItemCaseSensitive(rp, "type");
-        if (ty && !(cJSON_IsString(ty) && strcmp(ty->valuestring, "default") == 0))
-            return fail(LT_MODEL_ERR_UNSUPPORTED, c->err, c->errlen,
-                        "%s: %s type \"%.32s\" is not supported (only plain rotary positions)",
-                        c->label, keys[i], cJSON_IsString(ty) ? ty->valuestring : "?");
+        if (o->rope_scaling.type == LT_ROPE_DEFAULT &&
+            (st = parse_rope_scaling(c, rp, keys[i], o)) != LT_MODEL_OK)
+            return st;
     }
+    if (o->rope_scaling.type == LT_ROPE_YARN && o->rope_scaling.original_max_pos == 0)
+        o->rope_scaling.original_max_pos = o->max_pos;
     return LT_MODEL_OK;
+}
+
+#define LT_CFG_PI 3.14159265358979323846
+
+/* YaRN's magnitude correction g(f, m) = 0.1 m ln f + 1 (1 when f <= 1). */
+static double yarn_get_mscale(double f, double m)
+{
+    return f <= 1 ? 1.0 : 0.1 * m * log(f) + 1.0;
+}
+
+/* YaRN's correction dimension: the pair index whose wavelength makes n rotations over the
+ * original context L. */
+static double yarn_corr_dim(double n, double dim, double theta, double L)
+{
+    return dim * log(L / (n * 2 * LT_CFG_PI)) / (2 * log(theta));
+}
+
+void lt_model_rope_freqs(const lt_model_config *c, float *inv, float *mscale)
+{
+    const int64_t hd = c->head_dim, half = hd / 2;
+    const lt_rope_scaling *r = &c->rope_scaling;
+    const float theta = (float)c->rope_theta;
+    *mscale = 1.0f;
+    lt_rope_inv_freq(inv, hd, theta);
+    if (r->type == LT_ROPE_LINEAR) {
+        for (int64_t i = 0; i < half; i++)
+            inv[i] /= (float)r->factor;
+    } else if (r->type == LT_ROPE_LLAMA3) {
+        /* float32 throughout, the Python scalars rounded to float as torch does */
+        const float L = (float)r->original_max_pos, lo = (float)r->low_freq_factor,
+                    factor = (float)r->factor;
+        const float lo_wl = (float)((double)r->original_max_pos / r->low_freq_factor);
+        const float hi_wl = (float)((double)r->original_max_pos / r->high_freq_factor);
+        const float span = (float)(r->high_freq_factor - r->low_freq_factor);
+        for (int64_t i = 0; i < half; i++) {
+            float f = inv[i], wl = (float)(2 * LT_CFG_PI) / f;
+            float scaled = wl > lo_wl ? f / factor : f;
+            if (!(wl < hi_wl) && !(wl > lo_wl)) {
+                float s = (L / wl - lo) / span;
+                scaled = (1.0f - s) * scaled / factor + s * scaled;
+            }
+            inv[i] = scaled;
+        }
+    } else if (r->type == LT_ROPE_YARN) {
+        const double dim = (double)hd, L = (double)r->original_max_pos;
+        double low = yarn_corr_dim(r->beta_fast, dim, c->rope_theta, L);
+        double high = yarn_corr_dim(r->beta_slow, dim, c->rope_theta, L);
+        if (r->truncate) {
+            low = floor(low);
+            high = ceil(high);
+        }
+        low = low > 0 ? low : 0;
+        high = high < dim - 1 ? high : dim - 1;
+        if (low == high)
+            high += 0.001;
+        const float factor = (float)r->factor, lo_f = (float)low, span = (float)(high - low);
+        for (int64_t i = 0; i < half; i++) {
+            float pos_freq = powf(theta, (float)(2 * i) / (float)hd);
+            float extra = 1.0f / pos_freq, inter = 1.0f / (factor * pos_freq);
+            float ramp = ((float)i - lo_f) / span;
+            ramp = ramp < 0.0f ? 0.0f : ramp > 1.0f ? 1.0f : ramp;
+            float ef = 1.0f - ramp; /* extrapolation weight */
+            inv[i] = inter * (1.0f - ef) + extra * ef;
+        }
+        double af = r->attention_factor;
+        if (!(af > 0))
+            af = r->mscale != 0 && r->mscale_all_dim != 0
+                     ? yarn_get_mscale(r->factor, r->mscale) /
+                           yarn_get_mscale(r->factor, r->mscale_all_dim)
+                     : yarn_get_mscale(r->factor, 1.0);
+        *mscale = (float)af;
+    }
 }
 
 static lt_model_status parse_llama(ctx *c, lt_model_config *o)
@@ -212,7 +368,9 @@ static lt_model_status parse_llama(ctx *c, lt_model_config *o)
     if (o->arch == LT_ARCH_QWEN2) {
         o->qkv_bias = true; /* implied by the architecture */
         o->o_bias = false; /* Qwen2's o_proj has no bias */
-        if ((st = get_bool(c, "use_sliding_window", false, &use_sw)))
+        if ((st = get_bool(c, "use_sliding_window", false, &use_sw)) ||
+            (st = get_int(c, "max_window_layers", 28, false, 0, 100000,
+                          &o->window_from_layer)))
             return st;
     } else {
         o->qkv_bias = o->o_bias = attn_bias;
@@ -376,6 +534,38 @@ bool lt_model_config_is_eos(const lt_model_config *c, int32_t id)
     return false;
 }
 
+/* "rope_scaling": null, or the type with the parameters it was read with. */
+static void add_rope_scaling(cJSON *o, const lt_rope_scaling *r)
+{
+    static const char *names[] = {"default", "linear", "llama3", "yarn"};
+    cJSON *rs = r->type == LT_ROPE_DEFAULT ? NULL : cJSON_AddObjectToObject(o, "rope_scaling");
+    if (!rs) {
+        cJSON_AddNullToObject(o, "rope_scaling");
+        return;
+    }
+    cJSON_AddStringToObject(rs, "rope_type", names[r->type]);
+    cJSON_AddNumberToObject(rs, "factor", r->factor);
+    if (r->type == LT_ROPE_LLAMA3) {
+        cJSON_AddNumberToObject(rs, "low_freq_factor", r->low_freq_factor);
+        cJSON_AddNumberToObject(rs, "high_freq_factor", r->high_freq_factor);
+    }
+    if (r->type == LT_ROPE_LLAMA3 || r->type == LT_ROPE_YARN)
+        cJSON_AddNumberToObject(rs, "original_max_position_embeddings",
+                                (double)r->original_max_pos);
+    if (r->type != LT_ROPE_YARN)
+        return;
+    cJSON_AddNumberToObject(rs, "beta_fast", r->beta_fast);
+    cJSON_AddNumberToObject(rs, "beta_slow", r->beta_slow);
+    if (r->mscale != 0)
+        cJSON_AddNumberToObject(rs, "mscale", r->mscale);
+    if (r->mscale_all_dim != 0)
+        cJSON_AddNumberToObject(rs, "mscale_all_dim", r->mscale_all_dim);
+    if (r->attention_factor > 0)
+        cJSON_AddNumberToObject(rs, "attention_factor", r->attention_factor);
+    if (!r->truncate)
+        cJSON_AddBoolToObject(rs, "truncate", false);
+}
+
 static void add_eos(cJSON *o, const lt_model_config *c)
 {
     if (c->n_eos == 1)
@@ -421,14 +611,16 @@ char *lt_model_config_to_json(const lt_model_config *c)
         cJSON_AddNumberToObject(o, "max_position_embeddings", (double)c->max_pos);
         cJSON_AddNumberToObject(o, "rms_norm_eps", c->norm_eps);
         cJSON_AddNumberToObject(o, "rope_theta", c->rope_theta);
-        cJSON_AddNullToObject(o, "rope_scaling");
+        add_rope_scaling(o, &c->rope_scaling);
         cJSON_AddStringToObject(o, "hidden_act", "silu");
         if (c->arch != LT_ARCH_QWEN2) {
             cJSON_AddBoolToObject(o, "attention_bias", c->qkv_bias);
             cJSON_AddBoolToObject(o, "mlp_bias", c->mlp_bias);
         }
-        if (c->arch == LT_ARCH_QWEN2)
+        if (c->arch == LT_ARCH_QWEN2) {
             cJSON_AddBoolToObject(o, "use_sliding_window", c->sliding_window > 0);
+            cJSON_AddNumberToObject(o, "max_window_layers", (double)c->window_from_layer);
+        }
         if (c->sliding_window > 0)
             cJSON_AddNumberToObject(o, "sliding_window", (double)c->sliding_window);
         else if (c->arch == LT_ARCH_MISTRAL)

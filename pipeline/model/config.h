@@ -42,6 +42,27 @@ bool lt_arch_is_llama_like(lt_arch a);
 
 #define LT_MODEL_MAX_EOS 8
 
+/* rope_scaling (or transformers 5's rope_parameters) "rope_type" / "type". */
+typedef enum lt_rope_type {
+    LT_ROPE_DEFAULT = 0, /* absent, null or "default": plain rotary */
+    LT_ROPE_LINEAR,      /* inv_freq / factor */
+    LT_ROPE_LLAMA3,      /* Llama 3.1's frequency bands */
+    LT_ROPE_YARN,        /* YaRN: blended frequencies, cos/sin times the attention factor */
+} lt_rope_type;
+
+/* The scaling parameters, as read (0 marks an absent optional value). */
+typedef struct lt_rope_scaling {
+    lt_rope_type type;
+    double factor;                      /* linear, llama3, yarn (required) */
+    double low_freq_factor;             /* llama3 (required) */
+    double high_freq_factor;            /* llama3 (required) */
+    int64_t original_max_pos;           /* llama3 (required); yarn (absent: max_pos) */
+    double beta_fast, beta_slow;        /* yarn (32, 1) */
+    double mscale, mscale_all_dim;      /* yarn, 0 = absent */
+    double attention_factor;            /* yarn, 0 = absent (derived from factor) */
+    bool truncate;                      /* yarn: floor/ceil the correction range (true) */
+} lt_rope_scaling;
+
 typedef struct lt_model_config {
     lt_arch arch;
     int64_t dim;        /* hidden_size / n_embd */
@@ -55,6 +76,9 @@ typedef struct lt_model_config {
     int64_t sliding_window; /* mistral / qwen2 with use_sliding_window; 0 = none */
     float norm_eps;     /* rms_norm_eps (1e-6 default) / layer_norm_epsilon (1e-5) */
     double rope_theta;  /* rope_theta or rope_parameters.rope_theta (10000 default) */
+    lt_rope_scaling rope_scaling; /* rope_scaling / rope_parameters (type default = none) */
+    int64_t window_from_layer; /* the sliding window applies to layers >= this (qwen2's
+                                  max_window_layers; 0 for mistral) */
     bool tie_embeddings; /* tie_word_embeddings (llama false, gpt2 true by default) */
     bool qkv_bias;      /* biases on q, k, v (qwen2, gpt2, llama attention_bias) */
     bool o_bias;        /* bias on the attention output (gpt2, llama attention_bias) */
@@ -71,6 +95,15 @@ typedef struct lt_model_config {
  */
 lt_model_status lt_model_config_parse(const char *json, size_t len, const char *label,
                                       lt_model_config *out, char *err, size_t errlen);
+
+/*
+ * The rotary inverse frequency of each of the head_dim/2 pairs, rescaled as the config's
+ * rope_scaling says (transformers' _compute_{default,linear,llama3,yarn}_parameters, in float32
+ * as they compute it), into inv (head_dim/2 floats), and the factor cos and sin are multiplied
+ * by into *mscale (YaRN's attention factor; 1 otherwise). Plain rotary gives exactly
+ * lt_rope_inv_freq(inv, head_dim, (float)rope_theta).
+ */
+void lt_model_rope_freqs(const lt_model_config *c, float *inv, float *mscale);
 
 /* Read DIR/config.json (dir may also be the path of a .json file). */
 lt_model_status lt_model_config_load(const char *dir, lt_model_config *out, char *err,

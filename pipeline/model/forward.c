@@ -515,10 +515,10 @@ static lt_model_status run_layer(lt_forward *f, int64_t l, lt_layer_acts *la, lt
         lt_tensor *k3 = vw(f, la->k, 0, 3, N, Hk, hd, 0, &ok);
         if (!ok)
             return fail(LT_MODEL_ERR_OOM, err, errlen, "cannot make views");
-        CK(lt_rope(q3, f->acts.pos, (float)c->rope_theta));
-        CK(lt_rope(k3, f->acts.pos, (float)c->rope_theta));
+        CK(lt_rope(q3, f->acts.pos, m->rope_inv, m->rope_mscale));
+        CK(lt_rope(k3, f->acts.pos, m->rope_inv, m->rope_mscale));
     }
-    lt_attn_params ap = {1.0f / sqrtf((float)hd), 0, 0};
+    lt_attn_params ap = {1.0f / sqrtf((float)hd), 0, 0, lt_model_layer_window(c, l)};
     if (cache) {
         const int64_t row = Hk * hd, Tm = cache->max_len;
         for (int64_t b = 0; b < B; b++) {
@@ -542,7 +542,7 @@ static lt_model_status run_layer(lt_forward *f, int64_t l, lt_layer_acts *la, lt
                 lt_tensor *vb = vw(f, cache->v[l], cb * Tm * row, 4, 1, Tm, Hk, hd, &ok);
                 if (!ok)
                     return fail(LT_MODEL_ERR_OOM, err, errlen, "cannot make cache views");
-                lt_attn_params apb = {ap.scale, pb, pb + T};
+                lt_attn_params apb = {ap.scale, pb, pb + T, ap.window};
                 CK(lt_attention(ob, NULL, qb, kb, vb, NULL, &apb));
             }
         } else {

@@ -153,9 +153,7 @@ lt_model_status lt_generate(lt_model *m, const int32_t *prompt, int n_prompt,
                     "generate: need a non-empty prompt and max_new_tokens >= 0");
     *n_out = 0;
     const lt_model_config *c = &m->cfg;
-    int64_t ctx = c->max_pos;
-    if (c->sliding_window > 0 && c->sliding_window < ctx)
-        ctx = c->sliding_window;
+    int64_t ctx = c->max_pos; /* a sliding window is masked in attention, not a cap */
     if (n_prompt > ctx)
         return fail(LT_MODEL_ERR_ARG, err, errlen,
                     "generate: prompt of %d tokens is longer than the model's context %lld",
@@ -250,9 +248,7 @@ lt_model_status lt_generate_batch(lt_model *m, const int32_t *const *prompts, co
                     "generate: need prompts, a batch >= 1 and max_new_tokens >= 0 (no "
                     "recompute)");
     const lt_model_config *c = &m->cfg;
-    int64_t ctx = c->max_pos;
-    if (c->sliding_window > 0 && c->sliding_window < ctx)
-        ctx = c->sliding_window;
+    int64_t ctx = c->max_pos; /* a sliding window is masked in attention, not a cap */
     int64_t max_total = 1, max_prompt = 1;
     for (int i = 0; i < n; i++) {
         n_outs[i] = 0;

@@ -311,6 +311,7 @@ static lt_tensor *upload(lt_model *m, const lt_st_tensor *t, const lt_wspec *s, 
             fail(LT_MODEL_ERR_OOM, err, errlen, "%s: out of host memory", s->name);
             return NULL;
         }
+#pragma omp parallel for schedule(static) if (t->numel >= (1 << 16))
         for (int64_t i = 0; i < t->numel; i++)
             f[i] = elem_f32(src + (size_t)i * esz, t->dtype);
         cs = lt_tensor_upload_f32(dt_t, f, t->numel);
@@ -403,15 +404,84 @@ static bool assign(lt_model *m, const lt_wspec *s, lt_tensor *t)
     return true;
 }
 
+/* The rotary inverse frequencies of m's config (its rope_scaling applied) on the device. */
+static lt_model_status rope_setup(lt_model *m, char *err, size_t errlen)
+{
+    m->rope_mscale = 1.0f;
+    if (!lt_arch_is_llama_like(m->cfg.arch))
+        return LT_MODEL_OK;
+    const int64_t half = m->cfg.head_dim / 2;
+    float *inv = malloc((size_t)half * sizeof(float));
+    m->rope_inv = lt_tensor_new_1d(m->dev, LT_F32, half);
+    if (!inv || !own(m, m->rope_inv)) {
+        free(inv);
+        return fail(LT_MODEL_ERR_OOM, err, errlen, "rotary frequencies: out of memory: %s",
+                    lt_device_last_error(m->dev));
+    }
+    lt_tensor_set_name(m->rope_inv, "rope.inv_freq");
+    lt_model_rope_freqs(&m->cfg, inv, &m->rope_mscale);
+    lt_status s = lt_tensor_upload(m->rope_inv, inv, (size_t)half * sizeof(float));
+    free(inv);
+    if (s != LT_OK)
+        return fail(LT_MODEL_ERR_DEVICE, err, errlen, "rotary frequencies: upload failed: %s",
+                    lt_device_last_error(m->dev));
+    return LT_MODEL_OK;
+}
+
+/* lt_model_source of a safetensors folder: the mapped tensor itself. */
+static lt_model_status st_get(void *ctx, const lt_wspec *s, lt_st_tensor *t, char *err,
+                              size_t errlen)
+{
+    const lt_st_tensor *f = lt_st_set_find(ctx, s->name, NULL);
+    if (!f)
+        return fail(LT_MODEL_ERR_TENSOR, err, errlen, "tensor \"%s\" is missing", s->name);
+    *t = *f;
+    return LT_MODEL_OK;
+}
+
+/* lt_model_source of a safetensors folder, after the upload: the file's pages of the tensor
+ * leave the resident set, so loading keeps the peak RSS at what was uploaded, not at the size
+ * of the files. */
+static void st_put(void *ctx, const lt_wspec *s, const lt_st_tensor *t)
+{
+    const lt_st_file *file = NULL;
+    (void)t;
+    if (lt_st_set_find(ctx, s->name, &file))
+        lt_st_evict(file, lt_st_find(file, s->name));
+}
+
 lt_model_status lt_model_load(const char *dir, lt_device *dev, int weight_dtype, lt_model **out,
                               char *err, size_t errlen)
 {
     lt_st_set *set = NULL;
     lt_wspec_list l = {0};
+    lt_model_config cfg;
     if (!dir || !dev || !out)
         return fail(LT_MODEL_ERR_ARG, err, errlen, "lt_model_load: NULL argument");
-    if (lt_gguf_is_path(dir)) /* a GGUF file: rewritten into a folder, then loaded below */
+    *out = NULL;
+    if (lt_gguf_is_path(dir)) /* a GGUF file: streamed tensor by tensor */
         return lt_gguf_model_load(dir, dev, weight_dtype, out, err, errlen);
+    lt_model_status st = lt_model_config_load(dir, &cfg, err, errlen);
+    if (st)
+        return st;
+    lt_st_status sst = lt_st_set_open_dir(dir, &set, err, errlen);
+    if (sst)
+        return sst == LT_ST_ERR_IO ? LT_MODEL_ERR_IO : LT_MODEL_ERR_FORMAT;
+    if (!(st = lt_wspec_build(&cfg, gpt2_prefix_of(set), &l)) &&
+        !(st = lt_wspec_check(&l, set, dir, err, errlen))) {
+        lt_model_source src = {set, dir, st_get, st_put};
+        st = lt_model_load_from(&cfg, &l, &src, dev, weight_dtype, out, err, errlen);
+    }
+    free(l.s);
+    lt_st_set_close(set);
+    return st;
+}
+
+lt_model_status lt_model_load_from(const lt_model_config *cfg, const lt_wspec_list *l,
+                                   const lt_model_source *src, lt_device *dev, int weight_dtype,
+                                   lt_model **out, char *err, size_t errlen)
+{
+    const char *dir = src->label;
     const bool nf4 = weight_dtype == LT_NF4 || weight_dtype == LT_MODEL_DTYPE_NF4_DQ;
     if (weight_dtype != LT_MODEL_DTYPE_STORED && !nf4 &&
         (weight_dtype < 0 || weight_dtype >= LT_DTYPE_COUNT || weight_dtype == LT_I32))
@@ -422,27 +492,20 @@ lt_model_status lt_model_load(const char *dir, lt_device *dev, int weight_dtype,
     if (!m)
         return fail(LT_MODEL_ERR_OOM, err, errlen, "out of memory");
     m->dev = dev;
-    lt_model_status st = lt_model_config_load(dir, &m->cfg, err, errlen);
-    if (st)
-        goto err_model;
-    lt_st_status sst = lt_st_set_open_dir(dir, &set, err, errlen);
-    if (sst) {
-        st = sst == LT_ST_ERR_IO ? LT_MODEL_ERR_IO : LT_MODEL_ERR_FORMAT;
-        goto err_model;
-    }
-    if ((st = lt_wspec_build(&m->cfg, gpt2_prefix_of(set), &l)) ||
-        (st = lt_wspec_check(&l, set, dir, err, errlen)))
-        goto err_model;
+    m->cfg = *cfg;
+    lt_model_status st = LT_MODEL_OK;
     m->layers = calloc((size_t)m->cfg.n_layers, sizeof(lt_layer_weights));
-    m->params = calloc((size_t)l.n, sizeof(lt_model_param));
+    m->params = calloc((size_t)l->n, sizeof(lt_model_param));
     if (!m->layers || !m->params) {
         st = fail(LT_MODEL_ERR_OOM, err, errlen, "out of memory");
         goto err_model;
     }
-    for (int i = 0; i < l.n; i++) {
-        const lt_wspec *s = &l.s[i];
-        const lt_st_file *tf = NULL;
-        const lt_st_tensor *t = lt_st_set_find(set, s->name, &tf);
+    for (int i = 0; i < l->n; i++) {
+        const lt_wspec *s = &l->s[i];
+        lt_st_tensor tt;
+        if ((st = src->get(src->ctx, s, &tt, err, errlen)))
+            goto err_model;
+        const lt_st_tensor *t = &tt;
         lt_dtype dt = st_to_lt(t->dtype);
         bool quantize = nf4 && s->ndim == 2 &&
                         (s->kind == LT_PARAM_ATTENTION || s->kind == LT_PARAM_MLP);
@@ -462,7 +525,8 @@ lt_model_status lt_model_load(const char *dir, lt_device *dev, int weight_dtype,
             dt = (lt_dtype)weight_dtype;
         m->nf4_dq = weight_dtype == LT_MODEL_DTYPE_NF4_DQ;
         lt_tensor *dtt = upload(m, t, s, dt, err, errlen);
-        lt_st_evict(tf, t); /* the file's pages of this tensor leave the resident set */
+        if (src->put)
+            src->put(src->ctx, s, t);
         if (!dtt) {
             st = LT_MODEL_ERR_DEVICE;
             goto err_model;
@@ -486,13 +550,11 @@ lt_model_status lt_model_load(const char *dir, lt_device *dev, int weight_dtype,
     }
     if (m->cfg.tie_embeddings)
         m->lm_head.w = m->tok_emb;
-    free(l.s);
-    lt_st_set_close(set);
+    if ((st = rope_setup(m, err, errlen)))
+        goto err_model;
     *out = m;
     return LT_MODEL_OK;
 err_model:
-    free(l.s);
-    lt_st_set_close(set);
     lt_model_free(m);
     return st;
 }

@@ -68,6 +68,9 @@ struct lt_model {
     lt_tensor *lnf_w, *lnf_b;  /* [D] final norm */
     lt_linear lm_head;         /* w [V, D]; == tok_emb when tied */
     lt_layer_weights *layers;  /* [n_layers] */
+    lt_tensor *rope_inv;       /* [hd/2] F32 rotary inverse frequencies (scaling applied);
+                                  NULL for gpt2 */
+    float rope_mscale;         /* cos/sin factor of the rotary (YaRN), 1 otherwise */
     lt_model_param *params;    /* one per file tensor used */
     int n_params;
     lt_tensor **owned;         /* every handle to free; views first */
@@ -108,6 +111,12 @@ typedef struct lt_forward_acts {
     lt_tensor *meanf, *rstdf; /* [N] */
     lt_tensor *logits;        /* [N, V] (or [B, V] with last_logits_only) */
 } lt_forward_acts;
+
+/* The sliding window of layer l for lt_attn_params.window (0 = none). */
+static inline int64_t lt_model_layer_window(const lt_model_config *c, int64_t l)
+{
+    return c->sliding_window > 0 && l >= c->window_from_layer ? c->sliding_window : 0;
+}
 
 /* The activations of the last lt_forward_run (for the backward pass). */
 const lt_forward_acts *lt_forward_get_acts(const lt_forward *f);

@@ -275,12 +275,12 @@ static lt_model_status layer_bwd(lt_backward *bw, const lt_forward_acts *a, int6
     /* attention: x_mid = x + o(attention(q, k, v)) */
     CK(linear_bwd(datt2, 0.0f, &g->o, dres, att2, &w->o));
     CK(lora_bwd(bw, la, l, LT_LSLOT_O, &gl[LT_LSLOT_O], &dres, 1, att2, datt2, N, &ok));
-    lt_attn_params ap = {1.0f / sqrtf((float)hd), 0, 0};
+    lt_attn_params ap = {1.0f / sqrtf((float)hd), 0, 0, lt_model_layer_window(c, l)};
     CK(lt_attention_backward(dq4, dk4, dv4, datt4, la->q, la->k, la->v, la->att, la->lse, a->seg,
                              &ap));
     if (!gpt2) {
-        CK(lt_rope_backward(dq3, a->pos, (float)c->rope_theta));
-        CK(lt_rope_backward(dk3, a->pos, (float)c->rope_theta));
+        CK(lt_rope_backward(dq3, a->pos, m->rope_inv, m->rope_mscale));
+        CK(lt_rope_backward(dk3, a->pos, m->rope_inv, m->rope_mscale));
     }
     bool need_dh1 = need_dx || g->ln1_w || g->ln1_b;
     lt_tensor *dqkv[3] = {dq2, dk2, dv2};

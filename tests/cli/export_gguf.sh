@@ -73,6 +73,10 @@ n=$(sqlite3 "$ws/lathe.db" "SELECT COUNT(*) FROM export_files WHERE sha256='$sha
 # the GGUF is a model source for lathe itself
 L generate --model "$out/m_f32.gguf" --prompt-ids 5,17,42 --max-tokens 4 >"$tmp/g.out" 2>&1
 check "lathe generate reads the GGUF" test $? -eq 0
+# text prompts: the tokenizer is rebuilt in memory from the file's metadata
+L generate --model "$out/m_f32.gguf" --prompt "Hello world" --max-tokens 4 --temperature 0 \
+    >"$tmp/gt.out" 2>&1
+check "lathe generate --prompt on the GGUF (tokenizer from its metadata)" test $? -eq 0
 
 # model info describes a GGUF file from its metadata
 "$lathe" model info "$out/m_q8_0.gguf" >"$tmp/i.out" 2>&1

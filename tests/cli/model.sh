@@ -19,6 +19,12 @@ check "info names the architecture" grep -q "architecture   llama" <<<"$out"
 check "info counts parameters" grep -q "parameters     26784" <<<"$out"
 out=$("$lathe" model info --json "$data/models/gpt2")
 check "info --json" grep -q '"architecture":[[:space:]]*"gpt2"' <<<"$out"
+out=$("$lathe" model info "$data/models/llama3_long")
+check "info shows llama3 rope scaling" grep -q "positions      llama3 rope scaling x8 over 32" <<<"$out"
+out=$("$lathe" model info "$data/models/mistral_window")
+check "info shows the sliding window" grep -q "positions      sliding window 16" <<<"$out"
+out=$("$lathe" model info --json "$data/models/yarn_long")
+check "info --json: yarn" grep -q '"type":[[:space:]]*"yarn"' <<<"$out"
 "$lathe" model info "$tmp/nothing" 2>"$tmp/err"
 check "info on a missing folder exits 1" test $? -eq 1
 check "info error names config.json" grep -q "config.json" "$tmp/err"

@@ -4,7 +4,9 @@
  * heads (H = 6, Hkv = 2), head dims 6 and 10, packed segments, KV-cache offsets with n_kv,
  * F16/BF16 keys and values, T up to 257, lengths that are not a multiple of the 64-query
  * tile, head dims 7 and 33; identical bits on a second backward; the one-pass backward (many
- * (batch, kv head) pairs per thread) and the two-pass backward (few) agree, on 1 and 8 threads.
+ * (batch, kv head) pairs per thread) and the two-pass backward (few) agree, on 1 and 8 threads;
+ * sliding windows (a query sees the window keys ending at itself), with and without a cache
+ * offset, packed segments and tiles that start past key 0.
  */
 #include "ops_ref.h"
 
@@ -16,6 +18,7 @@ typedef struct acase {
     int64_t B, Tq, Tk, H, Hkv, hd, q_offset, n_kv;
     int n_seg; /* 0 = no segment ids, else segments per sequence */
     lt_dtype kv;
+    int64_t window; /* sliding window, 0 = none */
 } acase;
 
 typedef struct actx {
@@ -41,6 +44,8 @@ static void attn_ref(const actx *x, double *out, double *lse)
                 for (int64_t j = 0; j < lim; j++) {
                     s[j] = -INFINITY;
                     if (x->seg && x->seg[b * c->Tq + i] != x->seg[b * c->Tk + j])
+                        continue;
+                    if (c->window > 0 && j <= c->q_offset + i - c->window)
                         continue;
                     double d = 0;
                     for (int64_t e = 0; e < hd; e++)
@@ -91,7 +96,7 @@ static bool attn_grads(lt_device *d, const actx *x, double **gq, double **gk, do
                        ref_tensor(d, LT_F32, NULL, 4, sq), ref_tensor(d, LT_F32, NULL, 3, sl),
                        ref_tensor(d, LT_F32, NULL, 4, sq), ref_tensor(d, LT_F32, NULL, 4, sk),
                        ref_tensor(d, LT_F32, NULL, 4, sk)};
-    lt_attn_params p = {1.0f / sqrtf((float)c->hd), c->q_offset, c->n_kv};
+    lt_attn_params p = {1.0f / sqrtf((float)c->hd), c->q_offset, c->n_kv, c->window};
     bool ok = lt_attention(t[4], t[5], t[0], t[1], t[2], seg, &p) == LT_OK &&
               lt_attention_backward(t[6], t[7], t[8], t[3], t[0], t[1], t[2], t[4], t[5], seg,
                                     &p) == LT_OK;
@@ -132,9 +137,9 @@ static void check_threads(const char *op, const actx *x, const double *gq, const
 static void run_case(const acase *c)
 {
     char op[96];
-    snprintf(op, sizeof op, "attention B%lld Tq%lld Tk%lld H%lld/%lld hd%lld off%lld%s%s",
+    snprintf(op, sizeof op, "attention B%lld Tq%lld Tk%lld H%lld/%lld hd%lld off%lld win%lld%s%s",
              (long long)c->B, (long long)c->Tq, (long long)c->Tk, (long long)c->H,
-             (long long)c->Hkv, (long long)c->hd, (long long)c->q_offset,
+             (long long)c->Hkv, (long long)c->hd, (long long)c->q_offset, (long long)c->window,
              c->n_seg ? " seg" : "", c->kv == LT_F32 ? "" : (c->kv == LT_F16 ? " f16" : " bf16"));
     int64_t sq[4] = {c->B, c->Tq, c->H, c->hd}, sk[4] = {c->B, c->Tk, c->Hkv, c->hd};
     int64_t sl[3] = {c->B, c->H, c->Tq}, ss[2] = {c->B, c->Tq};
@@ -164,7 +169,7 @@ static void run_case(const acase *c)
     lt_tensor *dq = ref_tensor(dev, LT_F32, NULL, 4, sq), *dk = ref_tensor(dev, LT_F32, NULL, 4, sk);
     lt_tensor *dv = ref_tensor(dev, LT_F32, NULL, 4, sk), *dk2 = ref_tensor(dev, LT_F32, NULL, 4, sk);
     lt_tensor *dq2 = ref_tensor(dev, LT_F32, NULL, 4, sq), *dv2 = ref_tensor(dev, LT_F32, NULL, 4, sk);
-    lt_attn_params p = {1.0f / sqrtf((float)c->hd), c->q_offset, c->n_kv};
+    lt_attn_params p = {1.0f / sqrtf((float)c->hd), c->q_offset, c->n_kv, c->window};
     CHECK(lt_attention(o, lse, q, k, v, seg, &p) == LT_OK, "%s: %s", op,
           lt_device_last_error(dev));
     CHECK(lt_attention_backward(dq, dk, dv, g, q, k, v, o, lse, seg, &p) == LT_OK, "%s: %s", op,
@@ -202,18 +207,24 @@ int main(void)
     if (!dev || !dev1 || !dev8)
         return test_summary();
     acase cases[] = {
-        {1, 1, 1, 1, 1, 6, 0, 0, 0, LT_F32},
-        {1, 7, 7, 6, 2, 6, 0, 0, 0, LT_F32},
-        {2, 33, 33, 6, 2, 10, 0, 0, 3, LT_F32},   /* packed: 3 segments */
-        {1, 3, 10, 4, 2, 6, 5, 8, 0, LT_F16},     /* KV cache: offset 5, 8 valid keys */
-        {2, 1, 9, 6, 2, 10, 8, 0, 0, LT_BF16},    /* one decoding step */
-        {1, 33, 40, 3, 3, 10, 7, 0, 0, LT_F32},
-        {1, 257, 257, 2, 1, 6, 0, 0, 2, LT_F32},  /* long, 2 segments */
-        {2, 33, 33, 6, 2, 64, 0, 0, 0, LT_BF16},
-        {1, 130, 130, 6, 2, 7, 0, 0, 3, LT_F32},  /* 2 full tiles and 2 queries, packed */
-        {3, 100, 100, 4, 2, 33, 0, 0, 2, LT_F32}, /* one-pass backward on the default threads */
-        {2, 70, 75, 8, 2, 33, 5, 0, 0, LT_F16},
-        {1, 129, 140, 2, 2, 7, 11, 137, 0, LT_F32},
+        {1, 1, 1, 1, 1, 6, 0, 0, 0, LT_F32, 0},
+        {1, 7, 7, 6, 2, 6, 0, 0, 0, LT_F32, 0},
+        {2, 33, 33, 6, 2, 10, 0, 0, 3, LT_F32, 0},   /* packed: 3 segments */
+        {1, 3, 10, 4, 2, 6, 5, 8, 0, LT_F16, 0},     /* KV cache: offset 5, 8 valid keys */
+        {2, 1, 9, 6, 2, 10, 8, 0, 0, LT_BF16, 0},    /* one decoding step */
+        {1, 33, 40, 3, 3, 10, 7, 0, 0, LT_F32, 0},
+        {1, 257, 257, 2, 1, 6, 0, 0, 2, LT_F32, 0},  /* long, 2 segments */
+        {2, 33, 33, 6, 2, 64, 0, 0, 0, LT_BF16, 0},
+        {1, 130, 130, 6, 2, 7, 0, 0, 3, LT_F32, 0},  /* 2 full tiles and 2 queries, packed */
+        {3, 100, 100, 4, 2, 33, 0, 0, 2, LT_F32, 0}, /* one-pass backward on the default threads */
+        {2, 70, 75, 8, 2, 33, 5, 0, 0, LT_F16, 0},
+        {1, 129, 140, 2, 2, 7, 11, 137, 0, LT_F32, 0},
+        {1, 9, 9, 2, 1, 6, 0, 0, 0, LT_F32, 1},      /* window 1: each query sees itself */
+        {2, 150, 150, 4, 2, 6, 0, 0, 0, LT_F32, 37}, /* window: tiles start past key 0 */
+        {3, 100, 100, 4, 2, 10, 0, 0, 2, LT_F32, 20}, /* window and packing, one-pass */
+        {1, 70, 90, 2, 1, 6, 20, 0, 0, LT_F16, 30},  /* window with a cache offset */
+        {2, 1, 60, 4, 2, 8, 59, 0, 0, LT_BF16, 16},  /* one decoding step in a window */
+        {1, 200, 200, 2, 2, 7, 0, 0, 0, LT_F32, 64}, /* window a tile wide */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         run_case(&cases[i]);

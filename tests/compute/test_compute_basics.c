@@ -231,15 +231,20 @@ static void test_bad_input(void)
            "lt_cross_entropy", NULL, "label count");
     expect(lt_cross_entropy(r3, NULL, NULL, a, ids, -100, 1, 0), LT_ERR_SHAPE,
            "lt_cross_entropy", NULL, "loss of 3 elements");
-    expect(lt_rope(a, ids, 10000), LT_ERR_SHAPE, "lt_rope", "f32[3, 4]", "rope 2-D");
+    lt_tensor *inv2 = lt_tensor_new_1d(dev, LT_F32, 2), *inv3 = lt_tensor_new_1d(dev, LT_F32, 3);
+    expect(lt_rope(a, ids, inv2, 1.0f), LT_ERR_SHAPE, "lt_rope", "f32[3, 4]", "rope 2-D");
+    lt_tensor *x3 = lt_tensor_new_3d(dev, LT_F32, 3, 1, 4);
+    expect(lt_rope(x3, ids, inv3, 1.0f), LT_ERR_SHAPE, "lt_rope", "inv_freq", "inv_freq size");
+    expect(lt_rope(x3, ids, inv2, 0.0f), LT_ERR_ARG, "lt_rope", "mscale", "mscale 0");
+    lt_tensor_free(inv2), lt_tensor_free(inv3), lt_tensor_free(x3);
     lt_tensor *q = lt_tensor_new_4d(dev, LT_F32, 1, 3, 6, 4), *k = lt_tensor_new_4d(dev, LT_F32, 1, 3, 4, 4);
     lt_tensor *qo = lt_tensor_new_4d(dev, LT_F32, 1, 3, 6, 4);
-    lt_attn_params p = {0.5f, 0, 0};
+    lt_attn_params p = {0.5f, 0, 0, 0};
     expect(lt_attention(qo, NULL, q, k, k, NULL, &p), LT_ERR_SHAPE, "lt_attention", "f32[1, 3, 4, 4]",
            "Hkv does not divide H");
     expect(lt_attention(qo, NULL, q, q, q, NULL, NULL), LT_ERR_ARG, "lt_attention", NULL,
            "NULL params");
-    lt_attn_params p2 = {0.5f, 0, 9};
+    lt_attn_params p2 = {0.5f, 0, 9, 0};
     expect(lt_attention(qo, NULL, q, q, q, NULL, &p2), LT_ERR_ARG, "lt_attention", NULL,
            "n_kv > Tk");
     lt_tensor *seg4 = lt_tensor_new_1d(dev, LT_I32, 4);

@@ -311,12 +311,49 @@ static void test_tensor_and_errors(lt_device *cpu)
     lt_tensor_free(wd);
 }
 
+/* Quantizing on 1, 2, 3 and 8 threads gives the same bytes, with and without double
+ * quantization, on odd sizes (partial last blocks, partial double-quant groups, fewer blocks
+ * than threads) and with non-finite inputs. */
+static void test_threads_same_bytes(void)
+{
+    const int64_t sizes[] = {1, 63, 64 * 5 + 1, 64 * 257 + 13, 64 * 1031 + 63, 64 * 4096};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        int64_t n = sizes[k];
+        float *x = malloc((size_t)n * sizeof(float));
+        for (int64_t i = 0; i < n; i++)
+            x[i] = frand() * (1.0f + (float)((i / 64) % 7));
+        if (n > 200) {
+            x[100] = NAN;
+            x[n - 1] = INFINITY;
+        }
+        for (int dq = 0; dq < 2; dq++) {
+            size_t bytes = lt_nf4_bytes(n, dq);
+            uint8_t *one = malloc(bytes), *many = malloc(bytes);
+            lt_nf4_quantize_threads(one, x, n, dq, 1);
+            int same = 0, tried = 0;
+            const int nts[] = {2, 3, 8, 0};
+            for (int t = 0; t < 4; t++) {
+                memset(many, 0xa5, bytes);
+                lt_nf4_quantize_threads(many, x, n, dq, nts[t]);
+                tried++;
+                same += memcmp(one, many, bytes) == 0;
+            }
+            CHECK(same == tried, "n %lld dq %d: %d of %d thread counts give the 1-thread bytes",
+                  (long long)n, dq, same, tried);
+            free(one);
+            free(many);
+        }
+        free(x);
+    }
+}
+
 int main(void)
 {
     char err[512];
     test_codes_round_trip();
     test_random_blocks(false);
     test_random_blocks(true);
+    test_threads_same_bytes();
     lt_device *cpu = lt_device_open("cpu", 2, err, sizeof err);
     CHECK(cpu != NULL, "cpu: %s", err);
     if (!cpu)

@@ -16,7 +16,8 @@ static lt_device *dev;
 typedef struct rowctx {
     int kind; /* 0 silu, 1 gelu, 2 swiglu, 3 rmsnorm, 4 layernorm, 5 rope, 6 ce, 7 logprob */
     int64_t N, D, H;
-    double *x, *x2, *w, *b, *dout, eps, theta;
+    double *x, *x2, *w, *b, *dout, eps, mscale;
+    const float *inv; /* rope: inverse frequency per pair */
     const int32_t *ids;
     int ignore;
 } rowctx;
@@ -58,12 +59,11 @@ static void row_forward(const rowctx *c, double *out)
             int64_t hd = D / c->H, half = hd / 2;
             for (int64_t h = 0; h < c->H; h++)
                 for (int64_t i = 0; i < half; i++) {
-                    double f = (double)(float)(1.0f / powf((float)c->theta,
-                                                           (float)(2 * i) / (float)hd));
-                    double a = (double)c->ids[r] * f;
+                    double a = (double)c->ids[r] * (double)c->inv[i];
                     double x1 = x[h * hd + i], x2 = x[h * hd + i + half];
-                    o[h * hd + i] = x1 * cos(a) - x2 * sin(a);
-                    o[h * hd + i + half] = x2 * cos(a) + x1 * sin(a);
+                    double co = c->mscale * cos(a), si = c->mscale * sin(a);
+                    o[h * hd + i] = x1 * co - x2 * si;
+                    o[h * hd + i + half] = x2 * co + x1 * si;
                 }
         } else { /* 6, 7: log-softmax of the row into o */
             double mx = x[0], s = 0;
@@ -185,27 +185,36 @@ static void test_norm(bool layer, int64_t N, int64_t D, lt_dtype wdt)
     lt_tensor_free(mean), lt_tensor_free(rstd);
 }
 
-static void test_rope(int64_t N, int64_t H, int64_t hd, int pos0)
+/* scaled: inverse frequencies as a scaled model rescales them (some divided by 8, some
+ * blended) and cos/sin multiplied by mscale, as YaRN does */
+static void test_rope(int64_t N, int64_t H, int64_t hd, int pos0, bool scaled)
 {
-    char op[64];
-    snprintf(op, sizeof op, "rope [%lld, %lld, %lld] pos0 %d", (long long)N, (long long)H,
-             (long long)hd, pos0);
-    int64_t s[3] = {N, H, hd}, n = N * H * hd, sn[1] = {N};
+    char op[80];
+    snprintf(op, sizeof op, "rope [%lld, %lld, %lld] pos0 %d%s", (long long)N, (long long)H,
+             (long long)hd, pos0, scaled ? " scaled" : "");
+    int64_t s[3] = {N, H, hd}, n = N * H * hd, sn[1] = {N}, si[1] = {hd / 2};
     int32_t *pos = malloc((size_t)N * sizeof(int32_t));
+    float *inv = malloc((size_t)(hd / 2) * sizeof(float));
     for (int64_t i = 0; i < N; i++) /* positions restart like packed examples */
         pos[i] = pos0 + (int32_t)(i % 5);
+    lt_rope_inv_freq(inv, hd, 10000.0f);
+    for (int64_t i = 0; scaled && i < hd / 2; i++)
+        inv[i] *= i < hd / 6 ? 1.0f : i < hd / 3 ? 0.4f : 0.125f;
+    float ms = scaled ? 1.2079442f : 1.0f;
     rowctx c = {.kind = 5, .N = N, .D = H * hd, .H = H, .x = ref_randv(n, 1.0),
-                .dout = ref_randv(n, 1.0), .theta = 10000.0, .ids = pos};
+                .dout = ref_randv(n, 1.0), .mscale = ms, .inv = inv, .ids = pos};
     lt_tensor *x = ref_tensor(dev, LT_F32, c.x, 3, s), *g = ref_tensor(dev, LT_F32, c.dout, 3, s);
-    lt_tensor *p = ref_ids(dev, pos, 1, sn);
-    CHECK(lt_rope(x, p, 10000.0f) == LT_OK, "%s: %s", op, lt_device_last_error(dev));
-    CHECK(lt_rope_backward(g, p, 10000.0f) == LT_OK, "%s: %s", op, lt_device_last_error(dev));
+    lt_tensor *p = ref_ids(dev, pos, 1, sn), *it = lt_tensor_new(dev, LT_F32, 1, si);
+    CHECK(it && lt_tensor_upload(it, inv, (size_t)(hd / 2) * sizeof(float)) == LT_OK,
+          "%s: inv_freq upload", op);
+    CHECK(lt_rope(x, p, it, ms) == LT_OK, "%s: %s", op, lt_device_last_error(dev));
+    CHECK(lt_rope_backward(g, p, it, ms) == LT_OK, "%s: %s", op, lt_device_last_error(dev));
     double *ref = malloc((size_t)n * sizeof(double)), *got = ref_get(x), *gx = ref_get(g);
     row_forward(&c, ref);
     ref_report(op, "forward", ref_relerr(got, ref, n), FWD_TOL);
     ref_report(op, "d/dx", ref_fd(row_obj, &c, c.x, n, gx), BWD_TOL);
-    free(ref), free(got), free(gx), free(c.x), free(c.dout), free(pos);
-    lt_tensor_free(x), lt_tensor_free(g), lt_tensor_free(p);
+    free(ref), free(got), free(gx), free(c.x), free(c.dout), free(pos), free(inv);
+    lt_tensor_free(x), lt_tensor_free(g), lt_tensor_free(p), lt_tensor_free(it);
 }
 
 /* ---- embedding, cross-entropy, log-prob --------------------------------------------------- */
@@ -378,9 +387,11 @@ int main(void)
     }
     test_norm(false, 5, 33, LT_BF16);
     test_norm(true, 3, 10, LT_F16);
-    test_rope(7, 3, 6, 0);
-    test_rope(5, 2, 10, 1000);
-    test_rope(1, 6, 64, 7);
+    test_rope(7, 3, 6, 0, false);
+    test_rope(5, 2, 10, 1000, false);
+    test_rope(1, 6, 64, 7, false);
+    test_rope(7, 3, 12, 3, true);
+    test_rope(2, 2, 64, 900, true);
     test_embedding(7, 33, 257, LT_F32);
     test_embedding(257, 6, 1000, LT_BF16);
     test_embedding(3, 130, 33, LT_F16);

@@ -324,34 +324,58 @@ static void test_embedding_norms(void)
 
 static void test_rope_attention(void)
 {
-    pair x = MK(LT_F32, 3, 1, 11, 3, 10), pos = MK(LT_I32, 1, 50, 11);
-    BOTH(lt_rope(X(x), X(pos), 10000.0f));
-    cmp("rope", x);
-    BOTH(lt_rope_backward(X(x), X(pos), 10000.0f));
-    cmp("rope_backward", x);
-    drop(x);
-    drop(pos);
+    /* plain (theta 10000), then inverse frequencies rescaled as Llama 3 / YaRN do with
+     * YaRN's cos/sin factor (positions below 300: device cos/sin precision is only specified
+     * near [-pi, pi]) */
+    for (int r = 0; r < 2; r++) {
+        int64_t hd = r ? 66 : 10;
+        pair x = MK(LT_F32, 3, 1, 11, 3, hd), pos = MK(LT_I32, 1, r ? 300 : 50, 11);
+        pair inv = MK(LT_F32, 1, 1, hd / 2);
+        float f[64];
+        lt_rope_inv_freq(f, hd, r ? 500000.0f : 10000.0f);
+        for (int64_t i = 0; r && i < hd / 2; i++)
+            f[i] *= i < 9 ? 1.0f : i < 20 ? 0.3f + 0.01f * (float)i : 0.125f;
+        upload_ids(inv, (const int32_t *)f);
+        float ms = r ? 1.1386294f : 1.0f;
+        BOTH(lt_rope(X(x), X(pos), X(inv), ms));
+        cmp(r ? "rope scaled" : "rope", x);
+        BOTH(lt_rope_backward(X(x), X(pos), X(inv), ms));
+        cmp(r ? "rope_backward scaled" : "rope_backward", x);
+        drop(x);
+        drop(pos);
+        drop(inv);
+    }
 
     struct {
         int64_t B, Tq, Tk, H, Hkv, hd, q_offset, n_kv;
         bool seg;
         lt_dtype kvdt;
+        int64_t window;
     } cases[] = {
-        {2, 70, 70, 4, 2, 24, 0, 0, false, LT_F32},
-        {1, 37, 37, 3, 1, 33, 0, 0, true, LT_F32},
-        {2, 3, 40, 2, 2, 16, 30, 33, false, LT_F16},
-        {1, 5, 9, 4, 1, 7, 4, 0, false, LT_BF16},
-        {1, 11, 11, 2, 1, 256, 0, 0, false, LT_F16}, /* the largest head dim */
+        {2, 70, 70, 4, 2, 24, 0, 0, false, LT_F32, 0},
+        {1, 37, 37, 3, 1, 33, 0, 0, true, LT_F32, 0},
+        {2, 3, 40, 2, 2, 16, 30, 33, false, LT_F16, 0},
+        {1, 5, 9, 4, 1, 7, 4, 0, false, LT_BF16, 0},
+        {1, 11, 11, 2, 1, 256, 0, 0, false, LT_F16, 0}, /* the largest head dim */
+        /* sliding windows: odd widths, past tile and workgroup edges, with segments, a
+         * cache offset, one decoding step, and width 2 (width 1 makes every gradient an exact
+         * zero on the CPU and rounding noise on the device) */
+        {2, 150, 150, 4, 2, 24, 0, 0, false, LT_F32, 37},
+        {1, 37, 37, 3, 1, 33, 0, 0, true, LT_F32, 9},
+        {1, 21, 90, 2, 1, 16, 60, 81, false, LT_F16, 13},
+        {2, 1, 70, 4, 2, 8, 69, 0, false, LT_BF16, 65},
+        {1, 13, 13, 2, 2, 7, 0, 0, false, LT_F32, 2},
     };
-    for (int k = 0; k < 5; k++) {
+    for (int k = 0; k < 10; k++) {
         int64_t B = cases[k].B, Tq = cases[k].Tq, Tk = cases[k].Tk, H = cases[k].H,
                 Hkv = cases[k].Hkv, hd = cases[k].hd;
-        lt_attn_params p = {1.0f / sqrtf((float)hd), cases[k].q_offset, cases[k].n_kv};
+        lt_attn_params p = {1.0f / sqrtf((float)hd), cases[k].q_offset, cases[k].n_kv,
+                            cases[k].window};
         pair q = MK(LT_F32, 4, 1, B, Tq, H, hd), kk = MK(cases[k].kvdt, 4, 1, B, Tk, Hkv, hd),
              v = MK(cases[k].kvdt, 4, 1, B, Tk, Hkv, hd), out = MK(LT_F32, 4, 1, B, Tq, H, hd),
              lse = MK(LT_F32, 3, 1, B, H, Tq), seg = MK(LT_I32, 2, 1, B, Tq);
         if (cases[k].seg) {
-            int32_t sv[64];
+            int32_t sv[256];
             for (int i = 0; i < Tq; i++)
                 sv[i] = i < 12 ? 0 : i < 30 ? 1 : 2;
             upload_ids(seg, sv);

@@ -304,6 +304,53 @@ static void round_trip(lt_device *dev, const char *name, lt_arch arch, const cha
     free(ref);
 }
 
+/* Loading a GGUF streams its tensors into the model: the same bytes as loading the folder
+ * lt_gguf_to_hf writes, in every weight dtype (stored, BF16, NF4 with double quantization),
+ * and nothing written to TMPDIR. */
+static void streamed_load(lt_device *dev, const char *name, const char *dtype_name)
+{
+    char gg[300], back[300], tdir[300];
+    snprintf(gg, sizeof(gg), "%s/%s_%s.gguf", tmp, name, dtype_name);
+    snprintf(back, sizeof(back), "%s/%s_streamed_ref", tmp, name);
+    snprintf(tdir, sizeof(tdir), "%s/tmpdir_%s", tmp, name);
+    mkdir(tdir, 0755);
+    CHECK(lt_gguf_to_hf(gg, back, LT_GGML_F32, err, sizeof(err)) == LT_MODEL_OK, "%s: %s", gg,
+          err);
+    const char *old = getenv("TMPDIR");
+    char *saved = old ? strdup(old) : NULL;
+    setenv("TMPDIR", tdir, 1);
+    const int dts[3] = {LT_MODEL_DTYPE_STORED, LT_BF16, LT_MODEL_DTYPE_NF4_DQ};
+    for (int d = 0; d < (strcmp(name, "gpt2") ? 3 : 2); d++) {
+        lt_model *a = NULL, *b = NULL;
+        CHECK(lt_model_load(gg, dev, dts[d], &a, err, sizeof(err)) == LT_MODEL_OK,
+              "%s dtype %d: streamed load: %s", gg, dts[d], err);
+        CHECK(lt_model_load(back, dev, dts[d], &b, err, sizeof(err)) == LT_MODEL_OK,
+              "%s dtype %d: folder load: %s", back, dts[d], err);
+        int same = 0, n = a && b ? lt_model_param_count(a) : -1;
+        for (int i = 0; a && b && i < n && i < lt_model_param_count(b); i++) {
+            const lt_model_param *pa = lt_model_param_at(a, i), *pb = lt_model_param_at(b, i);
+            size_t bytes = lt_tensor_bytes(pa->tensor);
+            char *x = malloc(bytes + 1), *y = malloc(bytes + 1);
+            same += !strcmp(pa->name, pb->name) && bytes == lt_tensor_bytes(pb->tensor) &&
+                    lt_tensor_download(pa->tensor, x, bytes) == LT_OK &&
+                    lt_tensor_download(pb->tensor, y, bytes) == LT_OK && !memcmp(x, y, bytes);
+            free(x);
+            free(y);
+        }
+        CHECK(n > 8 && same == n && lt_model_param_count(b) == n,
+              "%s dtype %d: %d of %d parameters identical to the folder's", gg, dts[d], same, n);
+        lt_model_free(a);
+        lt_model_free(b);
+    }
+    if (saved) {
+        setenv("TMPDIR", saved, 1);
+        free(saved);
+    } else {
+        unsetenv("TMPDIR");
+    }
+    CHECK(rmdir(tdir) == 0, "%s: the load left files in TMPDIR", gg);
+}
+
 /* lathe's reader against @huggingface/gguf's view of the same deterministic export
  * (tests/data/gguf/llama_q8_0_ref.json, made by gen_ref.sh). */
 static void second_reader(void)
@@ -755,6 +802,9 @@ int main(void)
     round_trip(dev, "qwen2", LT_ARCH_QWEN2, "qwen2", true, CHATML_CFG);
     round_trip(dev, "gpt2", LT_ARCH_GPT2, "smollm", true, CHATML_CFG);
     permutation_in_file("llama", true);
+    streamed_load(dev, "llama", "Q8_0");
+    streamed_load(dev, "qwen2", "BF16");
+    streamed_load(dev, "gpt2", "F16");
     second_reader();
     permutation_in_file("qwen2", false);
     lora();

@@ -87,7 +87,16 @@ static void test_config(void)
                "\"num_hidden_layers\":2,\"num_attention_heads\":4,\"vocab_size\":100,"
                "\"rope_scaling\":{\"rope_type\":\"llama3\",\"factor\":8.0}}",
                &c);
-    CHECK(st == LT_MODEL_ERR_UNSUPPORTED && strstr(err, "llama3"), "rope_scaling: %s", err);
+    CHECK(st == LT_MODEL_ERR_CONFIG && strstr(err, "low_freq_factor"), "llama3 incomplete: %s",
+          err);
+    st = parse("{\"model_type\":\"llama\",\"hidden_size\":64,\"intermediate_size\":128,"
+               "\"num_hidden_layers\":2,\"num_attention_heads\":4,\"vocab_size\":100,"
+               "\"rope_scaling\":{\"type\":\"longrope\",\"factor\":8.0}}",
+               &c);
+    CHECK(st == LT_MODEL_ERR_UNSUPPORTED &&
+              strstr(err, "type 'longrope' is not supported; supported: default, linear, llama3, "
+                          "yarn"),
+          "rope_scaling longrope: %s", err);
     st = parse("not json", &c);
     CHECK(st == LT_MODEL_ERR_FORMAT, "not json");
     /* to_json round trip */
@@ -105,6 +114,91 @@ static void test_config(void)
 
 /* Writes dir/model.safetensors as a copy of src's with one tensor dropped, reshaped or
  * retyped. */
+/* llama3 and yarn frequencies against the bands transformers' formulas give for the
+ * published configs (Llama-3.1: head_dim 128, theta 5e5, 8/1/4/8192; Qwen2.5 YaRN: theta 1e6,
+ * factor 4, original 32768), the round trip through to_json, and qwen2's window layers. */
+static void test_rope_scaling(void)
+{
+    lt_model_config c, c2;
+    float inv[64], plain[64], ms = 0;
+    lt_model_status st =
+        parse("{\"model_type\":\"llama\",\"hidden_size\":4096,\"intermediate_size\":128,"
+              "\"num_hidden_layers\":2,\"num_attention_heads\":32,\"vocab_size\":100,"
+              "\"rope_theta\":500000.0,\"rope_scaling\":{\"rope_type\":\"llama3\","
+              "\"factor\":8.0,\"low_freq_factor\":1.0,\"high_freq_factor\":4.0,"
+              "\"original_max_position_embeddings\":8192}}",
+              &c);
+    CHECK(st == LT_MODEL_OK && c.rope_scaling.type == LT_ROPE_LLAMA3 && c.head_dim == 128,
+          "llama3 config: %s", err);
+    lt_model_rope_freqs(&c, inv, &ms);
+    lt_rope_inv_freq(plain, 128, 500000.0f);
+    int kept = 0, blended = 0, divided = 0;
+    for (int i = 0; i < 64; i++) {
+        if (inv[i] == plain[i])
+            kept += i <= 28;
+        else if (inv[i] == plain[i] / 8.0f)
+            divided += i >= 35;
+        else if (inv[i] < plain[i] && inv[i] > plain[i] / 8.0f)
+            blended += i >= 29 && i <= 34;
+    }
+    CHECK(kept == 29 && blended == 6 && divided == 29 && ms == 1.0f,
+          "llama3 bands: kept %d blended %d divided %d mscale %g", kept, blended, divided, ms);
+    char *j = lt_model_config_to_json(&c);
+    CHECK(j && parse(j, &c2) == LT_MODEL_OK && c2.rope_scaling.type == LT_ROPE_LLAMA3 &&
+              c2.rope_scaling.factor == 8.0 && c2.rope_scaling.high_freq_factor == 4.0 &&
+              c2.rope_scaling.original_max_pos == 8192,
+          "llama3 round trip: %s", err);
+    free(j);
+
+    /* transformers 5 form: rope_parameters holds the theta and the scaling */
+    st = parse("{\"model_type\":\"qwen2\",\"hidden_size\":1024,\"intermediate_size\":128,"
+               "\"num_hidden_layers\":2,\"num_attention_heads\":8,\"vocab_size\":100,"
+               "\"rope_parameters\":{\"rope_theta\":1000000.0,\"rope_type\":\"yarn\","
+               "\"factor\":4.0,\"original_max_position_embeddings\":32768}}",
+               &c);
+    CHECK(st == LT_MODEL_OK && c.rope_scaling.type == LT_ROPE_YARN && c.head_dim == 128 &&
+              c.rope_theta == 1e6,
+          "yarn config: %s", err);
+    lt_model_rope_freqs(&c, inv, &ms);
+    lt_rope_inv_freq(plain, 128, 1e6f);
+    bool low_kept = true, high_div = true, mid = true;
+    for (int i = 0; i < 64; i++) {
+        float inter = 1.0f / (4.0f * powf(1e6f, (float)(2 * i) / 128.0f));
+        if (i <= 23)
+            low_kept = low_kept && inv[i] == plain[i];
+        else if (i >= 40)
+            high_div = high_div && inv[i] == inter;
+        else
+            mid = mid && inv[i] < plain[i] && inv[i] > inter;
+    }
+    CHECK(low_kept && high_div && mid && fabsf(ms - 1.1386294f) < 1e-6f,
+          "yarn ramp 23..40: kept %d divided %d blended %d, attention factor %.7f", low_kept,
+          high_div, mid, ms);
+    j = lt_model_config_to_json(&c);
+    float inv2[64], ms2 = 0;
+    CHECK(j && parse(j, &c2) == LT_MODEL_OK && c2.rope_scaling.type == LT_ROPE_YARN, "yarn json");
+    lt_model_rope_freqs(&c2, inv2, &ms2);
+    CHECK(memcmp(inv, inv2, sizeof inv) == 0 && ms == ms2, "yarn round trip keeps frequencies");
+    free(j);
+    /* mscale / mscale_all_dim give the attention factor their ratio (1 when equal) */
+    st = parse("{\"model_type\":\"llama\",\"hidden_size\":64,\"intermediate_size\":128,"
+               "\"num_hidden_layers\":2,\"num_attention_heads\":4,\"vocab_size\":100,"
+               "\"rope_scaling\":{\"type\":\"yarn\",\"factor\":40,\"mscale\":1,"
+               "\"mscale_all_dim\":1}}",
+               &c);
+    lt_model_rope_freqs(&c, inv, &ms);
+    CHECK(st == LT_MODEL_OK && ms == 1.0f && c.rope_scaling.original_max_pos == 2048,
+          "yarn mscale ratio %g, original %lld: %s", ms, (long long)c.rope_scaling.original_max_pos,
+          err);
+
+    st = parse("{\"model_type\":\"qwen2\",\"hidden_size\":64,\"intermediate_size\":128,"
+               "\"num_hidden_layers\":4,\"num_attention_heads\":4,\"vocab_size\":100,"
+               "\"use_sliding_window\":true,\"sliding_window\":16,\"max_window_layers\":2}",
+               &c);
+    CHECK(st == LT_MODEL_OK && c.sliding_window == 16 && c.window_from_layer == 2,
+          "qwen2 window layers: %s", err);
+}
+
 static void mutate(const char *src_dir, const char *dst_dir, const char *victim, int how)
 {
     char p[600];
@@ -307,6 +401,7 @@ int main(void)
         return 1;
     }
     test_config();
+    test_rope_scaling();
     test_sampler();
     lt_device *dev = lt_device_open("cpu", 2, err, sizeof(err));
     CHECK(dev != NULL, "cpu device: %s", err);

@@ -7,7 +7,9 @@
  * trainer); the loss over 20 AdamW steps matches within 1e-4; and on a Vulkan device (when
  * one exists, not under the sanitizer build) one gradient check holds within 1e-3. QLoRA:
  * with the Llama base quantized to NF4 at load (with and without double quantization), the
- * adapter gradients match PyTorch on the dequantized weights within 1e-4.
+ * adapter gradients match PyTorch on the dequantized weights within 1e-4. Llama 3.1 and YaRN
+ * rotary scaling and Mistral's sliding window: full gradients over 64 tokens within 1e-4
+ * (the window also on Vulkan within 1e-3).
  */
 #include "model/safetensors.h"
 #include "test.h"
@@ -238,6 +240,11 @@ int main(void)
         /* QLoRA (tests/data/train/gen_qlora.sh): the reference ran on the dequantized base */
         {"llama_qlora", "llama_gqa", LT_METHOD_LORA, LLAMA_ALL, 0, NULL, 1},
         {"llama_qdqlora", "llama_gqa", LT_METHOD_LORA, LLAMA_ALL, 0, NULL, 2},
+        /* 64 tokens past Llama 3.1's and YaRN's original context, and past Mistral's sliding
+         * window (tests/data/models/scaled_ref.py) */
+        {"llama3_long_full", "llama3_long", LT_METHOD_FULL, 0, 0, NULL, 0},
+        {"yarn_long_full", "yarn_long", LT_METHOD_FULL, 0, 0, NULL, 0},
+        {"mistral_window_full", "mistral_window", LT_METHOD_FULL, 0, 0, NULL, 0},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
         run_case(cpu, &cases[i], 1e-4, "cpu", true);
@@ -256,6 +263,7 @@ int main(void)
     } else {
         run_case(vk, &cases[0], 1e-3, "vulkan", false);
         run_case(vk, &cases[4], 1e-3, "vulkan", false);
+        run_case(vk, &cases[9], 1e-3, "vulkan", false); /* sliding window */
         lt_device_close(vk);
     }
     return test_summary();

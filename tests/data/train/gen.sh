@@ -73,3 +73,12 @@ for a in llama_lora_adapter gpt2_lora_adapter; do
     sed -i 's#"base_model_name_or_path": ".*"#"base_model_name_or_path": "tests/data/models/'"${a%_lora_adapter}"'"#' \
         "$here/$a/adapter_config.json"
 done
+
+# 64 tokens past a scaled rotary's original context or a sliding window (the long fixtures of
+# ../models), full fine-tuning gradients through tests/data/models/scaled_ref.py
+"$py" "$ref" tokens --vocab 128 --n 80 --seed 5 --out "$tmp/tok64.bin"
+for m in llama3_long yarn_long mistral_window; do
+    "$py" "$models/scaled_ref.py" "$ref" ref --model "$models/$m" --tokens "$tmp/tok64.bin" \
+        --batch 1 --seq 64 --out "$tmp/$m.st"
+    trim "$tmp/$m.st" "$here/${m}_full.safetensors"
+done
