@@ -4,8 +4,8 @@
  *
  * Buffers are allocated once per workspace at the largest [B, T]; each run cuts views of the
  * exact shapes out of them (compute tensors are contiguous, so a view is a prefix). This file
- * records ops only; it never reads device memory except the ids it uploads, and the inputs of
- * LoRA adapters when their dropout is active in training (the masks are drawn on the host).
+ * records ops only; it never reads device memory back and uploads only ids, positions and
+ * segments. LoRA dropout masks are drawn on the device (lt_dropout, keyed per module).
  *
  * Training runs (lt_forward_run_packed) take per-token positions and segment ids; an attached
  * LoRA adapter (model_impl.h) adds scale * (dropout(x) A^T) B^T to its projections, keeping
@@ -46,14 +46,13 @@ struct lt_forward {
     int32_t *host_pos;
     lt_tensor *seg;      /* [N] I32 segment ids of a packed run */
     bool train;          /* LoRA dropout active */
-    uint64_t rng;        /* dropout mask generator */
+    uint64_t seed;       /* keys the dropout masks (lt_lora_dropout_key) */
     /* LoRA buffers for the attached adapter they were made for (lora_for, r, dropout) */
     const lt_lora_adapter *lora_for;
     int lora_r;
     float lora_dropout;
-    lt_tensor **lora_u, **lora_xd; /* [n_layers * LT_LSLOT_COUNT] flat, NULL where absent */
-    float **lora_mask;             /* host masks, same indexing */
-    float *host_x;                 /* [N * max(D, F)] scratch for dropout */
+    lt_tensor **lora_u; /* [n_layers * LT_LSLOT_COUNT] flat, NULL where absent */
+    lt_tensor *lora_xd; /* [N * max(D, F, H * hd)] one module's dropped input, or NULL */
 };
 
 static lt_model_status fail(lt_model_status st, char *err, size_t errlen, const char *fmt, ...)
@@ -241,21 +240,12 @@ static void free_views(lt_forward *f)
 static void free_lora_bufs(lt_forward *f)
 {
     int n = (int)f->m->cfg.n_layers * LT_LSLOT_COUNT;
-    for (int i = 0; i < n; i++) {
-        if (f->lora_u)
-            lt_tensor_free(f->lora_u[i]);
-        if (f->lora_xd)
-            lt_tensor_free(f->lora_xd[i]);
-        if (f->lora_mask)
-            free(f->lora_mask[i]);
-    }
+    for (int i = 0; i < n && f->lora_u; i++)
+        lt_tensor_free(f->lora_u[i]);
     free(f->lora_u);
-    free(f->lora_xd);
-    free(f->lora_mask);
-    free(f->host_x);
-    f->lora_u = f->lora_xd = NULL;
-    f->lora_mask = NULL;
-    f->host_x = NULL;
+    lt_tensor_free(f->lora_xd);
+    f->lora_u = NULL;
+    f->lora_xd = NULL;
     f->lora_for = NULL;
 }
 
@@ -283,13 +273,11 @@ static bool ensure_lora_bufs(lt_forward *f)
     const int n = (int)L * LT_LSLOT_COUNT;
     bool kept = f->o.keep_activations, drop = kept && a->dropout > 0;
     f->lora_u = calloc((size_t)n, sizeof(lt_tensor *));
-    f->lora_xd = calloc((size_t)n, sizeof(lt_tensor *));
-    f->lora_mask = calloc((size_t)n, sizeof(float *));
     int64_t wide = c->dim > c->ffn ? c->dim : c->ffn;
     if (c->n_heads * c->head_dim > wide)
         wide = c->n_heads * c->head_dim;
-    f->host_x = drop ? malloc((size_t)(N * wide) * sizeof(float)) : NULL;
-    if (!f->lora_u || !f->lora_xd || !f->lora_mask || (drop && !f->host_x))
+    f->lora_xd = drop ? lt_tensor_new_1d(f->m->dev, LT_F32, N * wide) : NULL;
+    if (!f->lora_u || (drop && !f->lora_xd))
         goto oom;
     for (int64_t l = 0; l < L && l < a->n_layers; l++)
         for (int s = 0; s < LT_LSLOT_COUNT; s++) {
@@ -301,12 +289,6 @@ static bool ensure_lora_bufs(lt_forward *f)
             if (!f->lora_u[iu]) {
                 f->lora_u[iu] = lt_tensor_new_1d(f->m->dev, LT_F32, N * a->r);
                 if (!f->lora_u[iu])
-                    goto oom;
-            }
-            if (drop) {
-                f->lora_xd[i] = lt_tensor_new_1d(f->m->dev, LT_F32, N * mo->in);
-                f->lora_mask[i] = malloc((size_t)(N * mo->in) * sizeof(float));
-                if (!f->lora_xd[i] || !f->lora_mask[i])
                     goto oom;
             }
         }
@@ -322,7 +304,7 @@ oom:
 void lt_forward_set_train(lt_forward *f, bool train, uint64_t seed)
 {
     f->train = train;
-    f->rng = seed;
+    f->seed = seed;
 }
 
 void lt_model_attach_lora(lt_model *m, const lt_lora_adapter *a) { m->lora = a; }
@@ -406,15 +388,10 @@ static bool make_views(lt_forward *f, int64_t B, int64_t T)
         for (int s = 0; s < LT_LSLOT_COUNT; s++) {
             const lt_lora_module *mo = ad && l < ad->n_layers ? &ad->mods[l][s] : NULL;
             int i = (int)l * LT_LSLOT_COUNT + s, i0 = f->o.keep_activations ? i : s;
-            la->lora_u[s] = la->lora_xd[s] = NULL;
-            la->lora_mask[s] = NULL;
+            la->lora_u[s] = NULL;
             if (!mo || !mo->A)
                 continue;
             la->lora_u[s] = vw(f, f->lora_u[i0], 0, 2, N, ad->r, 0, 0, &ok);
-            if (f->lora_xd[i] && f->train) {
-                la->lora_xd[s] = vw(f, f->lora_xd[i], 0, 2, N, mo->in, 0, 0, &ok);
-                la->lora_mask[s] = f->lora_mask[i];
-            }
         }
         prev_out = vw(f, f->resid[l + 1], 0, 2, N, D, 0, 0, &ok);
     }
@@ -423,6 +400,8 @@ static bool make_views(lt_forward *f, int64_t B, int64_t T)
     a->meanf = vw(f, f->meanf, 0, 1, N, 0, 0, 0, &ok);
     a->rstdf = vw(f, f->rstdf, 0, 1, N, 0, 0, 0, &ok);
     a->logits = vw(f, f->logits, 0, 2, f->o.last_logits_only ? B : N, V, 0, 0, &ok);
+    a->lora_dropout = f->lora_xd && f->train ? ad->dropout : 0.0f;
+    a->lora_seed = f->seed;
     return ok;
 }
 
@@ -460,19 +439,15 @@ static lt_status lora_fwd(lt_forward *f, int64_t l, lt_layer_acts *la, int s, lt
     const lt_lora_module *mo = &ad->mods[l][s];
     lt_status st = LT_OK;
     const lt_tensor *xin = x;
-    if (la->lora_xd[s]) { /* dropout, drawn on the host: xd = x * mask */
-        int64_t n = lt_tensor_numel(x);
-        float keep = 1.0f - ad->dropout, inv = 1.0f / keep;
-        if ((st = lt_tensor_download_f32(x, f->host_x, n)) != LT_OK)
+    float p = f->acts.lora_dropout;
+    if (p > 0) { /* xd = dropout(x), in the shared scratch; the backward redraws it */
+        bool ok = true;
+        lt_tensor *xd = vw(f, f->lora_xd, 0, 2, lt_tensor_dim(x, 0), mo->in, 0, 0, &ok);
+        if (!ok)
+            return LT_ERR_OOM;
+        if ((st = lt_dropout(xd, x, p, lt_lora_dropout_key(f->acts.lora_seed, l, s))) != LT_OK)
             return st;
-        for (int64_t i = 0; i < n; i++) {
-            float u01 = (float)(lt_splitmix64(&f->rng) >> 40) * (1.0f / 16777216.0f);
-            la->lora_mask[s][i] = u01 < keep ? inv : 0.0f;
-            f->host_x[i] *= la->lora_mask[s][i];
-        }
-        if ((st = lt_tensor_upload_f32(la->lora_xd[s], f->host_x, n)) != LT_OK)
-            return st;
-        xin = la->lora_xd[s];
+        xin = xd;
     }
     if ((st = lt_matmul(la->lora_u[s], xin, mo->A, false, true, ad->scale, 0.0f)) != LT_OK)
         return st;

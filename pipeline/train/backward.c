@@ -6,7 +6,8 @@
  * Gradients of weights accumulate into the slots an lt_model_grads names (NULL = frozen, then
  * that weight gradient is never computed); gradients of activations live in this file's
  * scratch buffers. Data gradients below the lowest trainable tensor are skipped. Like the
- * forward pass, this file only records ops (LoRA dropout aside, whose masks are on the host).
+ * forward pass, this file only records ops; LoRA dropout masks are redrawn on the device from
+ * the forward's seed (lt_lora_dropout_key), never stored.
  */
 #include "train_impl.h"
 
@@ -24,9 +25,11 @@ struct lt_backward {
     lt_tensor *dk, *dv;            /* [N, Hkv * hd] */
     lt_tensor *dgate, *dup, *dact; /* [N, F] */
     lt_tensor *du;                 /* [N, r] LoRA */
-    lt_tensor *dxd;                /* [N, max(D, F, H * hd)] LoRA with dropout */
-    float *host;                   /* same size, host side */
+    lt_tensor *dxd;                /* [N, max(D, F, H * hd)] LoRA with dropout: xd, then
+                                      its gradient */
     int64_t wide;
+    float lora_dropout;            /* the running forward's (lt_forward_acts) */
+    uint64_t lora_seed;
     lt_tensor **views;
     int n_views, cap_views;
 };
@@ -55,7 +58,6 @@ void lt_backward_free(lt_backward *bw)
                         bw->dv,   bw->dgate, bw->dup, bw->dact, bw->du, bw->dxd};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         lt_tensor_free(all[i]);
-    free(bw->host);
     free(bw);
 }
 
@@ -91,8 +93,7 @@ lt_model_status lt_backward_new(lt_model *m, int64_t max_batch, int64_t max_seq,
     if (ok && lora_r > 0) {
         bw->du = lt_tensor_new_1d(dev, LT_F32, N * lora_r);
         bw->dxd = lt_tensor_new_1d(dev, LT_F32, N * bw->wide);
-        bw->host = malloc((size_t)(N * bw->wide) * sizeof(float));
-        ok = bw->du && bw->dxd && bw->host;
+        ok = bw->du && bw->dxd;
     }
     if (!ok) {
         fail(LT_MODEL_ERR_OOM, err, errlen, "backward buffers for %lld tokens: %s",
@@ -146,8 +147,9 @@ static lt_status linear_bwd(lt_tensor *dx, float beta, const lt_linear_grad *g,
 
 /*
  * Through an adapter on slot s: y[k] += u Bk^T, u = scale * xd A^T. With du' = sum_k dy[k] Bk:
- * dBk += dy[k]^T u, dA += scale * du'^T xd, dx += scale * (du' A) * mask (dx NULL = not
- * wanted).
+ * dBk += dy[k]^T u, dA += scale * du'^T xd, dx += scale * (du' A) * mask / (1 - p) (dx NULL =
+ * not wanted). Under dropout, xd = dropout(x) is redrawn with the forward's key into bw->dxd,
+ * which then holds the gradient through the mask.
  */
 static lt_status lora_bwd(lt_backward *bw, const lt_layer_acts *la, int64_t l, int s,
                           const lt_lora_module *g, lt_tensor *const *dy, int ny,
@@ -168,24 +170,22 @@ static lt_status lora_bwd(lt_backward *bw, const lt_layer_acts *la, int64_t l, i
         if (st == LT_OK && gB)
             st = lt_matmul(gB, dy[k], la->lora_u[s], true, false, 1.0f, 1.0f);
     }
-    const lt_tensor *xin = la->lora_xd[s] ? la->lora_xd[s] : x;
-    if (st == LT_OK && g && g->A)
-        st = lt_matmul(g->A, du, xin, true, false, ad->scale, 1.0f);
-    if (st != LT_OK || !dx)
-        return st;
-    if (!la->lora_xd[s])
-        return lt_matmul(dx, du, mo->A, false, false, ad->scale, 1.0f);
-    /* dropout: the mask is on the host */
-    lt_tensor *dxd = bv(bw, bw->dxd, 2, N, mo->in, 0, 0, ok);
+    const float p = bw->lora_dropout;
+    const uint64_t key = lt_lora_dropout_key(bw->lora_seed, l, s);
+    lt_tensor *dxd = p > 0 ? bv(bw, bw->dxd, 2, N, mo->in, 0, 0, ok) : NULL;
     if (!*ok)
         return LT_ERR_OOM;
-    int64_t n = N * mo->in;
-    if ((st = lt_matmul(dxd, du, mo->A, false, false, ad->scale, 0.0f)) != LT_OK ||
-        (st = lt_tensor_download_f32(dxd, bw->host, n)) != LT_OK)
+    if (st == LT_OK && g && g->A) {
+        if (dxd && (st = lt_dropout(dxd, x, p, key)) != LT_OK) /* xd, as the forward drew it */
+            return st;
+        st = lt_matmul(g->A, du, dxd ? dxd : x, true, false, ad->scale, 1.0f);
+    }
+    if (st != LT_OK || !dx)
         return st;
-    for (int64_t i = 0; i < n; i++)
-        bw->host[i] *= la->lora_mask[s][i];
-    if ((st = lt_tensor_upload_f32(dxd, bw->host, n)) != LT_OK)
+    if (!dxd)
+        return lt_matmul(dx, du, mo->A, false, false, ad->scale, 1.0f);
+    if ((st = lt_matmul(dxd, du, mo->A, false, false, ad->scale, 0.0f)) != LT_OK ||
+        (st = lt_dropout_backward(dxd, dxd, p, key)) != LT_OK)
         return st;
     return lt_add(dx, dx, dxd);
 }
@@ -341,6 +341,8 @@ lt_model_status lt_backward_run(lt_backward *bw, const lt_forward *f, const lt_m
     lt_tensor *dhf = bv(bw, bw->dh, 2, N, D, 0, 0, &ok);
     if (!ok)
         return fail(LT_MODEL_ERR_OOM, err, errlen, "backward: cannot make views");
+    bw->lora_dropout = a->lora_dropout;
+    bw->lora_seed = a->lora_seed;
     lt_linear_grad gh = {g->lm_head, NULL};
     bool below = emb || lowest < L;
     CK(linear_bwd(below || g->lnf_w || g->lnf_b ? dhf : NULL, 0.0f, &gh, a->logits, a->hf,
