@@ -48,7 +48,8 @@ lt_eval_status eval_mc_scorer_new(lt_model *m, eval_mc_scorer **out, char *err, 
     s->ctx = mc->max_pos;
     if (mc->sliding_window > 0 && mc->sliding_window < s->ctx)
         s->ctx = mc->sliding_window;
-    lt_forward_opts fp = {1, s->ctx, false, true}, fc = {1, MC_CHUNK, false, false};
+    lt_forward_opts fp = {.max_batch = 1, .max_seq = s->ctx, .last_logits_only = true},
+                    fc = {.max_batch = 1, .max_seq = MC_CHUNK};
     if (lt_forward_new(m, &fp, &s->pre, e, sizeof(e)) != LT_MODEL_OK ||
         lt_forward_new(m, &fc, &s->cont, e, sizeof(e)) != LT_MODEL_OK ||
         lt_kv_cache_new(m, 1, s->ctx, &s->cache, e, sizeof(e)) != LT_MODEL_OK) {

@@ -183,7 +183,8 @@ static bool alloc_layer(lt_forward *f, layer_bufs *b, int64_t N, int64_t Bm, int
 lt_model_status lt_forward_new(lt_model *m, const lt_forward_opts *o, lt_forward **out,
                                char *err, size_t errlen)
 {
-    if (!m || !o || !out || o->max_batch <= 0 || o->max_seq <= 0)
+    if (!m || !o || !out || o->max_batch <= 0 || o->max_seq <= 0 || o->logits_chunk < 0 ||
+        (o->logits_chunk > 0 && o->last_logits_only))
         return fail(LT_MODEL_ERR_ARG, err, errlen, "forward: bad arguments");
     *out = NULL;
     const lt_model_config *c = &m->cfg;
@@ -214,7 +215,11 @@ lt_model_status lt_forward_new(lt_model *m, const lt_forward_opts *o, lt_forward
     f->hf = flat(f, LT_F32, N * D);
     f->meanf = flat(f, LT_F32, N);
     f->rstdf = flat(f, LT_F32, N);
-    f->logits = flat(f, LT_F32, (o->last_logits_only ? Bm : N) * c->vocab);
+    f->logits = flat(f, LT_F32,
+                     (o->last_logits_only   ? Bm
+                      : o->logits_chunk > 0 ? (o->logits_chunk < N ? o->logits_chunk : N)
+                                            : N) *
+                         c->vocab);
     f->ids = flat(f, LT_I32, N);
     f->pos = flat(f, LT_I32, N);
     f->seg = flat(f, LT_I32, N);
@@ -399,7 +404,9 @@ static bool make_views(lt_forward *f, int64_t B, int64_t T)
     a->hf = vw(f, f->hf, 0, 2, N, D, 0, 0, &ok);
     a->meanf = vw(f, f->meanf, 0, 1, N, 0, 0, 0, &ok);
     a->rstdf = vw(f, f->rstdf, 0, 1, N, 0, 0, 0, &ok);
-    a->logits = vw(f, f->logits, 0, 2, f->o.last_logits_only ? B : N, V, 0, 0, &ok);
+    a->logits = f->o.logits_chunk > 0
+                    ? NULL
+                    : vw(f, f->logits, 0, 2, f->o.last_logits_only ? B : N, V, 0, 0, &ok);
     a->lora_dropout = f->lora_xd && f->train ? ad->dropout : 0.0f;
     a->lora_seed = f->seed;
     return ok;
@@ -662,7 +669,7 @@ static lt_model_status run(lt_forward *f, const int32_t *ids, const int32_t *pos
                 return fail(LT_MODEL_ERR_OOM, err, errlen, "forward: cannot make views");
             CK(linear(out, row, &m->lm_head));
         }
-    } else {
+    } else if (a->logits) { /* else lt_forward_logits, a chunk at a time */
         CK(linear(a->logits, a->hf, &m->lm_head));
     }
     if (cache && rows) {
@@ -700,6 +707,47 @@ lt_model_status lt_forward_run_packed(lt_forward *f, const int32_t *ids, const i
                                       lt_tensor **logits, char *err, size_t errlen)
 {
     return run(f, ids, pos, seg, B, T, NULL, NULL, logits, err, errlen);
+}
+
+int64_t lt_logits_chunk_rows(int64_t vocab, int64_t max_rows)
+{
+    int64_t rows = vocab > 0 ? LT_LOGITS_CHUNK_BYTES / (vocab * (int64_t)sizeof(float)) : 1;
+    const char *cap = getenv("LATHE_LOGITS_CHUNK_ROWS"); /* tests: many chunks on tiny models */
+    if (cap && atoll(cap) > 0 && atoll(cap) < rows)
+        rows = atoll(cap);
+    if (rows > max_rows)
+        rows = max_rows;
+    return rows > 0 ? rows : 1;
+}
+
+lt_model_status lt_forward_logits(lt_forward *f, int64_t r0, int64_t n, lt_tensor **logits,
+                                  char *err, size_t errlen)
+{
+    if (!f || !logits)
+        return fail(LT_MODEL_ERR_ARG, err, errlen, "forward logits: NULL argument");
+    *logits = NULL;
+    const int64_t N = f->acts.B * f->acts.T, D = f->m->cfg.dim, V = f->m->cfg.vocab;
+    if (f->o.logits_chunk <= 0 || !f->acts.hf)
+        return fail(LT_MODEL_ERR_ARG, err, errlen,
+                    "forward logits: the workspace computes its logits in its runs (made "
+                    "without logits_chunk) or has not run");
+    if (r0 < 0 || n <= 0 || n > f->o.logits_chunk || r0 + n > N)
+        return fail(LT_MODEL_ERR_ARG, err, errlen,
+                    "forward logits: rows [%lld, %lld) outside the run's %lld rows or more than "
+                    "a chunk of %lld",
+                    (long long)r0, (long long)(r0 + n), (long long)N, (long long)f->o.logits_chunk);
+    bool ok = true;
+    lt_tensor *h = vw(f, f->hf, r0 * D, 2, n, D, 0, 0, &ok);
+    lt_tensor *out = vw(f, f->logits, 0, 2, n, V, 0, 0, &ok);
+    if (!ok)
+        return fail(LT_MODEL_ERR_OOM, err, errlen, "forward logits: cannot make views: %s",
+                    lt_device_last_error(f->m->dev));
+    lt_status s = linear(out, h, &f->m->lm_head);
+    if (s != LT_OK)
+        return fail(LT_MODEL_ERR_DEVICE, err, errlen, "forward logits: %s: %s", lt_status_str(s),
+                    lt_device_last_error(f->m->dev));
+    *logits = out;
+    return LT_MODEL_OK;
 }
 
 lt_tensor *lt_forward_hidden(const lt_forward *f, int l)

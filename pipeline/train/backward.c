@@ -30,6 +30,7 @@ struct lt_backward {
     int64_t wide;
     float lora_dropout;            /* the running forward's (lt_forward_acts) */
     uint64_t lora_seed;
+    int64_t head_rows; /* rows lt_backward_head has filled since the last run */
     lt_tensor **views;
     int n_views, cap_views;
 };
@@ -306,6 +307,50 @@ dev_fail:
                 lt_status_str(s), lt_device_last_error(m->dev));
 }
 
+/* Whether anything below the output layer trains: the final norm, a layer, the embeddings
+ * (then dL/dhf is needed; else only lm_head's own gradient is). */
+static bool head_needs_dhf(const lt_model *m, const lt_model_grads *g)
+{
+    if (g->tok_emb || g->pos_emb || g->lnf_w || g->lnf_b)
+        return true;
+    for (int64_t l = 0; l < m->cfg.n_layers; l++)
+        if (layer_trains(&g->layers[l]))
+            return true;
+    return false;
+}
+
+lt_model_status lt_backward_head(lt_backward *bw, const lt_forward *f, const lt_model_grads *g,
+                                 int64_t r0, const lt_tensor *dlogits, char *err, size_t errlen)
+{
+    if (!bw || !f || !g || !dlogits)
+        return fail(LT_MODEL_ERR_ARG, err, errlen, "backward head: NULL argument");
+    lt_model *m = bw->m;
+    const lt_forward_acts *a = lt_forward_get_acts(f);
+    const int64_t N = a->B * a->T, D = m->cfg.dim, n = lt_tensor_dim(dlogits, 0);
+    if (a->logits || !a->hf || N > bw->max_n || lt_tensor_ndim(dlogits) != 2 ||
+        lt_tensor_dim(dlogits, 1) != m->cfg.vocab || r0 < 0 || n <= 0 || r0 + n > N)
+        return fail(LT_MODEL_ERR_ARG, err, errlen,
+                    "backward head: dlogits [%lld, %lld] at row %lld does not fit the last run "
+                    "(%lld rows of vocabulary %lld, made with logits_chunk)",
+                    (long long)n, (long long)lt_tensor_dim(dlogits, 1), (long long)r0, (long long)N,
+                    (long long)m->cfg.vocab);
+    int64_t shape[2] = {n, D};
+    lt_tensor *h = lt_tensor_view(a->hf, r0 * D, 2, shape);
+    lt_tensor *dh = head_needs_dhf(m, g) ? lt_tensor_view(bw->dh, r0 * D, 2, shape) : NULL;
+    lt_linear_grad gh = {g->lm_head, NULL};
+    lt_status s = !h || (!dh && head_needs_dhf(m, g)) ? LT_ERR_OOM : LT_OK;
+    if (s == LT_OK)
+        s = linear_bwd(dh, 0.0f, &gh, dlogits, h, &m->lm_head);
+    lt_tensor_free(h);
+    lt_tensor_free(dh);
+    if (s != LT_OK)
+        return fail(LT_MODEL_ERR_DEVICE, err, errlen, "backward head rows [%lld, %lld): %s: %s",
+                    (long long)r0, (long long)(r0 + n), lt_status_str(s),
+                    lt_device_last_error(m->dev));
+    bw->head_rows += n;
+    return LT_MODEL_OK;
+}
+
 lt_model_status lt_backward_run(lt_backward *bw, const lt_forward *f, const lt_model_grads *g,
                                 char *err, size_t errlen)
 {
@@ -315,12 +360,20 @@ lt_model_status lt_backward_run(lt_backward *bw, const lt_forward *f, const lt_m
     const lt_model_config *c = &m->cfg;
     const lt_forward_acts *a = lt_forward_get_acts(f);
     const int64_t N = a->B * a->T, D = c->dim, L = c->n_layers;
-    if (N > bw->max_n || !a->hf || !a->logits || lt_tensor_dim(a->logits, 0) != N ||
+    const bool chunked = !a->logits; /* the head's backward ran through lt_backward_head */
+    const int64_t head_rows = bw->head_rows;
+    bw->head_rows = 0;
+    if (N > bw->max_n || !a->hf || (!chunked && lt_tensor_dim(a->logits, 0) != N) ||
         (L > 0 && !a->layers[0].lse))
         return fail(LT_MODEL_ERR_ARG, err, errlen,
                     "backward: the forward run (%lld tokens) kept no activations for all tokens "
                     "or exceeds the backward workspace (%lld tokens)",
                     (long long)N, (long long)bw->max_n);
+    if (chunked && head_rows != N)
+        return fail(LT_MODEL_ERR_ARG, err, errlen,
+                    "backward: the output layer's backward (lt_backward_head) covered %lld of "
+                    "the run's %lld rows",
+                    (long long)head_rows, (long long)N);
     if (m->lora && !bw->du)
         return fail(LT_MODEL_ERR_ARG, err, errlen,
                     "backward: an adapter is attached but the workspace was made without LoRA");
@@ -345,8 +398,9 @@ lt_model_status lt_backward_run(lt_backward *bw, const lt_forward *f, const lt_m
     bw->lora_seed = a->lora_seed;
     lt_linear_grad gh = {g->lm_head, NULL};
     bool below = emb || lowest < L;
-    CK(linear_bwd(below || g->lnf_w || g->lnf_b ? dhf : NULL, 0.0f, &gh, a->logits, a->hf,
-                  &m->lm_head));
+    if (!chunked) /* dloss/dlogits of every row in the forward's logits */
+        CK(linear_bwd(below || g->lnf_w || g->lnf_b ? dhf : NULL, 0.0f, &gh, a->logits, a->hf,
+                      &m->lm_head));
     if (below || g->lnf_w || g->lnf_b)
         CK(norm_bwd(m, dres, g->lnf_w, g->lnf_b, dhf, a->x_final, m->lnf_w, a->meanf, a->rstdf));
     for (int64_t l = L - 1; below && l >= lowest; l--) {
