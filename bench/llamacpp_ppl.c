@@ -129,7 +129,7 @@ int main(int argc, char **argv)
         goto out;
     }
     const int64_t V = lt_model_get_config(m)->vocab, n_chunk = (int64_t)ids.n / n_ctx;
-    lt_forward_opts fo = {1, n_ctx, false, false};
+    lt_forward_opts fo = {.max_batch = 1, .max_seq = n_ctx};
     if (lt_forward_new(m, &fo, &fw, err, sizeof(err)) != LT_MODEL_OK) {
         fprintf(stderr, "forward workspace: %s\n", err);
         goto out;

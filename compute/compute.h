@@ -290,6 +290,32 @@ lt_status lt_swiglu_backward(lt_tensor *dgate, lt_tensor *dup, const lt_tensor *
                              const lt_tensor *gate, const lt_tensor *up);
 
 /*
+ * Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC 2011; the
+ * Random123 reference): one block of 4 32-bit words from a 128-bit counter ctr and a 64-bit
+ * key. Round: (hi0, lo0) = 0xD2511F53 * c0, (hi1, lo1) = 0xCD9E8D57 * c2 (64-bit products),
+ * c = {hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0}; 10 rounds, the key bumped between rounds by
+ * k0 += 0x9E3779B9, k1 += 0xBB67AE85. A pure function, for lt_dropout and its tests.
+ */
+void lt_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
+
+/*
+ * Dropout's mask, exactly (so that any implementation, a Python reference included, can
+ * reproduce it): element i (flat, row-major, 0-based, 64-bit) uses Philox block j = i / 4
+ * with counter {j & 0xFFFFFFFF, j >> 32, 0, 0} and key {key & 0xFFFFFFFF, key >> 32}, and
+ * takes word w = out[i % 4] of that block. Element i is kept iff (w >> 8) * 2^-24 >= p (u
+ * in [0, 1) with 24 bits, exact in fp32); a kept element becomes x[i] * s with
+ * s = (float)(1 / (1 - p)) computed in fp32 as 1.0f / (1.0f - p), a dropped one 0.
+ */
+/* Inverted dropout with a counter-based generator (Philox4x32-10, keyed by key): element i
+ * of x is kept with probability 1 - p and scaled by 1 / (1 - p), else set to 0. The decision
+ * for element i is a pure function of (key, i), the same on every backend and thread count,
+ * so a backward or a recomputation redraws the same mask instead of storing it. out may
+ * alias x. p in [0, 1). */
+lt_status lt_dropout(lt_tensor *out, const lt_tensor *x, float p, uint64_t key);
+/* dx = dout * mask / (1 - p) with the mask lt_dropout(.., p, key) drew; dx may alias dout. */
+lt_status lt_dropout_backward(lt_tensor *dx, const lt_tensor *dout, float p, uint64_t key);
+
+/*
  * Fused softmax + cross-entropy over the last dim, never storing probabilities.
  *   logits [N, V] F32, labels [N] I32 (label == ignore_index is not counted)
  *   loss   [1] F32: mean negative log-likelihood over the counted rows (0 if none)

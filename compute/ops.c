@@ -471,6 +471,53 @@ lt_status lt_swiglu_backward(lt_tensor *dgate, lt_tensor *dup, const lt_tensor *
                 c.dev->be->swiglu_backward(c.dev, dgate, dup, dout, gate, up));
 }
 
+void lt_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4])
+{
+    uint32_t c0 = ctr[0], c1 = ctr[1], c2 = ctr[2], c3 = ctr[3], k0 = key[0], k1 = key[1];
+    for (int r = 0; r < 10; r++) {
+        if (r > 0) {
+            k0 += 0x9E3779B9u;
+            k1 += 0xBB67AE85u;
+        }
+        uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
+        uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
+        c1 = (uint32_t)p1;
+        c3 = (uint32_t)p0;
+        c0 = n0;
+        c2 = n2;
+    }
+    out[0] = c0;
+    out[1] = c1;
+    out[2] = c2;
+    out[3] = c3;
+}
+
+/* out = x * mask * 1/(1-p): F32, same numel, out may be x itself; p in [0, 1). */
+static lt_status dropout_op(const char *op, lt_tensor *out, const char *on, const lt_tensor *x,
+                            const char *xn, float p, uint64_t key)
+{
+    lt_opcheck c = {lt_ck_device(2, out, x), op};
+    CK(lt_ck_tensor(&c, out, on, LT_MASK(LT_F32)));
+    CK(lt_ck_tensor(&c, x, xn, LT_MASK(LT_F32)));
+    CK(lt_ck_same_numel(&c, out, on, x, xn));
+    CK(lt_ck_no_overlap(&c, out, on, x, xn, true));
+    if (!(p >= 0.0f && p < 1.0f))
+        return lt_ck_fail(&c, LT_ERR_ARG, "dropout probability p = %g must be in [0, 1)",
+                          (double)p);
+    LT_DISPATCH(c.dev, "dropout",
+                c.dev->be->dropout(c.dev, out, x, p, 1.0f / (1.0f - p), key));
+}
+
+lt_status lt_dropout(lt_tensor *out, const lt_tensor *x, float p, uint64_t key)
+{
+    return dropout_op("lt_dropout", out, "out", x, "x", p, key);
+}
+
+lt_status lt_dropout_backward(lt_tensor *dx, const lt_tensor *dout, float p, uint64_t key)
+{
+    return dropout_op("lt_dropout_backward", dx, "dx", dout, "dout", p, key);
+}
+
 lt_status lt_add(lt_tensor *out, const lt_tensor *a, const lt_tensor *b)
 {
     lt_opcheck c = {lt_ck_device(3, out, a, b), "lt_add"};

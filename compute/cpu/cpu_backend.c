@@ -344,6 +344,27 @@ static lt_status cpu_gelu_backward(lt_device *dev, lt_tensor *dx, const lt_tenso
     return LT_OK;
 }
 
+/* lt_dropout: one Philox block per 4 elements; the mask depends on (key, i) only. */
+static lt_status cpu_dropout(lt_device *dev, lt_tensor *out, const lt_tensor *x, float p,
+                             float scale, uint64_t key)
+{
+    float *o = lt_cpu_f(out);
+    const float *a = lt_cpu_f(x);
+    int64_t n = out->numel, nb = (n + 3) / 4;
+    const uint32_t k[2] = {(uint32_t)key, (uint32_t)(key >> 32)};
+    int nt = lt_cpu_nt(dev);
+#pragma omp parallel for schedule(static) num_threads(nt) if (n > PAR_MIN)
+    for (int64_t j = 0; j < nb; j++) {
+        uint32_t ctr[4] = {(uint32_t)j, (uint32_t)((uint64_t)j >> 32), 0, 0}, w[4];
+        lt_philox4x32_10(ctr, k, w);
+        for (int64_t i = 4 * j, e = i + 4 < n ? i + 4 : n; i < e; i++) {
+            float u = (float)(w[i & 3] >> 8) * (1.0f / 16777216.0f);
+            o[i] = u >= p ? a[i] * scale : 0.0f;
+        }
+    }
+    return LT_OK;
+}
+
 static lt_status cpu_swiglu(lt_device *dev, lt_tensor *out, const lt_tensor *gate,
                             const lt_tensor *up)
 {
@@ -485,6 +506,7 @@ static const lt_backend cpu_backend = {
     .gelu = cpu_gelu,
     .gelu_backward = cpu_gelu_backward,
     .swiglu = cpu_swiglu,
+    .dropout = cpu_dropout,
     .swiglu_backward = cpu_swiglu_backward,
     .cross_entropy = lt_cpu_cross_entropy,
     .logprob_gather = lt_cpu_logprob_gather,

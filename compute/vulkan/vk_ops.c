@@ -644,6 +644,26 @@ static lt_status vk_swiglu_backward(lt_device *dev, lt_tensor *dgate, lt_tensor 
     return eltwise(lt_vk_of(dev), "swiglu_backward", EW_SWIGLU_B, dgate, dup, gate, dout, up,
                    0, 1);
 }
+static lt_status vk_dropout(lt_device *dev, lt_tensor *out, const lt_tensor *x, float p,
+                           float scale, uint64_t key)
+{
+    lt_vk *vk = lt_vk_of(dev);
+    if ((uint64_t)out->numel > UINT32_MAX - 3)
+        return lt_dev_error(dev, LT_ERR_UNSUPPORTED,
+                            "dropout: %lld elements exceed the shader's 32-bit index",
+                            (long long)out->numel);
+    struct {
+        addr_t o, x;
+        uint32_t key_lo, key_hi, n;
+        float p, scale;
+    } pc = {A(out), A(x), (uint32_t)key, (uint32_t)(key >> 32), u32(out->numel), p, scale};
+    lt_vk_range r[] = {R(x)}, w[] = {R(out)};
+    lt_status st = lt_vk_op_begin(vk, "dropout");
+    if (st == LT_OK)
+        st = RUN(vk, "dropout", pc, cdiv(((uint64_t)out->numel + 3) / 4, 256), r, w);
+    lt_vk_op_end(vk);
+    return st;
+}
 static lt_status vk_add(lt_device *dev, lt_tensor *out, const lt_tensor *a, const lt_tensor *b)
 {
     return eltwise(lt_vk_of(dev), "add", EW_ADD, out, NULL, a, b, NULL, 0, 1);
@@ -846,6 +866,7 @@ const lt_backend lt_vk_backend = {
     .gelu = vk_gelu,
     .gelu_backward = vk_gelu_backward,
     .swiglu = vk_swiglu,
+    .dropout = vk_dropout,
     .swiglu_backward = vk_swiglu_backward,
     .cross_entropy = vk_cross_entropy,
     .logprob_gather = vk_logprob_gather,

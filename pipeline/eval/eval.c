@@ -177,8 +177,9 @@ static int cmp_len_desc(const void *a, const void *b)
 /* Loss over the examples' labelled tokens; per-row sums in row_nll/row_n when non-NULL.
  * Examples run `batch` at a time, right-padded to the longest of the group (sorted by length
  * so groups are even): under the causal mask padding after an example never reaches it, so
- * each example's loss is what it is alone. The logits of one forward are capped at 256 MiB
- * by shrinking the group. */
+ * each example's loss is what it is alone. The group is shrunk so that its tokens times the
+ * vocabulary stay under 64 Mi; the output layer runs lt_logits_chunk_rows rows at a time
+ * (at most LT_LOGITS_CHUNK_BYTES of logits, on the device and in the host copy). */
 static lt_eval_status examples_loss(lt_model *m, const lt_examples *ex, int batch,
                                     const int64_t *row_ex, int64_t n_rows, double *out_nll,
                                     int64_t *out_n, double *nll, int64_t *n_tok, char *err,
@@ -197,14 +198,15 @@ static lt_eval_status examples_loss(lt_model *m, const lt_examples *ex, int batc
     while (B > 1 && B * max_t * V > ((int64_t)64 << 20))
         B--;
     B = B < ex->n ? B : ex->n;
-    lt_forward_opts fo = {B, max_t, false, false};
+    const int64_t chunk = lt_logits_chunk_rows(V, B * max_t);
+    lt_forward_opts fo = {.max_batch = B, .max_seq = max_t, .logits_chunk = chunk};
     lt_forward *fw = NULL;
     char e[512];
     if (lt_forward_new(m, &fo, &fw, e, sizeof(e)) != LT_MODEL_OK) {
         snprintf(err, errlen, "forward workspace: %s", e);
         return LT_EVAL_MODEL;
     }
-    float *logits = malloc((size_t)(B * max_t * V) * sizeof(float));
+    float *logits = malloc((size_t)(chunk * V) * sizeof(float));
     int32_t *ids = malloc((size_t)(B * max_t) * sizeof(int32_t));
     int64_t *order = malloc((size_t)ex->n * 2 * sizeof(int64_t));
     double *ex_nll = calloc((size_t)ex->n, sizeof(double));
@@ -228,16 +230,28 @@ static lt_eval_status examples_loss(lt_model *m, const lt_examples *ex, int batc
                 ids[b * T + t] = 0; /* padding after the example: never attended to */
         }
         lt_tensor *lg = NULL;
-        if (lt_forward_run(fw, ids, nb, T, NULL, &lg, e, sizeof(e)) != LT_MODEL_OK ||
-            lt_tensor_download_f32(lg, logits, nb * T * V) != LT_OK) {
+        if (lt_forward_run(fw, ids, nb, T, NULL, &lg, e, sizeof(e)) != LT_MODEL_OK) {
             snprintf(err, errlen, "forward pass: %s", e);
             rc = LT_EVAL_MODEL;
             break;
         }
-        for (int64_t b = 0; b < nb; b++) {
-            int64_t i = order[g + b];
-            row_nll(logits + b * T * V, ex->labels + ex->start[i], ex_len(ex, i), V, &ex_nll[i],
-                    &ex_n[i]);
+        /* rows r = b * T + t a chunk at a time; each example's positions stay in order */
+        for (int64_t r0 = 0; rc == LT_EVAL_OK && r0 < nb * T; r0 += chunk) {
+            int64_t k = nb * T - r0 < chunk ? nb * T - r0 : chunk;
+            if (lt_forward_logits(fw, r0, k, &lg, e, sizeof(e)) != LT_MODEL_OK ||
+                lt_tensor_download_f32(lg, logits, k * V) != LT_OK) {
+                snprintf(err, errlen, "output layer: %s", e);
+                rc = LT_EVAL_MODEL;
+                break;
+            }
+            for (int64_t r = r0; r < r0 + k;) {
+                int64_t b = r / T, t = r % T, i = order[g + b], L = ex_len(ex, i);
+                int64_t end = (b + 1) * T < r0 + k ? (b + 1) * T : r0 + k; /* this row's part */
+                if (t < L)
+                    row_nll(logits + (r - r0) * V, ex->labels + ex->start[i] + t,
+                            (end - r < L - t ? end - r : L - t), V, &ex_nll[i], &ex_n[i]);
+                r = end;
+            }
         }
     }
     for (int64_t i = 0; rc == LT_EVAL_OK && i < ex->n; i++) { /* summed in example order */

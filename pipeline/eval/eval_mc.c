@@ -46,7 +46,8 @@ lt_eval_status eval_mc_scorer_new(lt_model *m, eval_mc_scorer **out, char *err, 
         return LT_EVAL_NOMEM;
     s->m = m;
     s->ctx = mc->max_pos; /* a sliding window is masked in attention, not a cap */
-    lt_forward_opts fp = {1, s->ctx, false, true}, fc = {1, MC_CHUNK, false, false};
+    lt_forward_opts fp = {.max_batch = 1, .max_seq = s->ctx, .last_logits_only = true},
+                    fc = {.max_batch = 1, .max_seq = MC_CHUNK};
     if (lt_forward_new(m, &fp, &s->pre, e, sizeof(e)) != LT_MODEL_OK ||
         lt_forward_new(m, &fc, &s->cont, e, sizeof(e)) != LT_MODEL_OK ||
         lt_kv_cache_new(m, 1, s->ctx, &s->cache, e, sizeof(e)) != LT_MODEL_OK) {

@@ -35,7 +35,7 @@ static float *logits(lt_model *m, const int32_t *ids, int64_t T, char *err, size
     lt_forward *f = NULL;
     lt_tensor *lg = NULL;
     int64_t V = lt_model_get_config(m)->vocab;
-    lt_forward_opts fo = {1, T, false, false};
+    lt_forward_opts fo = {.max_batch = 1, .max_seq = T};
     float *h = NULL;
     if (lt_forward_new(m, &fo, &f, err, errlen) == LT_MODEL_OK &&
         lt_forward_run(f, ids, 1, T, NULL, &lg, err, errlen) == LT_MODEL_OK &&

@@ -4,8 +4,8 @@
  *
  * Buffers are allocated once per workspace at the largest [B, T]; each run cuts views of the
  * exact shapes out of them (compute tensors are contiguous, so a view is a prefix). This file
- * records ops only; it never reads device memory except the ids it uploads, and the inputs of
- * LoRA adapters when their dropout is active in training (the masks are drawn on the host).
+ * records ops only; it never reads device memory back and uploads only ids, positions and
+ * segments. LoRA dropout masks are drawn on the device (lt_dropout, keyed per module).
  *
  * Training runs (lt_forward_run_packed) take per-token positions and segment ids; an attached
  * LoRA adapter (model_impl.h) adds scale * (dropout(x) A^T) B^T to its projections, keeping
@@ -46,14 +46,13 @@ struct lt_forward {
     int32_t *host_pos;
     lt_tensor *seg;      /* [N] I32 segment ids of a packed run */
     bool train;          /* LoRA dropout active */
-    uint64_t rng;        /* dropout mask generator */
+    uint64_t seed;       /* keys the dropout masks (lt_lora_dropout_key) */
     /* LoRA buffers for the attached adapter they were made for (lora_for, r, dropout) */
     const lt_lora_adapter *lora_for;
     int lora_r;
     float lora_dropout;
-    lt_tensor **lora_u, **lora_xd; /* [n_layers * LT_LSLOT_COUNT] flat, NULL where absent */
-    float **lora_mask;             /* host masks, same indexing */
-    float *host_x;                 /* [N * max(D, F)] scratch for dropout */
+    lt_tensor **lora_u; /* [n_layers * LT_LSLOT_COUNT] flat, NULL where absent */
+    lt_tensor *lora_xd; /* [N * max(D, F, H * hd)] one module's dropped input, or NULL */
 };
 
 static lt_model_status fail(lt_model_status st, char *err, size_t errlen, const char *fmt, ...)
@@ -184,7 +183,8 @@ static bool alloc_layer(lt_forward *f, layer_bufs *b, int64_t N, int64_t Bm, int
 lt_model_status lt_forward_new(lt_model *m, const lt_forward_opts *o, lt_forward **out,
                                char *err, size_t errlen)
 {
-    if (!m || !o || !out || o->max_batch <= 0 || o->max_seq <= 0)
+    if (!m || !o || !out || o->max_batch <= 0 || o->max_seq <= 0 || o->logits_chunk < 0 ||
+        (o->logits_chunk > 0 && o->last_logits_only))
         return fail(LT_MODEL_ERR_ARG, err, errlen, "forward: bad arguments");
     *out = NULL;
     const lt_model_config *c = &m->cfg;
@@ -215,7 +215,11 @@ lt_model_status lt_forward_new(lt_model *m, const lt_forward_opts *o, lt_forward
     f->hf = flat(f, LT_F32, N * D);
     f->meanf = flat(f, LT_F32, N);
     f->rstdf = flat(f, LT_F32, N);
-    f->logits = flat(f, LT_F32, (o->last_logits_only ? Bm : N) * c->vocab);
+    f->logits = flat(f, LT_F32,
+                     (o->last_logits_only   ? Bm
+                      : o->logits_chunk > 0 ? (o->logits_chunk < N ? o->logits_chunk : N)
+                                            : N) *
+                         c->vocab);
     f->ids = flat(f, LT_I32, N);
     f->pos = flat(f, LT_I32, N);
     f->seg = flat(f, LT_I32, N);
@@ -241,21 +245,12 @@ static void free_views(lt_forward *f)
 static void free_lora_bufs(lt_forward *f)
 {
     int n = (int)f->m->cfg.n_layers * LT_LSLOT_COUNT;
-    for (int i = 0; i < n; i++) {
-        if (f->lora_u)
-            lt_tensor_free(f->lora_u[i]);
-        if (f->lora_xd)
-            lt_tensor_free(f->lora_xd[i]);
-        if (f->lora_mask)
-            free(f->lora_mask[i]);
-    }
+    for (int i = 0; i < n && f->lora_u; i++)
+        lt_tensor_free(f->lora_u[i]);
     free(f->lora_u);
-    free(f->lora_xd);
-    free(f->lora_mask);
-    free(f->host_x);
-    f->lora_u = f->lora_xd = NULL;
-    f->lora_mask = NULL;
-    f->host_x = NULL;
+    lt_tensor_free(f->lora_xd);
+    f->lora_u = NULL;
+    f->lora_xd = NULL;
     f->lora_for = NULL;
 }
 
@@ -283,13 +278,11 @@ static bool ensure_lora_bufs(lt_forward *f)
     const int n = (int)L * LT_LSLOT_COUNT;
     bool kept = f->o.keep_activations, drop = kept && a->dropout > 0;
     f->lora_u = calloc((size_t)n, sizeof(lt_tensor *));
-    f->lora_xd = calloc((size_t)n, sizeof(lt_tensor *));
-    f->lora_mask = calloc((size_t)n, sizeof(float *));
     int64_t wide = c->dim > c->ffn ? c->dim : c->ffn;
     if (c->n_heads * c->head_dim > wide)
         wide = c->n_heads * c->head_dim;
-    f->host_x = drop ? malloc((size_t)(N * wide) * sizeof(float)) : NULL;
-    if (!f->lora_u || !f->lora_xd || !f->lora_mask || (drop && !f->host_x))
+    f->lora_xd = drop ? lt_tensor_new_1d(f->m->dev, LT_F32, N * wide) : NULL;
+    if (!f->lora_u || (drop && !f->lora_xd))
         goto oom;
     for (int64_t l = 0; l < L && l < a->n_layers; l++)
         for (int s = 0; s < LT_LSLOT_COUNT; s++) {
@@ -301,12 +294,6 @@ static bool ensure_lora_bufs(lt_forward *f)
             if (!f->lora_u[iu]) {
                 f->lora_u[iu] = lt_tensor_new_1d(f->m->dev, LT_F32, N * a->r);
                 if (!f->lora_u[iu])
-                    goto oom;
-            }
-            if (drop) {
-                f->lora_xd[i] = lt_tensor_new_1d(f->m->dev, LT_F32, N * mo->in);
-                f->lora_mask[i] = malloc((size_t)(N * mo->in) * sizeof(float));
-                if (!f->lora_xd[i] || !f->lora_mask[i])
                     goto oom;
             }
         }
@@ -322,7 +309,7 @@ oom:
 void lt_forward_set_train(lt_forward *f, bool train, uint64_t seed)
 {
     f->train = train;
-    f->rng = seed;
+    f->seed = seed;
 }
 
 void lt_model_attach_lora(lt_model *m, const lt_lora_adapter *a) { m->lora = a; }
@@ -406,15 +393,10 @@ static bool make_views(lt_forward *f, int64_t B, int64_t T)
         for (int s = 0; s < LT_LSLOT_COUNT; s++) {
             const lt_lora_module *mo = ad && l < ad->n_layers ? &ad->mods[l][s] : NULL;
             int i = (int)l * LT_LSLOT_COUNT + s, i0 = f->o.keep_activations ? i : s;
-            la->lora_u[s] = la->lora_xd[s] = NULL;
-            la->lora_mask[s] = NULL;
+            la->lora_u[s] = NULL;
             if (!mo || !mo->A)
                 continue;
             la->lora_u[s] = vw(f, f->lora_u[i0], 0, 2, N, ad->r, 0, 0, &ok);
-            if (f->lora_xd[i] && f->train) {
-                la->lora_xd[s] = vw(f, f->lora_xd[i], 0, 2, N, mo->in, 0, 0, &ok);
-                la->lora_mask[s] = f->lora_mask[i];
-            }
         }
         prev_out = vw(f, f->resid[l + 1], 0, 2, N, D, 0, 0, &ok);
     }
@@ -422,7 +404,11 @@ static bool make_views(lt_forward *f, int64_t B, int64_t T)
     a->hf = vw(f, f->hf, 0, 2, N, D, 0, 0, &ok);
     a->meanf = vw(f, f->meanf, 0, 1, N, 0, 0, 0, &ok);
     a->rstdf = vw(f, f->rstdf, 0, 1, N, 0, 0, 0, &ok);
-    a->logits = vw(f, f->logits, 0, 2, f->o.last_logits_only ? B : N, V, 0, 0, &ok);
+    a->logits = f->o.logits_chunk > 0
+                    ? NULL
+                    : vw(f, f->logits, 0, 2, f->o.last_logits_only ? B : N, V, 0, 0, &ok);
+    a->lora_dropout = f->lora_xd && f->train ? ad->dropout : 0.0f;
+    a->lora_seed = f->seed;
     return ok;
 }
 
@@ -460,19 +446,15 @@ static lt_status lora_fwd(lt_forward *f, int64_t l, lt_layer_acts *la, int s, lt
     const lt_lora_module *mo = &ad->mods[l][s];
     lt_status st = LT_OK;
     const lt_tensor *xin = x;
-    if (la->lora_xd[s]) { /* dropout, drawn on the host: xd = x * mask */
-        int64_t n = lt_tensor_numel(x);
-        float keep = 1.0f - ad->dropout, inv = 1.0f / keep;
-        if ((st = lt_tensor_download_f32(x, f->host_x, n)) != LT_OK)
+    float p = f->acts.lora_dropout;
+    if (p > 0) { /* xd = dropout(x), in the shared scratch; the backward redraws it */
+        bool ok = true;
+        lt_tensor *xd = vw(f, f->lora_xd, 0, 2, lt_tensor_dim(x, 0), mo->in, 0, 0, &ok);
+        if (!ok)
+            return LT_ERR_OOM;
+        if ((st = lt_dropout(xd, x, p, lt_lora_dropout_key(f->acts.lora_seed, l, s))) != LT_OK)
             return st;
-        for (int64_t i = 0; i < n; i++) {
-            float u01 = (float)(lt_splitmix64(&f->rng) >> 40) * (1.0f / 16777216.0f);
-            la->lora_mask[s][i] = u01 < keep ? inv : 0.0f;
-            f->host_x[i] *= la->lora_mask[s][i];
-        }
-        if ((st = lt_tensor_upload_f32(la->lora_xd[s], f->host_x, n)) != LT_OK)
-            return st;
-        xin = la->lora_xd[s];
+        xin = xd;
     }
     if ((st = lt_matmul(la->lora_u[s], xin, mo->A, false, true, ad->scale, 0.0f)) != LT_OK)
         return st;
@@ -687,7 +669,7 @@ static lt_model_status run(lt_forward *f, const int32_t *ids, const int32_t *pos
                 return fail(LT_MODEL_ERR_OOM, err, errlen, "forward: cannot make views");
             CK(linear(out, row, &m->lm_head));
         }
-    } else {
+    } else if (a->logits) { /* else lt_forward_logits, a chunk at a time */
         CK(linear(a->logits, a->hf, &m->lm_head));
     }
     if (cache && rows) {
@@ -725,6 +707,47 @@ lt_model_status lt_forward_run_packed(lt_forward *f, const int32_t *ids, const i
                                       lt_tensor **logits, char *err, size_t errlen)
 {
     return run(f, ids, pos, seg, B, T, NULL, NULL, logits, err, errlen);
+}
+
+int64_t lt_logits_chunk_rows(int64_t vocab, int64_t max_rows)
+{
+    int64_t rows = vocab > 0 ? LT_LOGITS_CHUNK_BYTES / (vocab * (int64_t)sizeof(float)) : 1;
+    const char *cap = getenv("LATHE_LOGITS_CHUNK_ROWS"); /* tests: many chunks on tiny models */
+    if (cap && atoll(cap) > 0 && atoll(cap) < rows)
+        rows = atoll(cap);
+    if (rows > max_rows)
+        rows = max_rows;
+    return rows > 0 ? rows : 1;
+}
+
+lt_model_status lt_forward_logits(lt_forward *f, int64_t r0, int64_t n, lt_tensor **logits,
+                                  char *err, size_t errlen)
+{
+    if (!f || !logits)
+        return fail(LT_MODEL_ERR_ARG, err, errlen, "forward logits: NULL argument");
+    *logits = NULL;
+    const int64_t N = f->acts.B * f->acts.T, D = f->m->cfg.dim, V = f->m->cfg.vocab;
+    if (f->o.logits_chunk <= 0 || !f->acts.hf)
+        return fail(LT_MODEL_ERR_ARG, err, errlen,
+                    "forward logits: the workspace computes its logits in its runs (made "
+                    "without logits_chunk) or has not run");
+    if (r0 < 0 || n <= 0 || n > f->o.logits_chunk || r0 + n > N)
+        return fail(LT_MODEL_ERR_ARG, err, errlen,
+                    "forward logits: rows [%lld, %lld) outside the run's %lld rows or more than "
+                    "a chunk of %lld",
+                    (long long)r0, (long long)(r0 + n), (long long)N, (long long)f->o.logits_chunk);
+    bool ok = true;
+    lt_tensor *h = vw(f, f->hf, r0 * D, 2, n, D, 0, 0, &ok);
+    lt_tensor *out = vw(f, f->logits, 0, 2, n, V, 0, 0, &ok);
+    if (!ok)
+        return fail(LT_MODEL_ERR_OOM, err, errlen, "forward logits: cannot make views: %s",
+                    lt_device_last_error(f->m->dev));
+    lt_status s = linear(out, h, &f->m->lm_head);
+    if (s != LT_OK)
+        return fail(LT_MODEL_ERR_DEVICE, err, errlen, "forward logits: %s: %s", lt_status_str(s),
+                    lt_device_last_error(f->m->dev));
+    *logits = out;
+    return LT_MODEL_OK;
 }
 
 lt_tensor *lt_forward_hidden(const lt_forward *f, int l)

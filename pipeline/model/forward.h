@@ -39,7 +39,20 @@ typedef struct lt_forward_opts {
     int64_t max_batch, max_seq; /* largest [B, T] a run may take */
     bool keep_activations;      /* keep every layer's activations (training) */
     bool last_logits_only;      /* logits of each row's last position only: [B, V] */
+    /* > 0: runs stop at the final norm and leave no logits (*logits is NULL); the output
+     * layer runs through lt_forward_logits, at most logits_chunk rows at a time, so [tokens x
+     * vocab] logits never exist (training, evaluation). 0: every row's logits in the run.
+     * Not with last_logits_only. */
+    int64_t logits_chunk;
 } lt_forward_opts;
+
+/* The bound on one chunk of logits: LT_LOGITS_CHUNK_BYTES (64 MiB) of fp32. */
+#define LT_LOGITS_CHUNK_BYTES ((int64_t)64 << 20)
+/* Rows per chunk for a vocabulary of vocab: floor(LT_LOGITS_CHUNK_BYTES / (vocab * 4)), at
+ * least 1 and at most max_rows (e.g. 130 rows for a 128,256-token vocabulary). The
+ * environment variable LATHE_LOGITS_CHUNK_ROWS=n lowers it to n (tests use it to run tiny
+ * models in many chunks). */
+int64_t lt_logits_chunk_rows(int64_t vocab, int64_t max_rows);
 
 /* The caller owns *out (free with lt_forward_free before the model). */
 lt_model_status lt_forward_new(lt_model *m, const lt_forward_opts *o, lt_forward **out,
@@ -49,7 +62,8 @@ void lt_forward_free(lt_forward *f);
 /*
  * Run ids [B * T] (row-major [B, T], host memory, each in [0, vocab)). cache: NULL, or a cache
  * with batch B and room for T more positions. *logits (OUT) is [B*T, V] F32, or [B, V] with
- * last_logits_only; it belongs to f and stays valid until the next run.
+ * last_logits_only, or NULL with logits_chunk (lt_forward_logits); it belongs to f and stays
+ * valid until the next run.
  */
 lt_model_status lt_forward_run(lt_forward *f, const int32_t *ids, int64_t B, int64_t T,
                                lt_kv_cache *cache, lt_tensor **logits, char *err, size_t errlen);
@@ -75,6 +89,15 @@ lt_model_status lt_forward_run_rows(lt_forward *f, const int32_t *ids, int64_t B
 lt_model_status lt_forward_run_packed(lt_forward *f, const int32_t *ids, const int32_t *pos,
                                       const int32_t *seg, int64_t B, int64_t T,
                                       lt_tensor **logits, char *err, size_t errlen);
+
+/*
+ * The logits of rows [r0, r0 + n) of the last run (row r = b * T + t) in a workspace made
+ * with logits_chunk > 0: *logits (OUT) [n, V] F32 = hf[r0 .. r0 + n) lm_head^T, owned by f and
+ * valid until the next call or run (each call overwrites the same buffer). n in
+ * [1, logits_chunk], r0 + n <= B * T.
+ */
+lt_model_status lt_forward_logits(lt_forward *f, int64_t r0, int64_t n, lt_tensor **logits,
+                                  char *err, size_t errlen);
 
 /* The residual stream of the last run: l = 0 the embeddings, l = i after layer i (1-based),
  * l = n_layers + 1 after the final norm; [B*T, D] F32, owned by f. Needs keep_activations

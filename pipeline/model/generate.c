@@ -172,7 +172,7 @@ lt_model_status lt_generate(lt_model *m, const int32_t *prompt, int n_prompt,
         goto out;
     }
     memcpy(seq, prompt, (size_t)n_prompt * sizeof(int32_t));
-    lt_forward_opts fo = {1, total, false, true};
+    lt_forward_opts fo = {.max_batch = 1, .max_seq = total, .last_logits_only = true};
     if ((st = lt_forward_new(m, &fo, &fw, err, errlen)))
         goto out;
     if (!o->recompute && (st = lt_kv_cache_new(m, 1, total, &cache, err, errlen)))
@@ -284,7 +284,8 @@ lt_model_status lt_generate_batch(lt_model *m, const int32_t *const *prompts, co
         goto out;
     }
     /* prefill one prompt at a time (batch 1, as lt_generate); decode all rows at once */
-    lt_forward_opts fpre = {1, max_prompt, false, true}, fdec = {B, 1, false, true};
+    lt_forward_opts fpre = {.max_batch = 1, .max_seq = max_prompt, .last_logits_only = true},
+                    fdec = {.max_batch = B, .max_seq = 1, .last_logits_only = true};
     if ((st = lt_forward_new(m, &fpre, &pre, err, errlen)) ||
         (st = lt_forward_new(m, &fdec, &dec, err, errlen)) ||
         (st = lt_kv_cache_new(m, B, max_total, &cache, err, errlen)))

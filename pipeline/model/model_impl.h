@@ -93,12 +93,10 @@ typedef struct lt_layer_acts {
     lt_tensor *mean2, *rstd2;
     lt_tensor *gate, *up;    /* [N, F] before the activation (gpt2: up = c_fc output) */
     lt_tensor *act;          /* [N, F] swiglu(gate, up) / gelu(up) */
-    /* LoRA (when an adapter is attached): per slot u = scale * xd A^T [N, r], and xd, the
-     * adapter's dropped-out input [N, in] with its host mask (0 or 1/(1-p)), only when
-     * dropout is active; NULL otherwise. */
+    /* LoRA (when an adapter is attached): per slot u = scale * xd A^T [N, r], xd being the
+     * adapter's input after dropout. xd is not kept: the backward redraws it from the slot's
+     * input with lt_dropout(.., lora_dropout, lt_lora_dropout_key(lora_seed, l, s)). */
     lt_tensor *lora_u[LT_LSLOT_COUNT];
-    lt_tensor *lora_xd[LT_LSLOT_COUNT];
-    float *lora_mask[LT_LSLOT_COUNT];
 } lt_layer_acts;
 
 typedef struct lt_forward_acts {
@@ -110,6 +108,8 @@ typedef struct lt_forward_acts {
     lt_tensor *hf;            /* [N, D] after the final norm */
     lt_tensor *meanf, *rstdf; /* [N] */
     lt_tensor *logits;        /* [N, V] (or [B, V] with last_logits_only) */
+    float lora_dropout;       /* LoRA dropout probability in this run (0: none) */
+    uint64_t lora_seed;       /* lt_forward_set_train's seed, keying each module's mask */
 } lt_forward_acts;
 
 /* The sliding window of layer l for lt_attn_params.window (0 = none). */
@@ -121,21 +121,32 @@ static inline int64_t lt_model_layer_window(const lt_model_config *c, int64_t l)
 /* The activations of the last lt_forward_run (for the backward pass). */
 const lt_forward_acts *lt_forward_get_acts(const lt_forward *f);
 
-/* Training mode: LoRA dropout applies only while train is true; its masks come from a
- * generator seeded with seed (reseeded at each call). */
+/* Training mode: LoRA dropout applies only while train is true; the mask of the adapter in
+ * slot s of layer l is lt_dropout's with key lt_lora_dropout_key(seed, l, s), drawn on the
+ * device, so a run given the same seed (a resumed run, a recomputed layer, the backward)
+ * draws the same masks. */
 void lt_forward_set_train(lt_forward *f, bool train, uint64_t seed);
 
 /* Attach an adapter to m (NULL detaches). Forward workspaces made before or after see it;
  * the adapter must outlive its attachment. */
 void lt_model_attach_lora(lt_model *m, const lt_lora_adapter *a);
 
-/* splitmix64 step, shared by LoRA init and dropout masks. */
+/* splitmix64 step, shared by LoRA init and the dropout seeds. */
 static inline uint64_t lt_splitmix64(uint64_t *s)
 {
     uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
+}
+
+/* The dropout key of the adapter in slot s of layer l for a forward seeded with seed:
+ * splitmix64 of seed ^ ((l * LT_LSLOT_COUNT + s + 1) * 0xd1342543de82ef95). Every module
+ * (and every layer's q, k and v, which share an input) draws its own mask. */
+static inline uint64_t lt_lora_dropout_key(uint64_t seed, int64_t l, int s)
+{
+    uint64_t z = seed ^ ((uint64_t)(l * LT_LSLOT_COUNT + s + 1) * 0xd1342543de82ef95ull);
+    return lt_splitmix64(&z);
 }
 
 #endif

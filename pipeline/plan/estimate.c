@@ -114,7 +114,6 @@ void lt_plan_estimate(const lt_model_config *c, const lt_est_opts *o, bool gpu, 
     }
 
     /* trainable state */
-    uint64_t lora_in_sum = 0; /* sum of adapter inputs per layer (dropout keeps them) */
     switch (o->method) {
     case LT_EST_FULL_F32:
     case LT_EST_FULL_BF16:
@@ -151,7 +150,6 @@ void lt_plan_estimate(const lt_model_config *c, const lt_est_opts *o, bool gpu, 
             if (!in)
                 continue;
             per_layer += r * (uint64_t)(in + out);
-            lora_in_sum += (uint64_t)in;
             mods++;
         }
         e->trainable = (int64_t)(per_layer * L);
@@ -163,8 +161,8 @@ void lt_plan_estimate(const lt_model_config *c, const lt_est_opts *o, bool gpu, 
         uint64_t wide = D > F ? D : F;
         wide = qd > wide ? qd : wide;
         e->backward += N * r * 4 + N * wide * 4;
-        if (o->lora_dropout)
-            e->activations += L * N * lora_in_sum * 4;
+        if (o->lora_dropout) /* one module's dropped input at a time (masks redrawn) */
+            e->activations += N * wide * 4;
         break;
     }
     default:

@@ -90,7 +90,8 @@ typedef struct lt_est_opts {
     int weight_bytes;        /* storage bytes per weight of the model's matrices: 4 or 2 */
     int lora_r;              /* 8 */
     uint32_t lora_targets;   /* LT_LORA_* bits; 0 = every linear layer */
-    bool lora_dropout;       /* dropout > 0 keeps each adapter's input (N x in floats) */
+    bool lora_dropout;       /* dropout > 0: one [N, widest input] scratch for the dropped
+                                input (masks are redrawn, never kept) */
     int freeze_layers;       /* LT_EST_FREEZE: layers that train (last N) */
     bool double_quant;       /* QLoRA: absmax quantized to 8 bits (0.127 bit/param) */
 } lt_est_opts;

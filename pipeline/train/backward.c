@@ -6,7 +6,8 @@
  * Gradients of weights accumulate into the slots an lt_model_grads names (NULL = frozen, then
  * that weight gradient is never computed); gradients of activations live in this file's
  * scratch buffers. Data gradients below the lowest trainable tensor are skipped. Like the
- * forward pass, this file only records ops (LoRA dropout aside, whose masks are on the host).
+ * forward pass, this file only records ops; LoRA dropout masks are redrawn on the device from
+ * the forward's seed (lt_lora_dropout_key), never stored.
  */
 #include "train_impl.h"
 
@@ -24,9 +25,12 @@ struct lt_backward {
     lt_tensor *dk, *dv;            /* [N, Hkv * hd] */
     lt_tensor *dgate, *dup, *dact; /* [N, F] */
     lt_tensor *du;                 /* [N, r] LoRA */
-    lt_tensor *dxd;                /* [N, max(D, F, H * hd)] LoRA with dropout */
-    float *host;                   /* same size, host side */
+    lt_tensor *dxd;                /* [N, max(D, F, H * hd)] LoRA with dropout: xd, then
+                                      its gradient */
     int64_t wide;
+    float lora_dropout;            /* the running forward's (lt_forward_acts) */
+    uint64_t lora_seed;
+    int64_t head_rows; /* rows lt_backward_head has filled since the last run */
     lt_tensor **views;
     int n_views, cap_views;
 };
@@ -55,7 +59,6 @@ void lt_backward_free(lt_backward *bw)
                         bw->dv,   bw->dgate, bw->dup, bw->dact, bw->du, bw->dxd};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         lt_tensor_free(all[i]);
-    free(bw->host);
     free(bw);
 }
 
@@ -91,8 +94,7 @@ lt_model_status lt_backward_new(lt_model *m, int64_t max_batch, int64_t max_seq,
     if (ok && lora_r > 0) {
         bw->du = lt_tensor_new_1d(dev, LT_F32, N * lora_r);
         bw->dxd = lt_tensor_new_1d(dev, LT_F32, N * bw->wide);
-        bw->host = malloc((size_t)(N * bw->wide) * sizeof(float));
-        ok = bw->du && bw->dxd && bw->host;
+        ok = bw->du && bw->dxd;
     }
     if (!ok) {
         fail(LT_MODEL_ERR_OOM, err, errlen, "backward buffers for %lld tokens: %s",
@@ -146,8 +148,9 @@ static lt_status linear_bwd(lt_tensor *dx, float beta, const lt_linear_grad *g,
 
 /*
  * Through an adapter on slot s: y[k] += u Bk^T, u = scale * xd A^T. With du' = sum_k dy[k] Bk:
- * dBk += dy[k]^T u, dA += scale * du'^T xd, dx += scale * (du' A) * mask (dx NULL = not
- * wanted).
+ * dBk += dy[k]^T u, dA += scale * du'^T xd, dx += scale * (du' A) * mask / (1 - p) (dx NULL =
+ * not wanted). Under dropout, xd = dropout(x) is redrawn with the forward's key into bw->dxd,
+ * which then holds the gradient through the mask.
  */
 static lt_status lora_bwd(lt_backward *bw, const lt_layer_acts *la, int64_t l, int s,
                           const lt_lora_module *g, lt_tensor *const *dy, int ny,
@@ -168,24 +171,22 @@ static lt_status lora_bwd(lt_backward *bw, const lt_layer_acts *la, int64_t l, i
         if (st == LT_OK && gB)
             st = lt_matmul(gB, dy[k], la->lora_u[s], true, false, 1.0f, 1.0f);
     }
-    const lt_tensor *xin = la->lora_xd[s] ? la->lora_xd[s] : x;
-    if (st == LT_OK && g && g->A)
-        st = lt_matmul(g->A, du, xin, true, false, ad->scale, 1.0f);
-    if (st != LT_OK || !dx)
-        return st;
-    if (!la->lora_xd[s])
-        return lt_matmul(dx, du, mo->A, false, false, ad->scale, 1.0f);
-    /* dropout: the mask is on the host */
-    lt_tensor *dxd = bv(bw, bw->dxd, 2, N, mo->in, 0, 0, ok);
+    const float p = bw->lora_dropout;
+    const uint64_t key = lt_lora_dropout_key(bw->lora_seed, l, s);
+    lt_tensor *dxd = p > 0 ? bv(bw, bw->dxd, 2, N, mo->in, 0, 0, ok) : NULL;
     if (!*ok)
         return LT_ERR_OOM;
-    int64_t n = N * mo->in;
-    if ((st = lt_matmul(dxd, du, mo->A, false, false, ad->scale, 0.0f)) != LT_OK ||
-        (st = lt_tensor_download_f32(dxd, bw->host, n)) != LT_OK)
+    if (st == LT_OK && g && g->A) {
+        if (dxd && (st = lt_dropout(dxd, x, p, key)) != LT_OK) /* xd, as the forward drew it */
+            return st;
+        st = lt_matmul(g->A, du, dxd ? dxd : x, true, false, ad->scale, 1.0f);
+    }
+    if (st != LT_OK || !dx)
         return st;
-    for (int64_t i = 0; i < n; i++)
-        bw->host[i] *= la->lora_mask[s][i];
-    if ((st = lt_tensor_upload_f32(dxd, bw->host, n)) != LT_OK)
+    if (!dxd)
+        return lt_matmul(dx, du, mo->A, false, false, ad->scale, 1.0f);
+    if ((st = lt_matmul(dxd, du, mo->A, false, false, ad->scale, 0.0f)) != LT_OK ||
+        (st = lt_dropout_backward(dxd, dxd, p, key)) != LT_OK)
         return st;
     return lt_add(dx, dx, dxd);
 }
@@ -306,6 +307,50 @@ dev_fail:
                 lt_status_str(s), lt_device_last_error(m->dev));
 }
 
+/* Whether anything below the output layer trains: the final norm, a layer, the embeddings
+ * (then dL/dhf is needed; else only lm_head's own gradient is). */
+static bool head_needs_dhf(const lt_model *m, const lt_model_grads *g)
+{
+    if (g->tok_emb || g->pos_emb || g->lnf_w || g->lnf_b)
+        return true;
+    for (int64_t l = 0; l < m->cfg.n_layers; l++)
+        if (layer_trains(&g->layers[l]))
+            return true;
+    return false;
+}
+
+lt_model_status lt_backward_head(lt_backward *bw, const lt_forward *f, const lt_model_grads *g,
+                                 int64_t r0, const lt_tensor *dlogits, char *err, size_t errlen)
+{
+    if (!bw || !f || !g || !dlogits)
+        return fail(LT_MODEL_ERR_ARG, err, errlen, "backward head: NULL argument");
+    lt_model *m = bw->m;
+    const lt_forward_acts *a = lt_forward_get_acts(f);
+    const int64_t N = a->B * a->T, D = m->cfg.dim, n = lt_tensor_dim(dlogits, 0);
+    if (a->logits || !a->hf || N > bw->max_n || lt_tensor_ndim(dlogits) != 2 ||
+        lt_tensor_dim(dlogits, 1) != m->cfg.vocab || r0 < 0 || n <= 0 || r0 + n > N)
+        return fail(LT_MODEL_ERR_ARG, err, errlen,
+                    "backward head: dlogits [%lld, %lld] at row %lld does not fit the last run "
+                    "(%lld rows of vocabulary %lld, made with logits_chunk)",
+                    (long long)n, (long long)lt_tensor_dim(dlogits, 1), (long long)r0, (long long)N,
+                    (long long)m->cfg.vocab);
+    int64_t shape[2] = {n, D};
+    lt_tensor *h = lt_tensor_view(a->hf, r0 * D, 2, shape);
+    lt_tensor *dh = head_needs_dhf(m, g) ? lt_tensor_view(bw->dh, r0 * D, 2, shape) : NULL;
+    lt_linear_grad gh = {g->lm_head, NULL};
+    lt_status s = !h || (!dh && head_needs_dhf(m, g)) ? LT_ERR_OOM : LT_OK;
+    if (s == LT_OK)
+        s = linear_bwd(dh, 0.0f, &gh, dlogits, h, &m->lm_head);
+    lt_tensor_free(h);
+    lt_tensor_free(dh);
+    if (s != LT_OK)
+        return fail(LT_MODEL_ERR_DEVICE, err, errlen, "backward head rows [%lld, %lld): %s: %s",
+                    (long long)r0, (long long)(r0 + n), lt_status_str(s),
+                    lt_device_last_error(m->dev));
+    bw->head_rows += n;
+    return LT_MODEL_OK;
+}
+
 lt_model_status lt_backward_run(lt_backward *bw, const lt_forward *f, const lt_model_grads *g,
                                 char *err, size_t errlen)
 {
@@ -315,12 +360,20 @@ lt_model_status lt_backward_run(lt_backward *bw, const lt_forward *f, const lt_m
     const lt_model_config *c = &m->cfg;
     const lt_forward_acts *a = lt_forward_get_acts(f);
     const int64_t N = a->B * a->T, D = c->dim, L = c->n_layers;
-    if (N > bw->max_n || !a->hf || !a->logits || lt_tensor_dim(a->logits, 0) != N ||
+    const bool chunked = !a->logits; /* the head's backward ran through lt_backward_head */
+    const int64_t head_rows = bw->head_rows;
+    bw->head_rows = 0;
+    if (N > bw->max_n || !a->hf || (!chunked && lt_tensor_dim(a->logits, 0) != N) ||
         (L > 0 && !a->layers[0].lse))
         return fail(LT_MODEL_ERR_ARG, err, errlen,
                     "backward: the forward run (%lld tokens) kept no activations for all tokens "
                     "or exceeds the backward workspace (%lld tokens)",
                     (long long)N, (long long)bw->max_n);
+    if (chunked && head_rows != N)
+        return fail(LT_MODEL_ERR_ARG, err, errlen,
+                    "backward: the output layer's backward (lt_backward_head) covered %lld of "
+                    "the run's %lld rows",
+                    (long long)head_rows, (long long)N);
     if (m->lora && !bw->du)
         return fail(LT_MODEL_ERR_ARG, err, errlen,
                     "backward: an adapter is attached but the workspace was made without LoRA");
@@ -341,10 +394,13 @@ lt_model_status lt_backward_run(lt_backward *bw, const lt_forward *f, const lt_m
     lt_tensor *dhf = bv(bw, bw->dh, 2, N, D, 0, 0, &ok);
     if (!ok)
         return fail(LT_MODEL_ERR_OOM, err, errlen, "backward: cannot make views");
+    bw->lora_dropout = a->lora_dropout;
+    bw->lora_seed = a->lora_seed;
     lt_linear_grad gh = {g->lm_head, NULL};
     bool below = emb || lowest < L;
-    CK(linear_bwd(below || g->lnf_w || g->lnf_b ? dhf : NULL, 0.0f, &gh, a->logits, a->hf,
-                  &m->lm_head));
+    if (!chunked) /* dloss/dlogits of every row in the forward's logits */
+        CK(linear_bwd(below || g->lnf_w || g->lnf_b ? dhf : NULL, 0.0f, &gh, a->logits, a->hf,
+                      &m->lm_head));
     if (below || g->lnf_w || g->lnf_b)
         CK(norm_bwd(m, dres, g->lnf_w, g->lnf_b, dhf, a->x_final, m->lnf_w, a->meanf, a->rstdf));
     for (int64_t l = L - 1; below && l >= lowest; l--) {

@@ -1,8 +1,10 @@
 /*
  * pref.c - DPO and ORPO on a trainer (pref.h): sequence log-probs of chosen and rejected rows
  * through lt_logprob_gather, the losses and their gradients per sequence on the host (in
- * double), the per-token gradient sent back through lt_logprob_gather_backward into the
- * logits buffer, then the model's backward pass; reference log-probs cached per pair id.
+ * double), the per-token gradient sent back through lt_logprob_gather_backward, then the
+ * model's backward pass; reference log-probs cached per pair id. The output layer runs a
+ * chunk of rows at a time (lt_trainer_logits): [tokens x vocab] logits never exist, and the
+ * backward recomputes each chunk's logits (the same bits) instead of keeping them.
  *
  * Never touches the store or files; all device work goes through compute.h.
  */
@@ -27,7 +29,8 @@ struct lt_pref {
     lt_pref_opts o;
     int64_t cap_n;                   /* tokens the scratch tensors hold */
     lt_tensor *gids, *logp, *dout;   /* [cap_n] I32, F32, F32 */
-    lt_tensor *dlogits;              /* [cap_n * V] F32 */
+    lt_tensor *dlogits;              /* [chunk, V] F32: one chunk's dloss/dlogits */
+    int64_t chunk;                   /* rows dlogits holds */
     int32_t *h_gids;                 /* host copies [cap_n] */
     float *h_logp, *h_dout;
     ref_entry *cache;                /* open addressing, cap_cache a power of two */
@@ -79,6 +82,7 @@ static void free_scratch(lt_pref *p)
     p->h_gids = NULL;
     p->h_logp = p->h_dout = NULL;
     p->cap_n = 0;
+    p->chunk = 0;
 }
 
 void lt_pref_free(lt_pref *p)
@@ -96,11 +100,13 @@ void lt_pref_set_trainer(lt_pref *p, lt_trainer *t)
         p->t = t;
 }
 
-/* Scratch for n tokens (grows, never shrinks). */
+/* Scratch for n tokens (grows, never shrinks) and one chunk of the trainer's logits. */
 static lt_model_status scratch(lt_pref *p, int64_t n, char *err, size_t errlen)
 {
-    if (n <= p->cap_n)
+    if (n <= p->cap_n && p->chunk == lt_trainer_logits_chunk(p->t))
         return LT_MODEL_OK;
+    if (n < p->cap_n)
+        n = p->cap_n;
     free_scratch(p);
     lt_model *m = lt_trainer_model(p->t);
     lt_device *dev = lt_model_get_device(m);
@@ -108,7 +114,8 @@ static lt_model_status scratch(lt_pref *p, int64_t n, char *err, size_t errlen)
     p->gids = lt_tensor_new_1d(dev, LT_I32, n);
     p->logp = lt_tensor_new_1d(dev, LT_F32, n);
     p->dout = lt_tensor_new_1d(dev, LT_F32, n);
-    p->dlogits = lt_tensor_new_2d(dev, LT_F32, n, V);
+    p->chunk = lt_trainer_logits_chunk(p->t);
+    p->dlogits = lt_tensor_new_2d(dev, LT_F32, p->chunk, V);
     p->h_gids = malloc((size_t)n * sizeof(int32_t));
     p->h_logp = malloc((size_t)n * sizeof(float));
     p->h_dout = malloc((size_t)n * sizeof(float));
@@ -116,28 +123,29 @@ static lt_model_status scratch(lt_pref *p, int64_t n, char *err, size_t errlen)
         !p->h_dout) {
         free_scratch(p);
         return fail(LT_MODEL_ERR_OOM, err, errlen,
-                    "pref: cannot allocate scratch for %lld tokens x %lld vocabulary: %s",
-                    (long long)n, (long long)V, lt_device_last_error(dev));
+                    "pref: cannot allocate scratch for %lld tokens (chunks of %lld x %lld "
+                    "vocabulary): %s",
+                    (long long)n, (long long)lt_trainer_logits_chunk(p->t), (long long)V,
+                    lt_device_last_error(dev));
     }
     p->cap_n = n;
     return LT_MODEL_OK;
 }
 
-/* [n] views of the scratch vectors. */
-static lt_tensor *vec(lt_tensor *t, int64_t n)
+/* [n] views of the scratch vectors, from element off. */
+static lt_tensor *vec_at(lt_tensor *t, int64_t off, int64_t n)
 {
     int64_t s[1] = {n};
-    return lt_tensor_view(t, 0, 1, s);
+    return lt_tensor_view(t, off, 1, s);
 }
+static lt_tensor *vec(lt_tensor *t, int64_t n) { return vec_at(t, 0, n); }
 
 /*
  * Forward on the batch's 2P rows (adapter detached when reference), per-token log-probs of
- * the labels, and the sums S[row] / counts n[row] on the host. *logits (OUT) is the forward's
- * logits buffer.
+ * the labels a chunk of rows at a time, and the sums S[row] / counts n[row] on the host.
  */
 static lt_model_status seq_logps(lt_pref *p, const lt_pref_batch *b, bool train, bool reference,
-                                 double *S, int64_t *cnt, lt_tensor **logits, char *err,
-                                 size_t errlen)
+                                 double *S, int64_t *cnt, char *err, size_t errlen)
 {
     const int64_t R = 2 * b->P, N = R * b->T;
     lt_model *m = lt_trainer_model(p->t);
@@ -151,7 +159,7 @@ static lt_model_status seq_logps(lt_pref *p, const lt_pref_batch *b, bool train,
     const lt_lora_adapter *ad = lt_trainer_lora(p->t);
     if (reference && ad)
         lt_model_attach_lora(m, NULL);
-    st = lt_trainer_run_forward(p->t, &lb, train, logits, err, errlen);
+    st = lt_trainer_run_forward(p->t, &lb, train, err, errlen);
     if (reference && ad)
         lt_model_attach_lora(m, ad);
     if (st)
@@ -160,8 +168,21 @@ static lt_model_status seq_logps(lt_pref *p, const lt_pref_batch *b, bool train,
     lt_status s = g && lp ? LT_OK : LT_ERR_OOM;
     if (s == LT_OK)
         s = lt_tensor_upload(g, p->h_gids, (size_t)N * sizeof(int32_t));
-    if (s == LT_OK)
-        s = lt_logprob_gather(lp, *logits, g);
+    for (int64_t r0 = 0; s == LT_OK && r0 < N; r0 += p->chunk) {
+        int64_t k = N - r0 < p->chunk ? N - r0 : p->chunk;
+        lt_tensor *lg = NULL, *gc = vec_at(p->gids, r0, k), *lc = vec_at(p->logp, r0, k);
+        if ((st = lt_trainer_logits(p->t, r0, k, &lg, err, errlen)))
+            s = LT_ERR_DEVICE;
+        else
+            s = gc && lc ? lt_logprob_gather(lc, lg, gc) : LT_ERR_OOM;
+        lt_tensor_free(gc);
+        lt_tensor_free(lc);
+    }
+    if (st) {
+        lt_tensor_free(g);
+        lt_tensor_free(lp);
+        return st;
+    }
     if (s == LT_OK)
         s = lt_tensor_download_f32(lp, p->h_logp, N);
     lt_tensor_free(g);
@@ -271,11 +292,10 @@ lt_model_status lt_pref_fill_reference(lt_pref *p, const lt_pref_batch *b, char 
     const int64_t R = 2 * b->P;
     double *S = malloc((size_t)R * sizeof(double));
     int64_t *n = malloc((size_t)R * sizeof(int64_t));
-    lt_tensor *logits = NULL;
     if (!S || !n)
         st = fail(LT_MODEL_ERR_OOM, err, errlen, "pref: out of memory");
     else
-        st = seq_logps(p, b, false, true, S, n, &logits, err, errlen);
+        st = seq_logps(p, b, false, true, S, n, err, errlen);
     for (int64_t i = 0; !st && i < b->P; i++)
         if (!cache_put(p, b->pair_ids[i], S[i], S[b->P + i]))
             st = fail(LT_MODEL_ERR_OOM, err, errlen, "pref: reference cache: out of memory");
@@ -372,14 +392,14 @@ static lt_model_status run(lt_pref *p, const lt_pref_batch *b, bool grad, float 
     const int64_t R = 2 * b->P, N = R * b->T;
     double *S = malloc((size_t)R * sizeof(double)), *dS = malloc((size_t)R * sizeof(double));
     int64_t *n = malloc((size_t)R * sizeof(int64_t));
-    lt_tensor *logits = NULL, *dl = NULL, *g = NULL, *dout = NULL;
+    lt_tensor *dout = NULL;
     lt_pref_stats ps;
     lt_device *dev = lt_model_get_device(lt_trainer_model(p->t));
     if (!S || !dS || !n) {
         st = fail(LT_MODEL_ERR_OOM, err, errlen, "pref: out of memory");
         goto out;
     }
-    if ((st = seq_logps(p, b, grad, false, S, n, &logits, err, errlen)))
+    if ((st = seq_logps(p, b, grad, false, S, n, err, errlen)))
         goto out;
     pref_loss(p, b, S, n, dS, &ps);
     if (out)
@@ -388,28 +408,33 @@ static lt_model_status run(lt_pref *p, const lt_pref_batch *b, bool grad, float 
         goto out;
     for (int64_t k = 0; k < N; k++)
         p->h_dout[k] = b->labels[k] == -100 ? 0.0f : (float)(dS[k / b->T] * grad_scale);
-    int64_t V = lt_tensor_dim(logits, 1), s2[2] = {N, V};
-    dl = lt_tensor_view(p->dlogits, 0, 2, s2);
-    g = vec(p->gids, N);
     dout = vec(p->dout, N);
-    lt_status s = dl && g && dout ? LT_OK : LT_ERR_OOM;
-    if (s == LT_OK)
-        s = lt_tensor_upload(dout, p->h_dout, (size_t)N * sizeof(float));
-    if (s == LT_OK)
-        s = lt_fill(dl, 0.0f);
-    if (s == LT_OK)
-        s = lt_logprob_gather_backward(dl, dout, logits, g);
-    if (s == LT_OK)
-        s = lt_copy(logits, dl);
-    if (s != LT_OK) {
+    lt_status s = dout ? lt_tensor_upload(dout, p->h_dout, (size_t)N * sizeof(float))
+                       : LT_ERR_OOM;
+    /* per chunk: the logits again, dloss/dlogits into the chunk scratch, through the head */
+    for (int64_t r0 = 0; s == LT_OK && !st && r0 < N; r0 += p->chunk) {
+        int64_t k = N - r0 < p->chunk ? N - r0 : p->chunk,
+                s2[2] = {k, lt_tensor_dim(p->dlogits, 1)};
+        lt_tensor *lg = NULL, *dl = lt_tensor_view(p->dlogits, 0, 2, s2);
+        lt_tensor *gc = vec_at(p->gids, r0, k), *dc = vec_at(p->dout, r0, k);
+        if (!dl || !gc || !dc)
+            s = LT_ERR_OOM;
+        else if (!(st = lt_trainer_logits(p->t, r0, k, &lg, err, errlen)) &&
+                 (s = lt_fill(dl, 0.0f)) == LT_OK &&
+                 (s = lt_logprob_gather_backward(dl, dc, lg, gc)) == LT_OK)
+            st = lt_trainer_head_backward(p->t, r0, dl, err, errlen);
+        lt_tensor_free(dl);
+        lt_tensor_free(gc);
+        lt_tensor_free(dc);
+    }
+    if (!st && s != LT_OK) {
         st = fail(LT_MODEL_ERR_DEVICE, err, errlen, "pref: loss gradient: %s",
                   lt_device_last_error(dev));
         goto out;
     }
-    st = lt_trainer_run_backward(p->t, err, errlen);
+    if (!st)
+        st = lt_trainer_run_backward(p->t, err, errlen);
 out:
-    lt_tensor_free(dl);
-    lt_tensor_free(g);
     lt_tensor_free(dout);
     free(S);
     free(dS);

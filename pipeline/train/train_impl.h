@@ -41,9 +41,21 @@ lt_model_status lt_backward_new(lt_model *m, int64_t max_batch, int64_t max_seq,
 void lt_backward_free(lt_backward *bw);
 
 /*
- * The backward pass of f's last run (made with keep_activations), whose logits buffer must
- * already hold dloss/dlogits (lt_cross_entropy writes it in place). Gradients accumulate into
- * g; the model's attached adapter (if any) gets its grads from g->layers[l].lora.
+ * The output layer's backward for rows [r0, r0 + n) of f's last run, f made with
+ * logits_chunk (its logits computed by lt_forward_logits a chunk at a time): dlogits [n, V]
+ * is the chunk's dloss/dlogits; dL/dhf of those rows is written into the workspace (when
+ * anything below the head trains) and lm_head's gradient accumulates into g->lm_head (when it
+ * trains). Every row of the run must be covered once before lt_backward_run.
+ */
+lt_model_status lt_backward_head(lt_backward *bw, const lt_forward *f, const lt_model_grads *g,
+                                 int64_t r0, const lt_tensor *dlogits, char *err, size_t errlen);
+
+/*
+ * The backward pass of f's last run (made with keep_activations). Without logits_chunk, its
+ * logits buffer must already hold dloss/dlogits (lt_cross_entropy writes it in place); with
+ * logits_chunk, lt_backward_head must have run over every row, and the pass starts from the
+ * dL/dhf it left. Gradients accumulate into g; the model's attached adapter (if any) gets its
+ * grads from g->layers[l].lora.
  */
 lt_model_status lt_backward_run(lt_backward *bw, const lt_forward *f, const lt_model_grads *g,
                                 char *err, size_t errlen);
@@ -80,12 +92,25 @@ const lt_lora_opts *lt_trainer_lora_opts(const lt_trainer *t);
 /* The accumulated gradient of state i (F32, shape of its param), for tests and checks. */
 lt_tensor *lt_trainer_grad(const lt_trainer *t, int i);
 
-/* For objectives that write their own loss gradient (pref.c): the forward pass on b (checked as
- * lt_trainer_forward_backward does; train = dropout on, activations kept) leaving *logits [N,
- * V] (owned by the trainer, valid until the next forward); then, once the caller has written
- * dloss/dlogits into that buffer, the backward pass accumulating into the gradients. */
-lt_model_status lt_trainer_run_forward(lt_trainer *t, const lt_batch *b, bool train,
-                                       lt_tensor **logits, char *err, size_t errlen);
+/*
+ * For objectives that write their own loss gradient (pref.c), a chunk of rows at a time so
+ * that [N, V] logits never exist:
+ * - lt_trainer_run_forward: the forward pass on b (checked as lt_trainer_forward_backward
+ *   does; train = dropout on, activations kept), stopping at the final norm;
+ * - lt_trainer_logits: *logits (OUT) [n, V] of rows [r0, r0 + n) of that run (row = b * T +
+ *   t), n <= lt_trainer_logits_chunk; owned by the trainer, overwritten by the next call (a
+ *   second call on the same rows gives the same values);
+ * - lt_trainer_head_backward: the chunk's dloss/dlogits [n, V] (any buffer of the caller's)
+ *   through the output layer; every row once, then
+ * - lt_trainer_run_backward: the rest of the backward pass, accumulating into the gradients.
+ */
+lt_model_status lt_trainer_run_forward(lt_trainer *t, const lt_batch *b, bool train, char *err,
+                                       size_t errlen);
+int64_t lt_trainer_logits_chunk(const lt_trainer *t);
+lt_model_status lt_trainer_logits(lt_trainer *t, int64_t r0, int64_t n, lt_tensor **logits,
+                                  char *err, size_t errlen);
+lt_model_status lt_trainer_head_backward(lt_trainer *t, int64_t r0, const lt_tensor *dlogits,
+                                         char *err, size_t errlen);
 lt_model_status lt_trainer_run_backward(lt_trainer *t, char *err, size_t errlen);
 
 #endif

@@ -1,8 +1,9 @@
 /*
  * trainer.c - one model being trained (trainer.h): which tensors train under each method,
- * their F32 gradients and AdamW moments, a forward+backward on a batch with the loss
- * gradient written into the logits in place, and the update (global norm, clipping, NaN/Inf
- * skip, AdamW, zeroing).
+ * their F32 gradients and AdamW moments, a forward+backward on a batch with the output
+ * layer and the loss run a chunk of rows at a time (each chunk's loss gradient written into
+ * its logits in place, then through the head into dL/dhf), and the update (global norm,
+ * clipping, NaN/Inf skip, AdamW, zeroing).
  *
  * Full fine-tuning of a model stored in F16/BF16 keeps an fp32 master copy of every trainable
  * tensor: AdamW updates the master, which is then rounded into the model's own tensor (the
@@ -41,6 +42,9 @@ struct lt_trainer {
     lt_tensor **extra; /* views into gradients, freed first */
     int n_extra, cap_extra;
     lt_tensor *labels, *loss, *norm;
+    lt_tensor *row_loss; /* [max N] F32 each row's NLL (0 unlabelled), filled chunk by chunk */
+    float *h_row_loss;   /* [max N] host copy, read once per forward */
+    int64_t chunk;       /* rows of logits per chunk of the output layer */
     int64_t step, n_trainable;
     uint64_t micro; /* forward passes since the last applied or skipped update */
 };
@@ -88,6 +92,8 @@ void lt_trainer_free(lt_trainer *t)
     lt_tensor_free(t->labels);
     lt_tensor_free(t->loss);
     lt_tensor_free(t->norm);
+    lt_tensor_free(t->row_loss);
+    free(t->h_row_loss);
     free(t);
 }
 
@@ -312,7 +318,16 @@ lt_model_status lt_trainer_new(lt_model *m, const lt_trainer_opts *o, lt_trainer
         goto oom;
     for (int i = 0; i < t->n; i++)
         t->grads[i] = t->p[i].grad;
-    lt_forward_opts fo = {o->max_batch, o->max_seq, true, false};
+    lt_forward_opts fo = {
+        .max_batch = o->max_batch, .max_seq = o->max_seq, .keep_activations = true};
+    if (o->logits_chunk < 0) {
+        st = fail(LT_MODEL_ERR_ARG, err, errlen, "trainer: logits_chunk %lld must be >= 0",
+                  (long long)o->logits_chunk);
+        goto fail;
+    }
+    t->chunk = o->logits_chunk > 0 ? o->logits_chunk
+                                   : lt_logits_chunk_rows(m->cfg.vocab, o->max_batch * o->max_seq);
+    fo.logits_chunk = t->chunk;
     if ((st = lt_forward_new(m, &fo, &t->fwd, err, errlen)))
         goto fail;
     if ((st = lt_backward_new(m, o->max_batch, o->max_seq, t->lora ? t->lora->r : 0, &t->bw,
@@ -321,7 +336,9 @@ lt_model_status lt_trainer_new(lt_model *m, const lt_trainer_opts *o, lt_trainer
     t->labels = lt_tensor_new_1d(m->dev, LT_I32, o->max_batch * o->max_seq);
     t->loss = lt_tensor_new_1d(m->dev, LT_F32, 1);
     t->norm = lt_tensor_new_1d(m->dev, LT_F32, 1);
-    if (!t->labels || !t->loss || !t->norm)
+    t->row_loss = lt_tensor_new_1d(m->dev, LT_F32, o->max_batch * o->max_seq);
+    t->h_row_loss = malloc((size_t)(o->max_batch * o->max_seq) * sizeof(float));
+    if (!t->labels || !t->loss || !t->norm || !t->row_loss || !t->h_row_loss)
         goto oom;
     *out = t;
     return LT_MODEL_OK;
@@ -361,7 +378,7 @@ lt_model_status lt_trainer_sync_model(lt_trainer *t, char *err, size_t errlen)
 
 /* Checks b and runs the forward pass; *n_lab receives the labelled tokens. */
 static lt_model_status run_forward(lt_trainer *t, const lt_batch *b, bool train, int64_t *n_lab,
-                                   lt_tensor **logits, char *err, size_t errlen)
+                                   char *err, size_t errlen)
 {
     if (!b || !b->ids || !b->labels || b->B <= 0 || b->T <= 0 || b->B > t->o.max_batch ||
         b->T > t->o.max_seq)
@@ -389,9 +406,9 @@ static lt_model_status run_forward(lt_trainer *t, const lt_batch *b, bool train,
      * step boundary draws the masks an uninterrupted run would */
     uint64_t mix = t->o.lora.seed ^ ((uint64_t)t->step << 20) ^ t->micro++;
     lt_forward_set_train(t->fwd, train, lt_splitmix64(&mix));
-    lt_model_status st =
-        lt_forward_run_packed(t->fwd, b->ids, b->positions, b->segments, b->B, b->T, logits,
-                              err, errlen);
+    lt_tensor *none = NULL; /* the workspace's logits come a chunk at a time */
+    lt_model_status st = lt_forward_run_packed(t->fwd, b->ids, b->positions, b->segments, b->B,
+                                               b->T, &none, err, errlen);
     if (st)
         return st;
     int64_t shape[1] = {N};
@@ -404,17 +421,50 @@ static lt_model_status run_forward(lt_trainer *t, const lt_batch *b, bool train,
     return LT_MODEL_OK;
 }
 
-static lt_status cross_entropy(lt_trainer *t, lt_tensor *logits, bool grad, int64_t N,
-                               float grad_scale, int64_t denom)
+/*
+ * The output layer and the loss over the last forward's N rows, t->chunk rows at a time: per
+ * chunk the logits [n, V], lt_cross_entropy (each row's NLL into t->row_loss; with grad, the
+ * chunk's dloss/dlogits = grad_scale * (softmax - onehot) / denom written over its logits)
+ * and, with grad, the head's backward (dL/dhf rows, lm_head's gradient). *total (OUT, may be
+ * NULL): the summed NLL, from one read of the [N] row losses, summed in row order in double.
+ */
+static lt_model_status loss_chunks(lt_trainer *t, int64_t N, bool grad, float grad_scale,
+                                   int64_t denom, double *total, char *err, size_t errlen)
 {
+    lt_model_status st = LT_MODEL_OK;
+    for (int64_t r0 = 0; r0 < N && !st; r0 += t->chunk) {
+        int64_t n = N - r0 < t->chunk ? N - r0 : t->chunk, shape[1] = {n};
+        lt_tensor *lg = NULL;
+        if ((st = lt_forward_logits(t->fwd, r0, n, &lg, err, errlen)))
+            break;
+        lt_tensor *lab = lt_tensor_view(t->labels, r0, 1, shape);
+        lt_tensor *rl = lt_tensor_view(t->row_loss, r0, 1, shape);
+        lt_status s = lab && rl ? lt_cross_entropy(t->loss, rl, grad ? lg : NULL, lg, lab, -100,
+                                                   grad_scale, denom)
+                                : LT_ERR_OOM;
+        lt_tensor_free(lab);
+        lt_tensor_free(rl);
+        if (s != LT_OK)
+            return fail(LT_MODEL_ERR_DEVICE, err, errlen,
+                        "trainer: cross entropy of rows [%lld, %lld): %s", (long long)r0,
+                        (long long)(r0 + n), lt_device_last_error(t->m->dev));
+        if (grad)
+            st = lt_backward_head(t->bw, t->fwd, &t->g, r0, lg, err, errlen);
+    }
+    if (st || !total)
+        return st;
     int64_t shape[1] = {N};
-    lt_tensor *lab = lt_tensor_view(t->labels, 0, 1, shape);
-    if (!lab)
-        return LT_ERR_OOM;
-    lt_status s = lt_cross_entropy(t->loss, NULL, grad ? logits : NULL, logits, lab, -100,
-                                   grad_scale, denom);
-    lt_tensor_free(lab);
-    return s;
+    lt_tensor *rl = lt_tensor_view(t->row_loss, 0, 1, shape);
+    lt_status s = rl ? lt_tensor_download_f32(rl, t->h_row_loss, N) : LT_ERR_OOM;
+    lt_tensor_free(rl);
+    if (s != LT_OK)
+        return fail(LT_MODEL_ERR_DEVICE, err, errlen, "trainer: loss: %s",
+                    lt_device_last_error(t->m->dev));
+    double sum = 0.0;
+    for (int64_t i = 0; i < N; i++)
+        sum += t->h_row_loss[i];
+    *total = sum;
+    return LT_MODEL_OK;
 }
 
 lt_model_status lt_trainer_forward_backward(lt_trainer *t, const lt_batch *b, int64_t denom_tokens,
@@ -428,25 +478,18 @@ lt_model_status lt_trainer_forward_backward(lt_trainer *t, const lt_batch *b, in
                     "trainer: grad_scale %g must be finite and denom_tokens %lld >= 0",
                     (double)grad_scale, (long long)denom_tokens);
     int64_t n = 0;
-    lt_tensor *logits = NULL;
-    lt_model_status st = run_forward(t, b, true, &n, &logits, err, errlen);
+    lt_model_status st = run_forward(t, b, true, &n, err, errlen);
     if (st)
         return st;
     int64_t denom = denom_tokens > 0 ? denom_tokens : n;
-    lt_status s = cross_entropy(t, logits, true, b->B * b->T, grad_scale, denom);
-    if (s != LT_OK)
-        return fail(LT_MODEL_ERR_DEVICE, err, errlen, "trainer: cross entropy: %s",
-                    lt_device_last_error(t->m->dev));
+    double total = 0;
+    if ((st = loss_chunks(t, b->B * b->T, true, grad_scale, denom, loss ? &total : NULL, err,
+                          errlen)))
+        return st;
     if ((st = lt_backward_run(t->bw, t->fwd, &t->g, err, errlen)))
         return st;
-    float l = 0;
-    if (loss || n_tokens) {
-        if (lt_tensor_download_f32(t->loss, &l, 1) != LT_OK)
-            return fail(LT_MODEL_ERR_DEVICE, err, errlen, "trainer: loss: %s",
-                        lt_device_last_error(t->m->dev));
-    }
     if (loss)
-        *loss = n > 0 ? (double)l * (double)denom / (double)n : 0.0;
+        *loss = n > 0 ? total / (double)n : 0.0;
     if (n_tokens)
         *n_tokens = n;
     return LT_MODEL_OK;
@@ -458,17 +501,14 @@ lt_model_status lt_trainer_eval(lt_trainer *t, const lt_batch *b, double *loss_s
     if (!t)
         return fail(LT_MODEL_ERR_ARG, err, errlen, "trainer: NULL");
     int64_t n = 0;
-    lt_tensor *logits = NULL;
-    lt_model_status st = run_forward(t, b, false, &n, &logits, err, errlen);
+    lt_model_status st = run_forward(t, b, false, &n, err, errlen);
     if (st)
         return st;
-    float l = 0;
-    if (cross_entropy(t, logits, false, b->B * b->T, 1.0f, 0) != LT_OK ||
-        lt_tensor_download_f32(t->loss, &l, 1) != LT_OK)
-        return fail(LT_MODEL_ERR_DEVICE, err, errlen, "trainer eval: %s",
-                    lt_device_last_error(t->m->dev));
+    double total = 0;
+    if ((st = loss_chunks(t, b->B * b->T, false, 1.0f, 0, &total, err, errlen)))
+        return st;
     if (loss_sum)
-        *loss_sum = (double)l * (double)n;
+        *loss_sum = total;
     if (n_tokens)
         *n_tokens = n;
     return LT_MODEL_OK;
@@ -522,13 +562,34 @@ lt_model_status lt_trainer_step(lt_trainer *t, float lr, float max_norm, double 
     return lt_trainer_zero_grad(t, err, errlen);
 }
 
-lt_model_status lt_trainer_run_forward(lt_trainer *t, const lt_batch *b, bool train,
-                                       lt_tensor **logits, char *err, size_t errlen)
+lt_model_status lt_trainer_run_forward(lt_trainer *t, const lt_batch *b, bool train, char *err,
+                                       size_t errlen)
 {
     int64_t n = 0;
     if (!t)
         return fail(LT_MODEL_ERR_ARG, err, errlen, "trainer: NULL");
-    return run_forward(t, b, train, &n, logits, err, errlen);
+    return run_forward(t, b, train, &n, err, errlen);
+}
+
+int64_t lt_trainer_logits_chunk(const lt_trainer *t)
+{
+    return t ? t->chunk : 0;
+}
+
+lt_model_status lt_trainer_logits(lt_trainer *t, int64_t r0, int64_t n, lt_tensor **logits,
+                                  char *err, size_t errlen)
+{
+    if (!t)
+        return fail(LT_MODEL_ERR_ARG, err, errlen, "trainer: NULL");
+    return lt_forward_logits(t->fwd, r0, n, logits, err, errlen);
+}
+
+lt_model_status lt_trainer_head_backward(lt_trainer *t, int64_t r0, const lt_tensor *dlogits,
+                                         char *err, size_t errlen)
+{
+    if (!t)
+        return fail(LT_MODEL_ERR_ARG, err, errlen, "trainer: NULL");
+    return lt_backward_head(t->bw, t->fwd, &t->g, r0, dlogits, err, errlen);
 }
 
 lt_model_status lt_trainer_run_backward(lt_trainer *t, char *err, size_t errlen)

@@ -69,6 +69,9 @@ typedef struct lt_trainer_opts {
     /* AdamW hyper-parameters (the learning rate comes with each step) */
     float beta1, beta2, eps, weight_decay; /* decay skips norms and biases */
     int64_t max_batch, max_seq;            /* largest batch a step takes */
+    /* rows of logits per chunk of the output layer and loss (0 = lt_logits_chunk_rows: at
+     * most LT_LOGITS_CHUNK_BYTES, 64 MiB, of fp32 logits); [tokens x vocab] never exists */
+    int64_t logits_chunk;
 } lt_trainer_opts;
 
 typedef struct lt_trainer lt_trainer;
@@ -85,6 +88,8 @@ void lt_trainer_free(lt_trainer *t);
  * own count of labelled tokens, or denom_tokens when > 0 (a token-weighted mean over several
  * micro-batches). *loss (OUT, may be NULL) is the batch's mean NLL over labelled tokens,
  * read back from the device; *n_tokens (OUT, may be NULL) the labelled tokens counted.
+ * The output layer and the loss run a chunk of rows at a time (logits_chunk), forward and
+ * backward; the loss is the sum of per-row NLLs, read back once per call, over the count.
  * train: false = evaluation only (no gradients, dropout off).
  */
 lt_model_status lt_trainer_forward_backward(lt_trainer *t, const lt_batch *b, int64_t denom_tokens,

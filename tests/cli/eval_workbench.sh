@@ -108,6 +108,11 @@ L eval --device cpu --threads 1 --model "$tmp/m" --data task --run 1 --baselines
 check "batch 1: same exact match" test "$(num 0 exact_match "$tmp/e1.json")" = "$em2"
 check "batch 1: same loss" awk -v a="$(num 0 loss "$tmp/e1.json")" -v b="$loss" \
     'BEGIN{d=a-b; if(d<0)d=-d; exit !(d <= 1e-6*b)}'
+# the output layer a few rows at a time (chunks end inside examples): the same loss
+LATHE_LOGITS_CHUNK_ROWS=3 L eval --device cpu --threads 1 --model "$tmp/m" --data task \
+    --run 1 --baselines none --max-new-tokens 8 --samples 0 --json >"$tmp/e3.json" 2>/dev/null
+check "logits in chunks of 3 rows: same loss" awk -v a="$(num 0 loss "$tmp/e3.json")" \
+    -v b="$loss" 'BEGIN{d=a-b; if(d<0)d=-d; exit !(d <= 1e-6*b)}'
 outputs() { L eval show "$1" --format json --samples 1000 | tr '{' '\n' | grep -o '"output":"[^"]*"'; }
 check "every row's output compared" test "$(outputs 3 | wc -l)" -eq 12
 check "batch 1: the same generated text on every row" \

@@ -135,6 +135,28 @@ check "lora run exports a PEFT adapter" test -s "$ws/runs/$id/adapter/adapter_co
 L runs stop "$id" >/dev/null
 check "a control request is recorded" test $? -eq 0
 
+# LoRA dropout (masks drawn on the device from the seed, the step and the micro-batch): a run
+# stopped at step 3 and resumed ends bitwise identical to an uninterrupted one
+cat >"$tmp/drop.json" <<EOF
+{"model": "$tmp/m", "dataset": "chat", "method": "lora", "lora": {"r": 4, "alpha": 8,
+ "dropout": 0.2, "target_modules": "all-linear"}, "packing": true, "seq_len": 64,
+ "batch_size": 2, "grad_accum": 2, "max_steps": 5, "seed": 3}
+EOF
+L train --device cpu --threads 1 --json "$tmp/drop.json" >"$tmp/d1.out" 2>/dev/null
+d1=$(sed -n 's/.*"run_id":\([0-9]*\).*/\1/p' "$tmp/d1.out")
+LATHE_TRAIN_STOP_AFTER=3 L train --device cpu --threads 1 --json "$tmp/drop.json" \
+    >"$tmp/d2.out" 2>/dev/null
+d2=$(sed -n 's/.*"run_id":\([0-9]*\).*/\1/p' "$tmp/d2.out")
+L train --device cpu --threads 1 --resume "$d2" >/dev/null 2>&1
+check "lora dropout: stop at step 3 + resume ends bitwise identical" \
+    cmp -s "$ws/runs/$d1/checkpoints/step-5.ckpt" "$ws/runs/$d2/checkpoints/step-5.ckpt"
+sed 's/"dropout": 0.2,/"dropout": 0.0,/' "$tmp/drop.json" >"$tmp/nodrop.json"
+L train --device cpu --threads 1 --json "$tmp/nodrop.json" >"$tmp/d3.out" 2>/dev/null
+d3=$(sed -n 's/.*"run_id":\([0-9]*\).*/\1/p' "$tmp/d3.out")
+differ() { ! cmp -s "$1" "$2"; }
+check "lora dropout changes the training" \
+    differ "$ws/runs/$d1/checkpoints/step-5.ckpt" "$ws/runs/$d3/checkpoints/step-5.ckpt"
+
 # --detach: a run id on stdout, the log in the workspace
 sed 's/"max_steps": 5/"max_steps": 400/' "$tmp/lora.json" >"$tmp/long_lora.json"
 did=$(L train --device cpu --threads 1 --detach "$tmp/long_lora.json" 2>/dev/null)

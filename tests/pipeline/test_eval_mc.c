@@ -247,7 +247,7 @@ static void test_hand_worked_table(void)
 static double plain_loglik(lt_model *m, const int32_t *ids, int64_t from, int64_t to)
 {
     const int64_t V = lt_model_get_config(m)->vocab;
-    lt_forward_opts fo = {1, to, false, false};
+    lt_forward_opts fo = {.max_batch = 1, .max_seq = to};
     lt_forward *fw = NULL;
     lt_tensor *lg = NULL;
     char e[512];
@@ -392,7 +392,7 @@ static void test_batched_generation(lt_model *m, const lt_tokenizer *tok)
     CHECK(total > 2 * N && stopped > 0, "rows of different lengths, some stopped at eos");
     /* a right-padded batch gives each row its own logits */
     const int64_t V = lt_model_get_config(m)->vocab, T = np[4];
-    lt_forward_opts fo = {3, T, false, false};
+    lt_forward_opts fo = {.max_batch = 3, .max_seq = T};
     lt_forward *fw = NULL;
     lt_tensor *lg = NULL;
     int32_t *ids = calloc((size_t)(3 * T), sizeof(int32_t));

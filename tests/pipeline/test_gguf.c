@@ -215,7 +215,7 @@ static float *logits(lt_device *dev, const char *path, const int32_t *ids, int64
     lt_forward *f = NULL;
     lt_tensor *lg = NULL;
     float *h = NULL;
-    lt_forward_opts fo = {1, T, false, false};
+    lt_forward_opts fo = {.max_batch = 1, .max_seq = T};
     if (lt_model_load(path, dev, LT_MODEL_DTYPE_STORED, &m, err, sizeof(err)) == LT_MODEL_OK &&
         lt_forward_new(m, &fo, &f, err, sizeof(err)) == LT_MODEL_OK &&
         lt_forward_run(f, ids, 1, T, NULL, &lg, err, sizeof(err)) == LT_MODEL_OK &&

@@ -269,7 +269,7 @@ static void test_init_and_errors(lt_device *dev)
     CHECK(st == LT_MODEL_OK, "load init'd model: %s", err);
     if (m) {
         lt_forward *f = NULL;
-        lt_forward_opts fo = {1, 4, false, false};
+        lt_forward_opts fo = {.max_batch = 1, .max_seq = 4};
         lt_tensor *lg = NULL;
         int32_t ids[4] = {1, 2, 3, 63};
         float out[4 * 64];

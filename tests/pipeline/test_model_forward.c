@@ -69,7 +69,7 @@ static void check_logits(lt_device *dev, const char *name, float tol, const char
     int64_t B = ids->shape[0], T = ids->shape[1];
     int32_t *tok = malloc((size_t)(B * T) * sizeof(int32_t));
     memcpy(tok, ids->data, (size_t)(B * T) * sizeof(int32_t));
-    lt_forward_opts fo = {B, T, true, false};
+    lt_forward_opts fo = {.max_batch = B, .max_seq = T, .keep_activations = true};
     st = lt_forward_new(m, &fo, &f, err, sizeof(err));
     CHECK(st == LT_MODEL_OK, "%s: forward workspace: %s", name, err);
     lt_tensor *logits = NULL;
@@ -157,7 +157,7 @@ static void check_generate(lt_device *dev, const char *name)
         int32_t seq[128];
         memcpy(seq, prompt, (size_t)np * sizeof(int32_t));
         memcpy(seq + np, a, (size_t)na * sizeof(int32_t));
-        lt_forward_opts oc = {1, total, false, true};
+        lt_forward_opts oc = {.max_batch = 1, .max_seq = total, .last_logits_only = true};
         float *lc = malloc((size_t)V * sizeof(float)), *lr = malloc((size_t)V * sizeof(float));
         float worst = 0;
         bool ok = lt_forward_new(m, &oc, &fc, err, sizeof(err)) == LT_MODEL_OK &&
@@ -203,7 +203,7 @@ static void check_batch_cache(lt_device *dev)
     int32_t pre[10], step[2] = {full[0][5], full[1][5]};
     for (int b = 0; b < 2; b++)
         memcpy(pre + b * 5, full[b], 5 * sizeof(int32_t));
-    lt_forward_opts o1 = {2, 6, false, true};
+    lt_forward_opts o1 = {.max_batch = 2, .max_seq = 6, .last_logits_only = true};
     lt_tensor *lg1 = NULL, *lg2 = NULL;
     float a[256], c[256];
     bool ok = lt_forward_new(m, &o1, &f1, err, sizeof(err)) == 0 &&

@@ -118,7 +118,7 @@ static void packed_vs_rows(lt_device *dev, const char *name)
     /* the loss is the mean NLL over labelled tokens only: recompute it from the logits */
     if (tr) {
         lt_forward *f = NULL;
-        lt_forward_opts fo = {2, 5, false, false};
+        lt_forward_opts fo = {.max_batch = 2, .max_seq = 5};
         lt_tensor *logits = NULL;
         CHECK(lt_forward_new(m, &fo, &f, err, sizeof(err)) == 0 &&
                   lt_forward_run(f, ids_r, 2, 5, NULL, &logits, err, sizeof(err)) == 0,
@@ -312,7 +312,7 @@ static void lora_dropout(lt_device *dev)
     if (!m)
         goto out;
     uint32_t slots = lt_lora_slots(m, LT_LORA_Q | LT_LORA_DOWN);
-    lt_forward_opts fo = {2, 8, true, false};
+    lt_forward_opts fo = {.max_batch = 2, .max_seq = 8, .keep_activations = true};
     CHECK(lt_lora_alloc(m, slots, 4, 2.0f, 0.3f, &a, err, sizeof(err)) == 0 &&
               lt_lora_alloc(m, slots, 4, 2.0f, 0.3f, &ga, err, sizeof(err)) == 0 &&
               lt_lora_init(a, 5, err, sizeof(err)) == 0,

@@ -33,7 +33,7 @@ static lt_model *load(lt_device *dev, const char *dir)
 static float *logits_of(lt_model *m, const int32_t *ids, int64_t B, int64_t T)
 {
     lt_forward *f = NULL;
-    lt_forward_opts fo = {B, T, false, false};
+    lt_forward_opts fo = {.max_batch = B, .max_seq = T};
     lt_tensor *lg = NULL;
     float *h = NULL;
     int64_t n = B * T * lt_model_get_config(m)->vocab;

@@ -5,7 +5,8 @@
  * Qwen2 with q/k/v biases (F16 storage, fp32 master copies) and GPT-2 (fused c_attn, tied
  * embeddings), full fine-tuning and LoRA (A and B, the reference's adapters loaded into the
  * trainer); the loss over 20 AdamW steps matches within 1e-4; and on a Vulkan device (when
- * one exists, not under the sanitizer build) one gradient check holds within 1e-3. QLoRA:
+ * one exists, not under the sanitizer build) one gradient check holds within 1e-3, and LoRA
+ * with dropout gives the CPU backend's loss and gradients (the same masks). QLoRA:
  * with the Llama base quantized to NF4 at load (with and without double quantization), the
  * adapter gradients match PyTorch on the dequantized weights within 1e-4. Llama 3.1 and YaRN
  * rotary scaling and Mistral's sliding window: full gradients over 64 tokens within 1e-4
@@ -221,6 +222,75 @@ out:
     lt_model_free(m);
 }
 
+/* One forward+backward of rc's LoRA case with dropout p on dev: the loss and every gradient
+ * (concatenated into *g, *n floats; the caller frees it). */
+static bool dropout_grads(lt_device *dev, const refcase *rc, float p, double *loss, float **g,
+                          int64_t *n)
+{
+    char dir[512], refp[512];
+    snprintf(dir, sizeof(dir), "%s/models/%s", LATHE_TEST_DATA, rc->model);
+    snprintf(refp, sizeof(refp), "%s/train/%s.safetensors", LATHE_TEST_DATA, rc->ref);
+    lt_model *m = NULL;
+    lt_st_file *ref = NULL;
+    lt_trainer *t = NULL;
+    bool ok = false;
+    *g = NULL;
+    *n = 0;
+    if (lt_model_load(dir, dev, LT_MODEL_DTYPE_STORED, &m, err, sizeof(err)) != LT_MODEL_OK ||
+        lt_st_open(refp, &ref, err, sizeof(err)) != LT_ST_OK)
+        goto out;
+    lt_batch b;
+    batch_from(ref, &b);
+    lt_trainer_opts o = {.method = LT_METHOD_LORA,
+                         .lora = {.r = 4, .alpha = 8.0f, .dropout = p, .targets = rc->targets,
+                                  .seed = 1},
+                         .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f,
+                         .max_batch = b.B, .max_seq = b.T};
+    if (b.B <= 0 || lt_trainer_new(m, &o, &t, err, sizeof(err)) != LT_MODEL_OK ||
+        !load_lora(t, ref, rc->ref) ||
+        lt_trainer_forward_backward(t, &b, 0, 1.0f, loss, NULL, err, sizeof(err)) != LT_MODEL_OK)
+        goto out;
+    for (int i = 0; i < lt_trainer_n_state(t); i++)
+        *n += lt_tensor_numel(lt_trainer_grad(t, i));
+    *g = malloc((size_t)*n * sizeof(float));
+    ok = *g != NULL;
+    for (int i = 0, off = 0; ok && i < lt_trainer_n_state(t); i++) {
+        lt_tensor *gi = lt_trainer_grad(t, i);
+        ok = lt_tensor_download_f32(gi, *g + off, lt_tensor_numel(gi)) == LT_OK;
+        off += (int)lt_tensor_numel(gi);
+    }
+out:
+    CHECK(ok, "%s with dropout on %s: %s", rc->ref, lt_device_name(dev), err);
+    lt_trainer_free(t);
+    lt_st_close(ref);
+    lt_model_free(m);
+    return ok;
+}
+
+/* LoRA dropout on Vulkan: the device draws the CPU backend's masks, so loss and gradients
+ * agree within the backend tolerance (and differ from a run without dropout). */
+static void dropout_cpu_vs_vulkan(lt_device *cpu, lt_device *vk, const refcase *rc)
+{
+    double lc = 0, lv = 0, l0 = 0;
+    float *gc = NULL, *gv = NULL, *g0 = NULL;
+    int64_t nc = 0, nv = 0, n0 = 0;
+    if (dropout_grads(cpu, rc, 0.3f, &lc, &gc, &nc) && dropout_grads(vk, rc, 0.3f, &lv, &gv, &nv) &&
+        dropout_grads(cpu, rc, 0.0f, &l0, &g0, &n0) && nc == nv && nc == n0) {
+        double e = rel_err(gv, gc, nc), e0 = rel_err(g0, gc, nc);
+        CHECK(fabs(lc - lv) <= 1e-3 && e <= 1e-3,
+              "%s dropout 0.3: vulkan loss %.6f vs cpu %.6f, gradients %.3g relative", rc->ref, lv,
+              lc, e);
+        CHECK(fabs(lc - l0) > 1e-4 && e0 > 1e-2, "%s: dropout 0.3 changes nothing (%g, %g)",
+              rc->ref, lc - l0, e0);
+        printf("%-10s dropout 0.3: loss cpu %.6f vulkan %.6f, gradients %.3g relative (vs no "
+               "dropout %.3g)\n",
+               rc->ref, lc, lv, e, e0);
+    }
+    free(gc);
+    free(gv);
+    free(g0);
+}
+
 static const uint32_t LLAMA_ALL = LT_LORA_Q | LT_LORA_K | LT_LORA_V | LT_LORA_O | LT_LORA_GATE |
                                   LT_LORA_UP | LT_LORA_DOWN;
 static const uint32_t GPT2_ALL = LT_LORA_ATTN | LT_LORA_O | LT_LORA_UP | LT_LORA_DOWN;
@@ -248,7 +318,6 @@ int main(void)
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
         run_case(cpu, &cases[i], 1e-4, "cpu", true);
-    lt_device_close(cpu);
 
     snprintf(err, sizeof(err), "LATHE_TEST_NO_VULKAN is set");
     bool no_vk = getenv("LATHE_TEST_NO_VULKAN") != NULL;
@@ -264,7 +333,10 @@ int main(void)
         run_case(vk, &cases[0], 1e-3, "vulkan", false);
         run_case(vk, &cases[4], 1e-3, "vulkan", false);
         run_case(vk, &cases[9], 1e-3, "vulkan", false); /* sliding window */
+        dropout_cpu_vs_vulkan(cpu, vk, &cases[3]);
+        dropout_cpu_vs_vulkan(cpu, vk, &cases[4]);
         lt_device_close(vk);
     }
+    lt_device_close(cpu);
     return test_summary();
 }
