@@ -821,6 +821,7 @@ const lt_backend lt_vk_backend = {
     .release = lt_vk_release,
     .upload = lt_vk_upload,
     .download = lt_vk_download,
+    .mem_budget = lt_vk_mem_budget,
     .fill = vk_fill,
     .copy = vk_copy,
     .matmul = vk_matmul,
