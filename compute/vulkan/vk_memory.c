@@ -312,11 +312,11 @@ static lt_status oom(lt_vk *vk, size_t bytes, const char *why)
     VkDeviceSize used = used_total(vk), left = v.budget > v.usage ? v.budget - v.usage : 0;
     return lt_dev_error(vk->dev, LT_ERR_OOM,
                         "%s: out of device memory: asked for %zu bytes (%.1f MiB); lathe has "
-                        "%llu bytes (%.1f MiB) in use, %.1f MiB reserved in %d blocks; budget "
+                        "%llu bytes (%.1f MiB) in use, %.1f MiB reserved in %d block%s; budget "
                         "%llu bytes (%.1f MiB, from %s), %.1f MiB of it used, about %llu "
                         "bytes (%.1f MiB) available%s%s",
                         vk->dev->name, bytes, MIB(bytes), (unsigned long long)used, MIB(used),
-                        MIB(vk->reserved_bytes), vk->live_blocks,
+                        MIB(vk->reserved_bytes), vk->live_blocks, vk->live_blocks == 1 ? "" : "s",
                         (unsigned long long)v.budget, MIB(v.budget), v.source, MIB(v.usage),
                         (unsigned long long)left, MIB(left), why ? ": " : "", why ? why : "");
 }
