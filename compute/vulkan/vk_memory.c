@@ -346,7 +346,8 @@ static lt_status add_block(lt_vk *vk, VkDeviceSize bytes, bool dedicated, int *i
     if (vk->info.max_allocation_bytes && bytes > vk->info.max_allocation_bytes)
         return oom(vk, (size_t)bytes, "larger than the device's maxMemoryAllocationSize");
     uint32_t max_count = vk->props.limits.maxMemoryAllocationCount;
-    if (max_count && (uint32_t)vk->live_blocks + 3 > max_count && trim(vk) == 0) /* + staging, flags */
+    /* + 3: the new block, the staging and the flag buffers */
+    if (max_count && (uint32_t)vk->live_blocks + 3 > max_count && trim(vk) == 0)
         return oom(vk, (size_t)bytes, "the device's maxMemoryAllocationCount is reached "
                                       "(LATHE_VK_BLOCK_BYTES too small?)");
     budget_view v = budget_of(vk);
