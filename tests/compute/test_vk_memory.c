@@ -221,8 +221,10 @@ static void test_budget(void)
 
     /* without the extension: the heap's size, and lathe's own blocks as the usage */
     setenv("LATHE_VK_NO_MEMORY_BUDGET", "1", 1);
+    unsetenv("LATHE_VK_BLOCK_BYTES"); /* and the default block size */
     lt_device *d = open_vk();
     unsetenv("LATHE_VK_NO_MEMORY_BUDGET");
+    setenv("LATHE_VK_BLOCK_BYTES", "32768", 1);
     if (!d)
         return;
     lt_vk_device_info info[16];
@@ -232,9 +234,20 @@ static void test_budget(void)
     for (int h = 0; n > index_ && h < info[index_].n_heaps; h++)
         if (info[index_].heap_device_local[h] && !heap)
             heap = info[index_].heap_bytes[h];
+    /* the rule of vk_memory.c: 1/16 of the heap as a power of two in [256 MiB, 2 GiB], within
+     * maxMemoryAllocationSize and a quarter of the heap */
+    uint64_t want = 256u << 20, block = 0;
+    while (want * 2 <= heap / 16 && want * 2 <= (2048ull << 20))
+        want *= 2;
+    if (n > index_ && info[index_].max_allocation_bytes && want > info[index_].max_allocation_bytes)
+        want = info[index_].max_allocation_bytes / 256 * 256;
+    if (want > heap / 4)
+        want = heap / 4 / 256 * 256;
     lt_tensor *t = lt_tensor_new_1d(d, LT_F32, 1000);
     uint64_t reserved = 0;
-    lt_vk_debug_blocks(d, NULL, NULL, &reserved);
+    lt_vk_debug_blocks(d, NULL, &block, &reserved);
+    CHECK(block == want, "default block: %llu bytes, the rule gives %llu for a %llu-byte heap",
+          (unsigned long long)block, (unsigned long long)want, (unsigned long long)heap);
     CHECK(lt_device_mem_budget(d, &b, &u) && b == heap && u == reserved && u > 0,
           "fallback budget: %llu bytes (heap %llu), %llu used (blocks %llu)", (unsigned long long)b,
           (unsigned long long)heap, (unsigned long long)u, (unsigned long long)reserved);
