@@ -100,6 +100,30 @@ size_t lt_device_mem_in_use(const lt_device *dev);
 size_t lt_device_mem_peak(const lt_device *dev);
 void lt_device_reset_peak(lt_device *dev);
 
+/*
+ * The memory budget of the device's tensor memory, as the driver reports it: *budget_bytes is
+ * how much this process may hold in all, *usage_bytes how much it holds now (so about
+ * budget - usage is free). Returns false (both left 0) when the device cannot tell.
+ *   Vulkan: the heap tensors come from. With VK_EXT_memory_budget (enabled where the device
+ *     lists it) the driver's heapBudget and heapUsage for this process; without it, the heap's
+ *     size and the bytes of lathe's memory blocks. LATHE_VK_BUDGET_BYTES (when set and
+ *     smaller) caps the budget, and usage is then lathe's blocks.
+ *   CPU: host RAM: budget = MemAvailable from /proc/meminfo + lt_device_mem_in_use(), usage =
+ *     lt_device_mem_in_use(); false where /proc/meminfo cannot be read.
+ * Cheap enough to call per step (one driver query, or one small file read).
+ */
+bool lt_device_mem_budget(const lt_device *dev, uint64_t *budget_bytes, uint64_t *usage_bytes);
+
+/*
+ * Text appended to every out-of-memory message of this device (after "; "), so the layer that
+ * knows the run can say what to change, e.g. "the estimate for this run is 7.9 GB; lower
+ * batch_size or seq_len, or turn on gradient_checkpointing or qlora". The text is copied
+ * (at most 511 bytes); NULL or "" removes the hint.
+ * Out-of-memory messages themselves (LT_ERR_OOM in lt_device_last_error) name the device,
+ * the bytes asked for, the bytes lathe has in use and the budget (as above).
+ */
+void lt_device_set_oom_hint(lt_device *dev, const char *hint);
+
 /* Profiling: when enabled, each op's time is accumulated per op name (GPU timestamps on
  * Vulkan, wall clock on the CPU). lt_device_profile_report() writes one line per op. */
 void lt_device_set_profiling(lt_device *dev, bool on);

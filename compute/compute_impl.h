@@ -45,7 +45,8 @@ struct lt_device {
     void *impl; /* backend state */
     lt_device_kind kind;
     char name[256];
-    char err[1024];
+    char err[2048];
+    char oom_hint[512]; /* appended to every LT_ERR_OOM message ("" = none) */
     int n_threads;
     size_t mem_in_use, mem_peak;
     bool profiling;
@@ -69,6 +70,8 @@ struct lt_backend {
     void (*release)(lt_device *dev, void *buf);
     lt_status (*upload)(lt_device *dev, lt_tensor *t, const void *src, size_t bytes);
     lt_status (*download)(lt_device *dev, const lt_tensor *t, void *dst, size_t bytes);
+    /* lt_device_mem_budget; NULL: the front end answers from the host's memory */
+    bool (*mem_budget)(lt_device *dev, uint64_t *budget_bytes, uint64_t *usage_bytes);
 
     lt_status (*fill)(lt_device *dev, lt_tensor *t, float value);
     lt_status (*copy)(lt_device *dev, lt_tensor *dst, const lt_tensor *src);
@@ -142,7 +145,8 @@ struct lt_backend {
                             float beta, const lt_matmul_geom *g);
 };
 
-/* Set the device's last error (printf-style) and return status. */
+/* Set the device's last error (printf-style) and return status. An LT_ERR_OOM message gets
+ * the device's OOM hint (lt_device_set_oom_hint) appended unless it already holds it. */
 lt_status lt_dev_error(lt_device *dev, lt_status status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -131,8 +131,57 @@ lt_status lt_dev_error(lt_device *dev, lt_status status, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(dev->err, sizeof dev->err, fmt, ap);
         va_end(ap);
+        if (status == LT_ERR_OOM && dev->oom_hint[0] && !strstr(dev->err, dev->oom_hint)) {
+            size_t n = strlen(dev->err);
+            snprintf(dev->err + n, sizeof dev->err - n, "; %s", dev->oom_hint);
+        }
     }
     return status;
+}
+
+void lt_device_set_oom_hint(lt_device *dev, const char *hint)
+{
+    if (dev)
+        snprintf(dev->oom_hint, sizeof dev->oom_hint, "%s", hint ? hint : "");
+}
+
+/* MemAvailable from /proc/meminfo in bytes; false when it cannot be read. */
+static bool host_mem_available(uint64_t *bytes)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f)
+        return false;
+    char line[256];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f)) {
+        unsigned long long kib;
+        if (sscanf(line, "MemAvailable: %llu kB", &kib) == 1) {
+            *bytes = (uint64_t)kib * 1024;
+            found = true;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+bool lt_device_mem_budget(const lt_device *dev, uint64_t *budget_bytes, uint64_t *usage_bytes)
+{
+    uint64_t b = 0, u = 0, avail = 0;
+    bool ok = false;
+    if (dev && dev->be && dev->be->mem_budget) {
+        ok = dev->be->mem_budget((lt_device *)dev, &b, &u);
+    } else if (dev && host_mem_available(&avail)) {
+        u = dev->mem_in_use;
+        b = avail + u;
+        ok = true;
+    }
+    if (!ok)
+        b = u = 0;
+    if (budget_bytes)
+        *budget_bytes = b;
+    if (usage_bytes)
+        *usage_bytes = u;
+    return ok;
 }
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -386,10 +435,17 @@ static lt_tensor *tensor_new(lt_device *dev, lt_dtype dt, int ndim, const int64_
         char d[96];
         t->dev = dev;
         size_t keep = strlen(dev->err);
-        char prev[512];
-        snprintf(prev, sizeof prev, "%.500s", keep ? dev->err : "allocation failed");
-        lt_dev_error(dev, LT_ERR_OOM, "lt_tensor_new: cannot allocate %s (%zu bytes): %s",
-                     lt_tensor_describe(t, d, sizeof d), bytes, prev);
+        char prev[1536];
+        snprintf(prev, sizeof prev, "%.1500s", keep ? dev->err : "allocation failed");
+        char budget[384] = ""; /* the Vulkan backend's message has these figures already */
+        uint64_t b, u;
+        if (dev->kind == LT_DEVICE_CPU && lt_device_mem_budget(dev, &b, &u))
+            snprintf(budget, sizeof budget,
+                     " (%s: lathe has %zu bytes in use; budget %llu bytes: MemAvailable + "
+                     "lathe's)",
+                     dev->name, dev->mem_in_use, (unsigned long long)b);
+        lt_dev_error(dev, LT_ERR_OOM, "lt_tensor_new: cannot allocate %s (%zu bytes)%s: %s",
+                     lt_tensor_describe(t, d, sizeof d), bytes, budget, prev);
         free(t);
         return NULL;
     }

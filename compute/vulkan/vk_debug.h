@@ -10,6 +10,12 @@
  * without texel buffers), so tests can compare the variants bit for bit.
  * LATHE_VK_NO_TILED_ATTENTION=1 selects the one-query-per-workgroup attention forward.
  * LATHE_CACHE_DIR names the pipeline-cache folder ("off": no cache file).
+ * LATHE_VK_BLOCK_BYTES sets the size of the allocator's shared blocks (tests force tiny ones
+ * so a run spans hundreds of blocks); LATHE_VK_BUDGET_BYTES caps the bytes of blocks lathe
+ * may hold (tests force out-of-memory with it); LATHE_VK_NO_MEMORY_BUDGET=1 ignores
+ * VK_EXT_memory_budget (tests reach the fallback on a device that has it);
+ * LATHE_VK_MAX_INDEX lowers the element count above which ops split or refuse a tensor (tests
+ * reach the 2^31 limit with small tensors).
  */
 #ifndef LATHE_VK_DEBUG_H
 #define LATHE_VK_DEBUG_H
@@ -23,5 +29,11 @@ int lt_vk_validation_messages(const lt_device *dev);
 /* Bytes of pipeline-cache data accepted from disk when the device opened (0: none, the file
  * was missing, corrupt or foreign), or -1 when dev is not a Vulkan device. */
 long lt_vk_pipeline_cache_loaded(const lt_device *dev);
+
+/* Blocks of the Vulkan allocator live now (shared and dedicated), or -1 when dev is not a
+ * Vulkan device; *peak (may be NULL) receives the most live at once since the device opened,
+ * *block_bytes the shared block size, *reserved_bytes the bytes of all live blocks. */
+int lt_vk_debug_blocks(const lt_device *dev, int *peak, uint64_t *block_bytes,
+                       uint64_t *reserved_bytes);
 
 #endif

@@ -391,12 +391,22 @@ static lt_status create_device(lt_vk *vk, char *err, size_t errlen)
     lt_vk_coopmat_chain chain;
     VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
                                     .pNext = lt_vk_coopmat_chain_init(vk, &chain, &f12)};
+    /* VK_EXT_memory_budget: "free memory" is what the driver says (vk_memory.c) */
+    const char *exts[4];
+    uint32_t n_exts = 0;
+    for (uint32_t i = 0; i < chain.n_exts && n_exts < 3; i++)
+        exts[n_exts++] = chain.exts[i];
+    const char *nb = getenv("LATHE_VK_NO_MEMORY_BUDGET");
+    vk->memory_budget = !(nb && nb[0] && strcmp(nb, "0") != 0) &&
+                        has_device_ext(f, vk->phys, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
+    if (vk->memory_budget)
+        exts[n_exts++] = VK_EXT_MEMORY_BUDGET_EXTENSION_NAME;
     VkDeviceCreateInfo dci = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
                               .pNext = &f2,
                               .queueCreateInfoCount = 1,
                               .pQueueCreateInfos = &qci,
-                              .enabledExtensionCount = chain.n_exts,
-                              .ppEnabledExtensionNames = chain.n_exts ? chain.exts : NULL};
+                              .enabledExtensionCount = n_exts,
+                              .ppEnabledExtensionNames = n_exts ? exts : NULL};
     VkResult r = f->vkCreateDevice(vk->phys, &dci, NULL, &vk->device);
     if (r != VK_SUCCESS) {
         snprintf(err, errlen, "vulkan:%d (%s): vkCreateDevice failed (%s)", vk->info.index,

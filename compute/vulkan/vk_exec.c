@@ -383,6 +383,35 @@ lt_status lt_vk_sync(lt_device *dev)
     return LT_OK;
 }
 
+/* ---- index limits ------------------------------------------------------------------------ */
+
+int64_t lt_vk_max_index(void)
+{
+    const char *v = getenv("LATHE_VK_MAX_INDEX");
+    if (v && v[0]) {
+        char *end = NULL;
+        long long n = strtoll(v, &end, 10);
+        if (!*end && n >= 256 && n < INT32_MAX)
+            return n;
+    }
+    return INT32_MAX;
+}
+
+lt_status lt_vk_check_index(lt_vk *vk, const char *op, const lt_tensor *t)
+{
+    int64_t max = lt_vk_max_index();
+    if (!t || t->numel <= max)
+        return LT_OK;
+    char d[96];
+    return lt_dev_error(vk->dev, LT_ERR_UNSUPPORTED,
+                        "%s: lt_%s: tensor '%s' %s has %lld elements; the Vulkan shaders index "
+                        "at most %lld elements of one tensor (32-bit indices): split it, e.g. "
+                        "fewer tokens per micro-batch or the loss computed in chunks",
+                        vk->dev->name, op, t->name[0] ? t->name : "(unnamed)",
+                        lt_tensor_describe(t, d, sizeof d), (long long)t->numel,
+                        (long long)max);
+}
+
 /* ---- recording --------------------------------------------------------------------------- */
 
 static bool overlaps(const lt_vk_range *list, int n, lt_vk_range r)
@@ -512,10 +541,10 @@ lt_status lt_vk_record(lt_vk *vk, const lt_vk_dispatch *d)
     for (int i = 0; i < 3; i++)
         if (d->groups[i] > vk->props.limits.maxComputeWorkGroupCount[i])
             return lt_dev_error(vk->dev, LT_ERR_UNSUPPORTED,
-                                "%s: shader %s needs %u workgroups in dimension %d, device "
-                                "allows %u",
-                                vk->dev->name, d->shader, d->groups[i], i,
-                                vk->props.limits.maxComputeWorkGroupCount[i]);
+                                "%s: lt_%s: shader %s needs %u workgroups in dimension %d, "
+                                "device allows %u (maxComputeWorkGroupCount)",
+                                vk->dev->name, vk->op_name ? vk->op_name : "op", d->shader,
+                                d->groups[i], i, vk->props.limits.maxComputeWorkGroupCount[i]);
     VkCommandBuffer cb;
     st = lt_vk_command_buffer(vk, &cb);
     if (st != LT_OK)

@@ -3,9 +3,13 @@
  *
  * Design in one paragraph. The loader is opened at run time (dlopen), every entry point is
  * fetched through vkGetInstanceProcAddr / vkGetDeviceProcAddr into lt_vk_fns. Tensors live in
- * a few large device-local blocks and are addressed by buffer device address (Vulkan 1.2
+ * device-local blocks (a table that grows as needed; a large tensor gets a block of its own;
+ * see lt_vk_block) and are addressed by buffer device address (Vulkan 1.2
  * bufferDeviceAddress, required by 1.3): shaders receive 64-bit addresses in push constants, so
- * there are no descriptor sets and maxStorageBufferRange never limits a tensor's size. Ops are
+ * there are no descriptor sets and maxStorageBufferRange never limits a tensor's size. Shaders
+ * index elements with 32-bit integers, which address arithmetic treats as signed: an op whose
+ * tensor has 2^31 elements or more is split into pieces by address (elementwise ops) or
+ * refused by name (lt_vk_check_index). Ops are
  * recorded into a command buffer; a global memory barrier is inserted only when a dispatch
  * touches an address range written earlier in the same batch (or writes one read earlier).
  * This file must never format user-facing argument errors: the front end validated them.
@@ -143,13 +147,23 @@ typedef struct lt_vk_fns {
     PFN_vkDestroyDebugUtilsMessengerEXT vkDestroyDebugUtilsMessengerEXT;
 } lt_vk_fns;
 
-/* One large VkDeviceMemory + VkBuffer from which tensors are carved (first fit). */
+/*
+ * Device memory (vk_memory.c). Every tensor lives in a block: one VkDeviceMemory bound to one
+ * VkBuffer, addressed by buffer device address. A shared block (LT_VK block_bytes, see
+ * lt_vk_memory_init for the size rule) is carved first fit into many tensors; a tensor of at
+ * least half a block gets a dedicated block of its own size, released when the tensor is
+ * freed. The block table is a growable array of slots; a released block's slot is reused, so
+ * an allocation's block index never changes while it lives. Shared blocks that become empty
+ * stay cached for the next allocation (a training step frees and re-allocates the same
+ * activations) and are released when an allocation would otherwise exceed the budget, or at
+ * close.
+ */
 typedef struct lt_vk_span {
     VkDeviceSize offset, size;
 } lt_vk_span;
 
 typedef struct lt_vk_block {
-    VkDeviceMemory mem;
+    VkDeviceMemory mem;    /* VK_NULL_HANDLE: an unused slot */
     VkBuffer buf;
     VkDeviceAddress addr;
     VkDeviceSize size;
@@ -158,6 +172,7 @@ typedef struct lt_vk_block {
     int n_free, cap_free;
     VkDeviceSize used;
     int n_allocs;
+    bool dedicated;        /* holds one tensor alone; released with it */
 } lt_vk_block;
 
 /* The handle stored in lt_tensor.buf. */
@@ -181,7 +196,6 @@ typedef struct lt_vk_range {
     VkDeviceAddress lo, hi; /* [lo, hi) */
 } lt_vk_range;
 
-#define LT_VK_MAX_BLOCKS 64
 #define LT_VK_CMDBUFS 3
 #define LT_VK_OPS_PER_BATCH 1024 /* dispatches recorded before a batch is submitted */
 #define LT_VK_TEX_PER_DISPATCH 2 /* texel-buffer inputs a dispatch may bind (set 0) */
@@ -225,13 +239,18 @@ typedef struct lt_vk {
     float timestamp_period_ns;
     bool timestamps;
 
-    /* memory */
-    lt_vk_block blocks[LT_VK_MAX_BLOCKS];
-    int n_blocks;
+    /* memory: blocks[0, n_blocks) are slots, live where mem != VK_NULL_HANDLE */
+    lt_vk_block *blocks;
+    int n_blocks, cap_blocks;
+    int live_blocks, peak_blocks;  /* live now, most live at once since open */
+    VkDeviceSize reserved_bytes;   /* sum of the live blocks' sizes */
+    uint32_t heap_index;           /* the heap tensor blocks come from */
+    bool memory_budget;            /* VK_EXT_memory_budget enabled */
+    VkDeviceSize budget_cap;       /* LATHE_VK_BUDGET_BYTES: most bytes of blocks; 0 = none */
     uint32_t device_type_index;  /* memory type for tensor blocks */
     uint32_t staging_type_index; /* host-visible coherent type for staging (UINT32_MAX: none) */
     bool unified;                /* tensor blocks are host-visible: no staging needed */
-    VkDeviceSize block_bytes;    /* default block size */
+    VkDeviceSize block_bytes;    /* size of a shared block (LATHE_VK_BLOCK_BYTES overrides) */
     VkDeviceSize heap_bytes;     /* size of the heap tensor blocks come from */
     VkBuffer staging;
     VkDeviceMemory staging_mem;
@@ -286,6 +305,8 @@ lt_status lt_vk_fail(lt_vk *vk, const char *what, VkResult r);
 lt_status lt_vk_memory_init(lt_vk *vk);
 void lt_vk_memory_free(lt_vk *vk);
 lt_status lt_vk_alloc_bytes(lt_device *dev, size_t bytes, void **buf);
+/* The budget of the tensor heap as compute.h's lt_device_mem_budget defines it. */
+bool lt_vk_mem_budget(lt_device *dev, uint64_t *budget_bytes, uint64_t *usage_bytes);
 void lt_vk_release(lt_device *dev, void *buf);
 lt_status lt_vk_upload(lt_device *dev, lt_tensor *t, const void *src, size_t bytes);
 lt_status lt_vk_download(lt_device *dev, const lt_tensor *t, void *dst, size_t bytes);
@@ -330,6 +351,12 @@ typedef struct lt_vk_dispatch {
     int n_tex;
 } lt_vk_dispatch;
 lt_status lt_vk_record(lt_vk *vk, const lt_vk_dispatch *d);
+/* The most elements a shader may index from one address (2^31 - 1; LATHE_VK_MAX_INDEX lowers
+ * it so tests reach the limit with small tensors). */
+int64_t lt_vk_max_index(void);
+/* LT_OK when tensor t (NULL: nothing to check) fits the shaders' 32-bit indices, else an
+ * LT_ERR_UNSUPPORTED naming op, the tensor and its size. */
+lt_status lt_vk_check_index(lt_vk *vk, const char *op, const lt_tensor *t);
 
 /* vk_cache.c: the on-disk pipeline cache. Never fails: a missing, corrupt or foreign file
  * gives an empty cache (with a debug note when LATHE_VK_DEBUG is set). */

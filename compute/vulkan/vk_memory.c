@@ -1,19 +1,26 @@
 /*
- * vk_memory.c - device memory for the Vulkan backend: tensors are carved first-fit out of a
- * few large device-local blocks (one VkBuffer each, addressed by buffer device address), a
- * staging buffer moves data to and from discrete GPUs (unified-memory devices are written
- * through a mapping instead), a small host-visible flag buffer lets shaders report bad ids,
- * and scratch allocations for multi-pass ops are released at the next sync.
+ * vk_memory.c - device memory for the Vulkan backend: tensors are carved first-fit out of
+ * device-local blocks (one VkBuffer each, addressed by buffer device address) kept in a table
+ * that grows as needed; a tensor of half a block or more gets a dedicated block, released
+ * with it; empty shared blocks stay cached until an allocation needs the room. Every new
+ * block is checked against the budget (VK_EXT_memory_budget where the device has it, else the
+ * heap's size; LATHE_VK_BUDGET_BYTES caps it), and out of memory is an error naming the
+ * device and the bytes asked for, in use and in the budget. A staging buffer moves data to
+ * and from discrete GPUs (unified-memory devices are written through a mapping instead), a
+ * small host-visible flag buffer lets shaders report bad ids, and scratch allocations for
+ * multi-pass ops are released at the next sync.
  * It never records ops; uploads and downloads synchronise first.
  */
 #include "vk_impl.h"
+#include "vk_debug.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define ALIGN 256u
-#define DEFAULT_BLOCK (256ull << 20)
+#define MIN_BLOCK (256ull << 20)
+#define MAX_BLOCK (2048ull << 20)
 #define STAGING_BYTES (64ull << 20)
 #define MIB(x) ((double)(x) / 1048576.0)
 
@@ -97,6 +104,41 @@ static void drop_buffer(lt_vk *vk, VkBuffer *buf, VkDeviceMemory *mem)
     *mem = VK_NULL_HANDLE;
 }
 
+/*
+ * Size of a shared block: 1/16 of the tensor heap rounded down to a power of two, clamped to
+ * [256 MiB, 2 GiB], then to maxMemoryAllocationSize and to a quarter of the heap (small
+ * heaps). So a 2-16 GiB heap gets 256 MiB - 1 GiB blocks, 24 GiB gets 1 GiB, 48 GiB and up
+ * 2 GiB: a partly filled block wastes at most 1/16 of the heap, and an 80 GiB card needs
+ * about 40 blocks. LATHE_VK_BLOCK_BYTES overrides it (tests force tiny blocks).
+ */
+static VkDeviceSize default_block(const lt_vk *vk)
+{
+    VkDeviceSize b = MIN_BLOCK;
+    while (b * 2 <= vk->heap_bytes / 16 && b * 2 <= MAX_BLOCK)
+        b *= 2;
+    if (vk->info.max_allocation_bytes && b > vk->info.max_allocation_bytes)
+        b = vk->info.max_allocation_bytes / ALIGN * ALIGN;
+    if (b > vk->heap_bytes / 4)
+        b = vk->heap_bytes / 4 / ALIGN * ALIGN;
+    return b < ALIGN ? ALIGN : b;
+}
+
+/* Reads a byte count from environment variable name into *out (unset: leaves *out). */
+static lt_status env_bytes(lt_vk *vk, const char *name, VkDeviceSize lo, VkDeviceSize *out)
+{
+    const char *v = getenv(name);
+    if (!v || !v[0])
+        return LT_OK;
+    char *end = NULL;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (*end || v[0] == '-' || n < lo || n > (1ull << 50))
+        return lt_dev_error(vk->dev, LT_ERR_ARG,
+                            "%s: %s must be a byte count from %llu to 2^50, got '%.64s'",
+                            vk->dev->name, name, (unsigned long long)lo, v);
+    *out = n;
+    return LT_OK;
+}
+
 lt_status lt_vk_memory_init(lt_vk *vk)
 {
     lt_device *dev = vk->dev;
@@ -130,12 +172,15 @@ lt_status lt_vk_memory_init(lt_vk *vk)
         return lt_dev_error(dev, LT_ERR_UNSUPPORTED, "%s: no memory type for storage buffers",
                             dev->name);
     vk->device_type_index = ti;
-    vk->heap_bytes = vk->memprops.memoryHeaps[vk->memprops.memoryTypes[ti].heapIndex].size;
-    vk->block_bytes = DEFAULT_BLOCK;
-    if (vk->info.max_allocation_bytes && vk->block_bytes > vk->info.max_allocation_bytes)
-        vk->block_bytes = vk->info.max_allocation_bytes;
-    if (vk->block_bytes > vk->heap_bytes / 4)
-        vk->block_bytes = vk->heap_bytes / 4;
+    vk->heap_index = vk->memprops.memoryTypes[ti].heapIndex;
+    vk->heap_bytes = vk->memprops.memoryHeaps[vk->heap_index].size;
+    vk->block_bytes = default_block(vk);
+    lt_status st = env_bytes(vk, "LATHE_VK_BLOCK_BYTES", 4096, &vk->block_bytes);
+    if (st == LT_OK)
+        st = env_bytes(vk, "LATHE_VK_BUDGET_BYTES", 1, &vk->budget_cap);
+    if (st != LT_OK)
+        return st;
+    vk->block_bytes = round_up(vk->block_bytes, ALIGN);
 
     vk->staging_type_index = UINT32_MAX;
     if (!vk->unified) {
@@ -170,73 +215,191 @@ lt_status lt_vk_memory_init(lt_vk *vk)
     return LT_OK;
 }
 
+/* Give block slot i back to the driver and mark the slot unused. */
+static void drop_block(lt_vk *vk, int i)
+{
+    lt_vk_block *b = &vk->blocks[i];
+    if (!b->mem)
+        return;
+    drop_buffer(vk, &b->buf, &b->mem);
+    free(b->free_list);
+    vk->reserved_bytes -= b->size;
+    vk->live_blocks--;
+    memset(b, 0, sizeof *b);
+    while (vk->n_blocks > 0 && !vk->blocks[vk->n_blocks - 1].mem)
+        vk->n_blocks--;
+}
+
 void lt_vk_memory_free(lt_vk *vk)
 {
     lt_vk_release_deferred(vk);
     free(vk->deferred);
     vk->deferred = NULL;
-    for (int i = 0; i < vk->n_blocks; i++) {
-        drop_buffer(vk, &vk->blocks[i].buf, &vk->blocks[i].mem);
-        free(vk->blocks[i].free_list);
-    }
-    vk->n_blocks = 0;
+    for (int i = vk->n_blocks - 1; i >= 0; i--)
+        drop_block(vk, i);
+    free(vk->blocks);
+    vk->blocks = NULL;
+    vk->n_blocks = vk->cap_blocks = 0;
     drop_buffer(vk, &vk->staging, &vk->staging_mem);
     drop_buffer(vk, &vk->flag_buf, &vk->flag_mem);
 }
 
-/* Bytes lathe holds in blocks, and bytes of the heap it could still get. */
-static VkDeviceSize blocks_total(const lt_vk *vk)
+/* Release every cached empty shared block; returns the bytes given back. */
+static VkDeviceSize trim(lt_vk *vk)
 {
-    VkDeviceSize s = 0;
+    VkDeviceSize freed = 0;
+    for (int i = vk->n_blocks - 1; i >= 0; i--) {
+        const lt_vk_block *b = &vk->blocks[i];
+        if (b->mem && !b->dedicated && b->n_allocs == 0) {
+            freed += b->size;
+            drop_block(vk, i);
+        }
+    }
+    return freed;
+}
+
+/* The budget tensor blocks are allocated against: its bytes, the bytes of it already used,
+ * and where the figure comes from. */
+typedef struct budget_view {
+    VkDeviceSize budget, usage;
+    const char *source;
+} budget_view;
+
+static budget_view budget_of(lt_vk *vk)
+{
+    budget_view v = {vk->heap_bytes, vk->reserved_bytes, "the heap's size"};
+    if (vk->memory_budget) {
+        VkPhysicalDeviceMemoryBudgetPropertiesEXT mb = {
+            .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_BUDGET_PROPERTIES_EXT};
+        VkPhysicalDeviceMemoryProperties2 mp = {
+            .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_PROPERTIES_2, .pNext = &mb};
+        vk->f.vkGetPhysicalDeviceMemoryProperties2(vk->phys, &mp);
+        if (mb.heapBudget[vk->heap_index] > 0) {
+            v.budget = mb.heapBudget[vk->heap_index];
+            v.usage = mb.heapUsage[vk->heap_index];
+            v.source = "VK_EXT_memory_budget";
+        }
+    }
+    VkDeviceSize left = v.budget > v.usage ? v.budget - v.usage : 0;
+    if (vk->budget_cap) {
+        VkDeviceSize cap_left =
+            vk->budget_cap > vk->reserved_bytes ? vk->budget_cap - vk->reserved_bytes : 0;
+        if (cap_left <= left)
+            v = (budget_view){vk->budget_cap, vk->reserved_bytes, "LATHE_VK_BUDGET_BYTES"};
+    }
+    return v;
+}
+
+bool lt_vk_mem_budget(lt_device *dev, uint64_t *budget_bytes, uint64_t *usage_bytes)
+{
+    budget_view v = budget_of(lt_vk_of(dev));
+    *budget_bytes = v.budget;
+    *usage_bytes = v.usage;
+    return true;
+}
+
+static VkDeviceSize used_total(const lt_vk *vk)
+{
+    VkDeviceSize used = 0;
     for (int i = 0; i < vk->n_blocks; i++)
-        s += vk->blocks[i].size;
-    return s;
+        used += vk->blocks[i].used;
+    return used;
 }
 
 static lt_status oom(lt_vk *vk, size_t bytes, const char *why)
 {
-    VkDeviceSize total = blocks_total(vk), used = 0;
-    for (int i = 0; i < vk->n_blocks; i++)
-        used += vk->blocks[i].used;
-    VkDeviceSize avail = vk->heap_bytes > total ? vk->heap_bytes - total : 0;
-    avail += total - used;
+    budget_view v = budget_of(vk);
+    VkDeviceSize used = used_total(vk), left = v.budget > v.usage ? v.budget - v.usage : 0;
     return lt_dev_error(vk->dev, LT_ERR_OOM,
-                        "%s: out of device memory: asked for %zu bytes (%.1f MiB), about %llu "
-                        "bytes (%.1f MiB) available (heap %.1f MiB, %.1f MiB in use by "
-                        "lathe)%s%s",
-                        vk->dev->name, bytes, MIB(bytes), (unsigned long long)avail, MIB(avail),
-                        MIB(vk->heap_bytes), MIB(used), why ? ": " : "", why ? why : "");
+                        "%s: out of device memory: asked for %zu bytes (%.1f MiB); lathe has "
+                        "%llu bytes (%.1f MiB) in use, %.1f MiB reserved in %d block%s; budget "
+                        "%llu bytes (%.1f MiB, from %s), %.1f MiB of it used, about %llu "
+                        "bytes (%.1f MiB) available%s%s",
+                        vk->dev->name, bytes, MIB(bytes), (unsigned long long)used, MIB(used),
+                        MIB(vk->reserved_bytes), vk->live_blocks, vk->live_blocks == 1 ? "" : "s",
+                        (unsigned long long)v.budget, MIB(v.budget), v.source, MIB(v.usage),
+                        (unsigned long long)left, MIB(left), why ? ": " : "", why ? why : "");
 }
 
-static lt_status add_block(lt_vk *vk, VkDeviceSize bytes, int *index)
+/* A free slot in the block table (growing it), or -1 on host OOM. */
+static int free_slot(lt_vk *vk)
 {
-    if (vk->n_blocks >= LT_VK_MAX_BLOCKS)
-        return oom(vk, (size_t)bytes, "too many memory blocks");
-    if (blocks_total(vk) + bytes > vk->heap_bytes)
-        return oom(vk, (size_t)bytes, NULL);
+    for (int i = 0; i < vk->n_blocks; i++)
+        if (!vk->blocks[i].mem)
+            return i;
+    if (vk->n_blocks == vk->cap_blocks) {
+        int cap = vk->cap_blocks ? vk->cap_blocks * 2 : 16;
+        lt_vk_block *n = realloc(vk->blocks, (size_t)cap * sizeof *n);
+        if (!n)
+            return -1;
+        vk->blocks = n;
+        vk->cap_blocks = cap;
+    }
+    memset(&vk->blocks[vk->n_blocks], 0, sizeof vk->blocks[0]);
+    return vk->n_blocks++;
+}
+
+/* A new block of bytes (dedicated: for one tensor) in slot *index. Within the budget: cached
+ * empty blocks are released first when the new one would not fit otherwise. */
+static lt_status add_block(lt_vk *vk, VkDeviceSize bytes, bool dedicated, int *index)
+{
     if (vk->info.max_allocation_bytes && bytes > vk->info.max_allocation_bytes)
         return oom(vk, (size_t)bytes, "larger than the device's maxMemoryAllocationSize");
-    lt_vk_block *b = &vk->blocks[vk->n_blocks];
-    memset(b, 0, sizeof *b);
+    uint32_t max_count = vk->props.limits.maxMemoryAllocationCount;
+    /* + 3: the new block, the staging and the flag buffers */
+    if (max_count && (uint32_t)vk->live_blocks + 3 > max_count && trim(vk) == 0)
+        return oom(vk, (size_t)bytes, "the device's maxMemoryAllocationCount is reached "
+                                      "(LATHE_VK_BLOCK_BYTES too small?)");
+    budget_view v = budget_of(vk);
+    if (v.usage + bytes > v.budget && trim(vk) > 0)
+        v = budget_of(vk);
+    if (v.usage + bytes > v.budget)
+        return oom(vk, (size_t)bytes, NULL);
+    int i = free_slot(vk);
+    if (i < 0)
+        return lt_dev_error(vk->dev, LT_ERR_OOM, "%s: out of host memory", vk->dev->name);
+    lt_vk_block *b = &vk->blocks[i];
     VkResult r = make_buffer(vk, bytes, TENSOR_USAGE, vk->device_type_index, true, &b->buf,
                              &b->mem, vk->unified ? &b->mapped : NULL);
-    if (r == VK_ERROR_OUT_OF_DEVICE_MEMORY || r == VK_ERROR_OUT_OF_HOST_MEMORY)
-        return oom(vk, (size_t)bytes, lt_vk_result_str(r));
-    if (r != VK_SUCCESS)
+    if ((r == VK_ERROR_OUT_OF_DEVICE_MEMORY || r == VK_ERROR_OUT_OF_HOST_MEMORY) && trim(vk) > 0) {
+        i = free_slot(vk); /* trim may have shrunk the table */
+        if (i < 0)
+            return lt_dev_error(vk->dev, LT_ERR_OOM, "%s: out of host memory", vk->dev->name);
+        b = &vk->blocks[i];
+        r = make_buffer(vk, bytes, TENSOR_USAGE, vk->device_type_index, true, &b->buf, &b->mem,
+                        vk->unified ? &b->mapped : NULL);
+    }
+    if (r != VK_SUCCESS) {
+        memset(b, 0, sizeof *b);
+        while (vk->n_blocks > 0 && !vk->blocks[vk->n_blocks - 1].mem)
+            vk->n_blocks--;
+        if (r == VK_ERROR_OUT_OF_DEVICE_MEMORY || r == VK_ERROR_OUT_OF_HOST_MEMORY)
+            return oom(vk, (size_t)bytes, lt_vk_result_str(r));
         return lt_vk_fail(vk, "device memory allocation", r);
+    }
     VkBufferDeviceAddressInfo bai = {.sType = VK_STRUCTURE_TYPE_BUFFER_DEVICE_ADDRESS_INFO,
                                      .buffer = b->buf};
     b->addr = vk->f.vkGetBufferDeviceAddress(vk->device, &bai);
     b->size = bytes;
-    b->free_list = malloc(8 * sizeof *b->free_list);
-    if (!b->free_list) {
-        drop_buffer(vk, &b->buf, &b->mem);
-        return lt_dev_error(vk->dev, LT_ERR_OOM, "%s: out of host memory", vk->dev->name);
+    b->dedicated = dedicated;
+    vk->reserved_bytes += bytes;
+    vk->live_blocks++;
+    if (vk->live_blocks > vk->peak_blocks)
+        vk->peak_blocks = vk->live_blocks;
+    if (dedicated) { /* taken whole at once: no free list */
+        b->used = bytes;
+        b->n_allocs = 1;
+    } else {
+        b->free_list = malloc(8 * sizeof *b->free_list);
+        if (!b->free_list) {
+            drop_block(vk, i);
+            return lt_dev_error(vk->dev, LT_ERR_OOM, "%s: out of host memory", vk->dev->name);
+        }
+        b->cap_free = 8;
+        b->n_free = 1;
+        b->free_list[0] = (lt_vk_span){0, bytes};
     }
-    b->cap_free = 8;
-    b->n_free = 1;
-    b->free_list[0] = (lt_vk_span){0, bytes};
-    *index = vk->n_blocks++;
+    *index = i;
     return LT_OK;
 }
 
@@ -309,20 +472,29 @@ lt_status lt_vk_alloc_bytes(lt_device *dev, size_t bytes, void **buf)
         return lt_dev_error(dev, LT_ERR_OOM, "%s: out of host memory", dev->name);
     int bi = -1;
     VkDeviceSize off = 0;
-    for (int i = 0; i < vk->n_blocks && bi < 0; i++)
-        if (take(&vk->blocks[i], need, &off))
-            bi = i;
-    if (bi < 0) {
-        VkDeviceSize bytes_block = need > vk->block_bytes ? need : vk->block_bytes;
-        /* near the end of the heap, a block only as large as asked for */
-        if (blocks_total(vk) + bytes_block > vk->heap_bytes)
-            bytes_block = need;
-        lt_status st = add_block(vk, bytes_block, &bi);
-        if (st != LT_OK) {
-            free(a);
-            return st;
+    lt_status st = LT_OK;
+    if (need >= vk->block_bytes / 2) { /* a block of its own, freed with the tensor */
+        st = add_block(vk, need, true, &bi);
+    } else {
+        for (int i = 0; i < vk->n_blocks && bi < 0; i++)
+            if (vk->blocks[i].mem && !vk->blocks[i].dedicated &&
+                take(&vk->blocks[i], need, &off))
+                bi = i;
+        if (bi < 0) {
+            /* near the end of the budget, a block only as large as what is left */
+            VkDeviceSize size = vk->block_bytes;
+            budget_view v = budget_of(vk);
+            VkDeviceSize left = v.budget > v.usage ? v.budget - v.usage : 0;
+            if (left < size)
+                size = left / ALIGN * ALIGN < need ? need : left / ALIGN * ALIGN;
+            st = add_block(vk, size, false, &bi);
+            if (st == LT_OK)
+                take(&vk->blocks[bi], need, &off);
         }
-        take(&vk->blocks[bi], need, &off);
+    }
+    if (st != LT_OK) {
+        free(a);
+        return st;
     }
     a->block = bi;
     a->offset = off;
@@ -332,20 +504,32 @@ lt_status lt_vk_alloc_bytes(lt_device *dev, size_t bytes, void **buf)
     return LT_OK;
 }
 
-/* Give an allocation back to its block; an empty last block goes back to the driver. */
+/* Give an allocation back to its block; a dedicated block goes back to the driver, an empty
+ * shared one stays cached (trim releases it under pressure). */
 static void free_alloc(lt_vk *vk, lt_vk_alloc *a)
 {
     int bi = a->block;
     lt_vk_block *b = &vk->blocks[bi];
-    give_back(b, a->offset, a->size);
+    if (b->dedicated)
+        drop_block(vk, bi);
+    else
+        give_back(b, a->offset, a->size);
     free(a);
-    while (vk->n_blocks > 1 && vk->blocks[vk->n_blocks - 1].n_allocs == 0) {
-        b = &vk->blocks[vk->n_blocks - 1];
-        drop_buffer(vk, &b->buf, &b->mem);
-        free(b->free_list);
-        memset(b, 0, sizeof *b);
-        vk->n_blocks--;
-    }
+}
+
+int lt_vk_debug_blocks(const lt_device *dev, int *peak, uint64_t *block_bytes,
+                       uint64_t *reserved_bytes)
+{
+    if (!dev || dev->kind != LT_DEVICE_VULKAN || !dev->impl)
+        return -1;
+    const lt_vk *vk = lt_vk_of(dev);
+    if (peak)
+        *peak = vk->peak_blocks;
+    if (block_bytes)
+        *block_bytes = vk->block_bytes;
+    if (reserved_bytes)
+        *reserved_bytes = vk->reserved_bytes;
+    return vk->live_blocks;
 }
 
 static bool defer(lt_vk *vk, lt_vk_alloc *a)

@@ -29,12 +29,19 @@ lt_status lt_vk_matmul_nf4(lt_device *dev, lt_tensor *C, const lt_tensor *A, con
     const uint64_t codes = ((numel + 1) / 2 + 3) & ~(uint64_t)3;
     const uint64_t aq = (nb + 3) & ~(uint64_t)3;
     const uint64_t max_groups = vk->props.limits.maxComputeWorkGroupCount[2];
-    if (numel > 0xffffffffull || (uint64_t)g->M * (uint64_t)g->N * (uint64_t)g->batch >
-                                     0xffffffffull ||
-        (uint64_t)g->M * (uint64_t)g->K * (uint64_t)g->batch > 0xffffffffull)
+    /* A and C are indexed by element (32-bit, signed in address arithmetic), B by its codes'
+     * 32-bit words from an unsigned element index */
+    lt_status st = lt_vk_check_index(vk, "matmul", A);
+    if (st == LT_OK)
+        st = lt_vk_check_index(vk, "matmul", C);
+    if (st != LT_OK)
+        return st;
+    if (numel > 0xffffffffull)
         return lt_dev_error(dev, LT_ERR_UNSUPPORTED,
-                            "lt_matmul: NF4 weight '%s' or its operands exceed 2^32 elements",
-                            B->name);
+                            "%s: lt_matmul: NF4 weight '%s' has %llu elements; the Vulkan "
+                            "shader indexes at most 2^32 - 1",
+                            dev->name, B->name[0] ? B->name : "(unnamed)",
+                            (unsigned long long)numel);
     if ((uint64_t)g->batch > max_groups)
         return lt_dev_error(dev, LT_ERR_UNSUPPORTED,
                             "lt_matmul: batch %lld exceeds the device's %llu workgroups in z",
@@ -70,7 +77,7 @@ lt_status lt_vk_matmul_nf4(lt_device *dev, lt_tensor *C, const lt_tensor *A, con
                         .n_reads = beta != 0.0f ? 3 : 2,
                         .writes = {range_of(C, (size_t)C->numel * 4)},
                         .n_writes = 1};
-    lt_status st = lt_vk_op_begin(vk, "matmul_nf4");
+    st = lt_vk_op_begin(vk, "matmul_nf4");
     if (st == LT_OK)
         st = lt_vk_record(vk, &d);
     lt_vk_op_end(vk);

@@ -36,10 +36,38 @@ static void grid(const lt_vk *vk, uint64_t n_groups, uint32_t g[3])
         g[0] = (uint32_t)n_groups;
         g[1] = 1;
     } else {
+        uint64_t y = (n_groups + xmax - 1) / xmax;
         g[0] = (uint32_t)xmax;
-        g[1] = (uint32_t)((n_groups + xmax - 1) / xmax);
+        g[1] = y > UINT32_MAX ? UINT32_MAX : (uint32_t)y; /* past the limit: lt_vk_record refuses */
     }
     g[2] = 1;
+}
+
+/*
+ * 32-bit indices (see vk_impl.h). FITS refuses, naming the op and tensor, any tensor past
+ * lt_vk_max_index() elements: ops with rows, reductions or gathers. Elementwise ops instead
+ * run in pieces (piece_len), each piece's addresses advanced to its first element.
+ */
+static lt_status fits(lt_vk *vk, const char *op, const lt_tensor *const *ts, int n)
+{
+    for (int i = 0; i < n; i++) {
+        lt_status st = lt_vk_check_index(vk, op, ts[i]);
+        if (st != LT_OK)
+            return st;
+    }
+    return LT_OK;
+}
+#define FITS(vk, op, ...)                                                                      \
+    fits(vk, op, (const lt_tensor *const[]){__VA_ARGS__},                                    \
+         (int)(sizeof((const lt_tensor *const[]){__VA_ARGS__}) / sizeof(const lt_tensor *)))
+
+/* Elements per piece of an elementwise op: a multiple of 2 * unit (whole 32-bit words of
+ * 16-bit tensors, whole rows of a bias of unit elements) within the index limit; 0 when
+ * one unit is already past it. */
+static int64_t piece_len(int64_t unit)
+{
+    int64_t u = 2 * (unit > 0 ? unit : 1);
+    return lt_vk_max_index() / u * u;
 }
 
 /* Record one dispatch over a flat grid of n_groups workgroups. */
@@ -62,15 +90,15 @@ static lt_status run(lt_vk *vk, const char *shader, const void *pc, uint32_t pc_
 
 static uint64_t cdiv(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
 
-/* Invocations needed to cover n elements of t: a word per invocation for 16-bit dtypes. */
-static uint64_t cover(const lt_tensor *t)
-{
-    if (t->dtype == LT_F16 || t->dtype == LT_BF16)
-        return ((uint64_t)t->numel + ((A(t) >> 1) & 1) + 1) / 2;
-    return (uint64_t)t->numel;
-}
-
 /* ---- memory-like ops --------------------------------------------------------------------- */
+
+/* Invocations covering n elements from address a: a word per invocation for 16-bit dtypes. */
+static uint64_t cover_at(addr_t a, lt_dtype dt, int64_t n)
+{
+    if (dt == LT_F16 || dt == LT_BF16)
+        return ((uint64_t)n + ((a >> 1) & 1) + 1) / 2;
+    return (uint64_t)n;
+}
 
 static lt_status vk_fill(lt_device *dev, lt_tensor *t, float value)
 {
@@ -80,13 +108,19 @@ static lt_status vk_fill(lt_device *dev, lt_tensor *t, float value)
         uint32_t n, dt;
         float value;
         int32_t ivalue;
-    } pc = {A(t), u32(t->numel), (uint32_t)t->dtype, value, 0};
+    } pc = {A(t), 0, (uint32_t)t->dtype, value, 0};
     if (t->dtype == LT_I32)
         pc.ivalue = isfinite(value) && fabsf(value) < 2147483520.0f ? (int32_t)value : 0;
     lt_vk_range w[] = {R(t)}, r[] = {R(t)};
+    const int64_t piece = piece_len(1);
+    const size_t es = lt_dtype_size(t->dtype);
     lt_status st = lt_vk_op_begin(vk, "fill");
-    if (st == LT_OK)
-        st = RUN(vk, "fill", pc, cdiv(cover(t), 256), r, w);
+    for (int64_t i0 = 0; i0 < t->numel && st == LT_OK; i0 += piece) {
+        int64_t n = t->numel - i0 < piece ? t->numel - i0 : piece;
+        pc.t = A(t) + (addr_t)i0 * es;
+        pc.n = u32(n);
+        st = RUN(vk, "fill", pc, cdiv(cover_at(pc.t, t->dtype, n), 256), r, w);
+    }
     lt_vk_op_end(vk);
     return st;
 }
@@ -97,11 +131,18 @@ static lt_status vk_copy(lt_device *dev, lt_tensor *dst, const lt_tensor *src)
     struct {
         addr_t dst, src;
         uint32_t n, ddt, sdt;
-    } pc = {A(dst), A(src), u32(dst->numel), (uint32_t)dst->dtype, (uint32_t)src->dtype};
+    } pc = {A(dst), A(src), 0, (uint32_t)dst->dtype, (uint32_t)src->dtype};
     lt_vk_range r[] = {R(src)}, w[] = {R(dst)};
+    const int64_t piece = piece_len(1);
+    const size_t des = lt_dtype_size(dst->dtype), ses = lt_dtype_size(src->dtype);
     lt_status st = lt_vk_op_begin(vk, "copy");
-    if (st == LT_OK)
-        st = RUN(vk, "copy", pc, cdiv(cover(dst), 256), r, w);
+    for (int64_t i0 = 0; i0 < dst->numel && st == LT_OK; i0 += piece) {
+        int64_t n = dst->numel - i0 < piece ? dst->numel - i0 : piece;
+        pc.dst = A(dst) + (addr_t)i0 * des;
+        pc.src = A(src) + (addr_t)i0 * ses;
+        pc.n = u32(n);
+        st = RUN(vk, "copy", pc, cdiv(cover_at(pc.dst, dst->dtype, n), 256), r, w);
+    }
     lt_vk_op_end(vk);
     return st;
 }
@@ -172,6 +213,9 @@ lt_status lt_vk_matmul(lt_device *dev, lt_tensor *C, const lt_tensor *Am, const 
                        const lt_matmul_geom *g, bool allow_coopmat)
 {
     lt_vk *vk = lt_vk_of(dev);
+    lt_status st = FITS(vk, "matmul", C, Am, Bm);
+    if (st != LT_OK)
+        return st;
     const char *cm = allow_coopmat ? coopmat_shader(vk, Am, Bm, g) : NULL;
     uint32_t tile = cm ? 64 : matmul_tile(vk, g);
     uint32_t a_bstride = g->a_batched ? u32(g->M * g->K) : 0;
@@ -226,7 +270,7 @@ lt_status lt_vk_matmul(lt_device *dev, lt_tensor *C, const lt_tensor *Am, const 
         d.pc = &pc;
         d.pc_bytes = sizeof pc;
     }
-    lt_status st = lt_vk_op_begin(vk, "matmul");
+    st = lt_vk_op_begin(vk, "matmul");
     if (st == LT_OK)
         st = lt_vk_record(vk, &d);
     lt_vk_op_end(vk);
@@ -246,7 +290,9 @@ static lt_status vk_embedding(lt_device *dev, lt_tensor *out, const lt_tensor *t
     } pc = {A(out), A(table), A(ids), vk->flag_addr, u32(N), u32(D), u32(V),
             (uint32_t)table->dtype};
     lt_vk_range r[] = {R(table), R(ids)}, w[] = {R(out), RA(vk->flag_addr, 64)};
-    lt_status st = lt_vk_op_begin(vk, "embedding");
+    lt_status st = FITS(vk, "embedding", out, table, ids);
+    if (st == LT_OK)
+        st = lt_vk_op_begin(vk, "embedding");
     if (st == LT_OK)
         st = RUN(vk, "embedding", pc, cdiv((uint64_t)(N * D), 256), r, w);
     lt_vk_op_end(vk);
@@ -265,7 +311,10 @@ static lt_status vk_embedding_backward(lt_device *dev, lt_tensor *dtable, const 
     int64_t D = dtable->shape[dtable->ndim - 1], V = dtable->numel / D, N = ids->numel;
     size_t vb = (size_t)V * 4, nb = (size_t)N * 4;
     VkDeviceAddress s = 0;
-    lt_status st = lt_vk_op_begin(vk, "embedding_backward");
+    lt_status st = FITS(vk, "embedding_backward", dtable, dout, ids);
+    if (st != LT_OK)
+        return st;
+    st = lt_vk_op_begin(vk, "embedding_backward");
     if (st == LT_OK)
         st = lt_vk_scratch(vk, 3 * vb + 4 + nb, &s);
     VkDeviceAddress counts = s, cursor = s + vb, offsets = s + 2 * vb, sorted = s + 3 * vb + 4;
@@ -329,7 +378,9 @@ static lt_status vk_rmsnorm(lt_device *dev, lt_tensor *out, lt_tensor *rstd, con
         float eps;
     } pc = {A(out), A(rstd), A(x), A(w), u32(N), u32(D), (uint32_t)w->dtype, rstd != NULL, eps};
     lt_vk_range r[] = {R(x), R(w)}, wr[] = {R(out), rstd ? R(rstd) : R(out)};
-    lt_status st = lt_vk_op_begin(vk, "rmsnorm");
+    lt_status st = FITS(vk, "rmsnorm", out, rstd, x, w);
+    if (st == LT_OK)
+        st = lt_vk_op_begin(vk, "rmsnorm");
     if (st == LT_OK)
         st = RUN(vk, "rmsnorm", pc, (uint64_t)N, r, wr);
     lt_vk_op_end(vk);
@@ -401,7 +452,10 @@ static lt_status vk_rmsnorm_backward(lt_device *dev, lt_tensor *dx, lt_tensor *d
 {
     lt_vk *vk = lt_vk_of(dev);
     int64_t D = x->shape[x->ndim - 1], N = x->numel / D;
-    lt_status st = lt_vk_op_begin(vk, "rmsnorm_backward");
+    lt_status st = FITS(vk, "rmsnorm_backward", dx, dw, dout, x, w, rstd);
+    if (st != LT_OK)
+        return st;
+    st = lt_vk_op_begin(vk, "rmsnorm_backward");
     if (st == LT_OK && dx) {
         struct {
             addr_t dx, dout, x, w, rstd;
@@ -430,7 +484,9 @@ static lt_status vk_layernorm(lt_device *dev, lt_tensor *out, lt_tensor *mean, l
             (uint32_t)b->dtype, (mean ? 1u : 0u) | (rstd ? 2u : 0u), eps};
     lt_vk_range r[] = {R(x), R(w), R(b)},
                 wr[] = {R(out), mean ? R(mean) : R(out), rstd ? R(rstd) : R(out)};
-    lt_status st = lt_vk_op_begin(vk, "layernorm");
+    lt_status st = FITS(vk, "layernorm", out, mean, rstd, x, w, b);
+    if (st == LT_OK)
+        st = lt_vk_op_begin(vk, "layernorm");
     if (st == LT_OK)
         st = RUN(vk, "layernorm", pc, (uint64_t)N, r, wr);
     lt_vk_op_end(vk);
@@ -444,7 +500,10 @@ static lt_status vk_layernorm_backward(lt_device *dev, lt_tensor *dx, lt_tensor 
 {
     lt_vk *vk = lt_vk_of(dev);
     int64_t D = x->shape[x->ndim - 1], N = x->numel / D;
-    lt_status st = lt_vk_op_begin(vk, "layernorm_backward");
+    lt_status st = FITS(vk, "layernorm_backward", dx, dw, db, dout, x, w, mean, rstd);
+    if (st != LT_OK)
+        return st;
+    st = lt_vk_op_begin(vk, "layernorm_backward");
     if (st == LT_OK && dx) {
         struct {
             addr_t dx, dout, x, w, mean, rstd;
@@ -473,7 +532,9 @@ static lt_status vk_rope(lt_device *dev, lt_tensor *x, const lt_tensor *pos,
         float mscale;
     } pc = {A(x), A(pos), A(inv_freq), u32(N), u32(H), u32(hd), inverse, mscale};
     lt_vk_range r[] = {R(x), R(pos), R(inv_freq)}, w[] = {R(x)};
-    lt_status st = lt_vk_op_begin(vk, inverse ? "rope_backward" : "rope");
+    lt_status st = FITS(vk, inverse ? "rope_backward" : "rope", x, pos, inv_freq);
+    if (st == LT_OK)
+        st = lt_vk_op_begin(vk, inverse ? "rope_backward" : "rope");
     if (st == LT_OK)
         st = RUN(vk, "rope", pc, cdiv((uint64_t)(N * H * (hd / 2)), 64), r, w);
     lt_vk_op_end(vk);
@@ -511,7 +572,9 @@ static lt_status vk_attention(lt_device *dev, lt_tensor *out, lt_tensor *lse, co
 {
     lt_vk *vk = lt_vk_of(dev);
     attn_geom g;
-    lt_status st = attn_geometry(vk, q, k, p, &g);
+    lt_status st = FITS(vk, "attention", out, lse, q, k, v, seg);
+    if (st == LT_OK)
+        st = attn_geometry(vk, q, k, p, &g);
     if (st != LT_OK)
         return st;
     struct {
@@ -543,7 +606,9 @@ static lt_status vk_attention_backward(lt_device *dev, lt_tensor *dq, lt_tensor 
 {
     lt_vk *vk = lt_vk_of(dev);
     attn_geom g;
-    lt_status st = attn_geometry(vk, q, k, p, &g);
+    lt_status st = FITS(vk, "attention_backward", dq, dk, dv, dout, q, k, v, out, lse, seg);
+    if (st == LT_OK)
+        st = attn_geometry(vk, q, k, p, &g);
     if (st != LT_OK)
         return st;
     VkDeviceAddress delta;
@@ -595,10 +660,8 @@ static lt_status eltwise(lt_vk *vk, const char *name, uint32_t mode, lt_tensor *
         addr_t o, o1, a, b, c;
         uint32_t n, mode, D, adt;
         float alpha;
-    } pc = {A(o), A(o1), A(a), A(b), A(c), u32(o->numel), mode, u32(D),
-            a ? (uint32_t)a->dtype : 0, alpha};
+    } pc = {0, 0, A(a), 0, 0, 0, mode, u32(D), a ? (uint32_t)a->dtype : 0, alpha};
     lt_vk_dispatch d = {.shader = "eltwise", .pc = &pc, .pc_bytes = sizeof pc};
-    grid(vk, cdiv((uint64_t)o->numel, 256), d.groups);
     const lt_tensor *ins[] = {o, a, b, c};
     for (int i = 0; i < 4; i++)
         if (ins[i])
@@ -606,9 +669,25 @@ static lt_status eltwise(lt_vk *vk, const char *name, uint32_t mode, lt_tensor *
     d.writes[d.n_writes++] = R(o);
     if (o1)
         d.writes[d.n_writes++] = R(o1);
+    /* in pieces past the index limit: o, o1, b, c are F32 and per element, and so is a
+     * except for the bias (a row of D) and clip (the norm) */
+    const bool a_elem = mode != EW_BIAS && mode != EW_CLIP;
+    const int64_t piece = piece_len(mode == EW_BIAS ? D : 1);
+    if (piece == 0)
+        return lt_vk_check_index(vk, name ? name : "clip_grad_norm", a);
     lt_status st = name ? lt_vk_op_begin(vk, name) : LT_OK;
-    if (st == LT_OK)
+    for (int64_t i0 = 0; i0 < o->numel && st == LT_OK; i0 += piece) {
+        int64_t n = o->numel - i0 < piece ? o->numel - i0 : piece;
+        addr_t off = (addr_t)i0 * 4;
+        pc.o = A(o) + off;
+        pc.o1 = o1 ? A(o1) + off : 0;
+        pc.a = a && a_elem ? A(a) + off : A(a);
+        pc.b = b ? A(b) + off : 0;
+        pc.c = c ? A(c) + off : 0;
+        pc.n = u32(n);
+        grid(vk, cdiv((uint64_t)n, 256), d.groups);
         st = lt_vk_record(vk, &d);
+    }
     if (name)
         lt_vk_op_end(vk);
     return st;
@@ -684,7 +763,10 @@ static lt_status vk_bias_backward(lt_device *dev, lt_tensor *db, const lt_tensor
 {
     lt_vk *vk = lt_vk_of(dev);
     int64_t D = db->numel, N = dout->numel / D;
-    lt_status st = lt_vk_op_begin(vk, "bias_backward");
+    lt_status st = FITS(vk, "bias_backward", db, dout);
+    if (st != LT_OK)
+        return st;
+    st = lt_vk_op_begin(vk, "bias_backward");
     if (st == LT_OK)
         st = colsum(vk, NULL, db, dout, NULL, NULL, NULL, N, D, 2);
     lt_vk_op_end(vk);
@@ -702,7 +784,10 @@ static lt_status vk_cross_entropy(lt_device *dev, lt_tensor *loss, lt_tensor *ro
     int64_t V = logits->shape[logits->ndim - 1], N = logits->numel / V;
     float denom = n_counted > 0 ? (float)n_counted : 0.0f;
     VkDeviceAddress count, rl;
-    lt_status st = lt_vk_op_begin(vk, "cross_entropy");
+    lt_status st = FITS(vk, "cross_entropy", loss, row_loss, dlogits, logits, labels);
+    if (st != LT_OK)
+        return st;
+    st = lt_vk_op_begin(vk, "cross_entropy");
     if (st == LT_OK)
         st = lt_vk_scratch(vk, 4, &count);
     if (st == LT_OK && !row_loss)
@@ -756,7 +841,9 @@ static lt_status logprob(lt_vk *vk, const char *name, uint32_t mode, lt_tensor *
     } pc = {A(out), A(logits), A(ids), A(dout), vk->flag_addr, u32(N), u32(V), mode};
     lt_vk_range r[] = {R(logits), R(ids), dout ? R(dout) : R(ids), R(out)},
                 w[] = {R(out), RA(vk->flag_addr, 64)};
-    lt_status st = lt_vk_op_begin(vk, name);
+    lt_status st = FITS(vk, name, out, logits, ids, dout);
+    if (st == LT_OK)
+        st = lt_vk_op_begin(vk, name);
     if (st == LT_OK)
         st = RUN(vk, "logprob", pc, (uint64_t)N, r, w);
     lt_vk_op_end(vk);
@@ -786,14 +873,23 @@ static lt_status vk_adamw(lt_device *dev, lt_tensor *param, const lt_tensor *gra
         addr_t param, grad, m, v;
         uint32_t n, pdt;
         float lr, beta1, beta2, eps, wd, bc1, bc2, gscale;
-    } pc = {A(param), A(grad), A(m), A(v), u32(param->numel), (uint32_t)param->dtype, p->lr,
+    } pc = {A(param), A(grad), A(m), A(v), 0, (uint32_t)param->dtype, p->lr,
             p->beta1, p->beta2, p->eps, p->weight_decay,
             (float)(1.0 - pow((double)p->beta1, (double)p->step)),
             (float)(1.0 - pow((double)p->beta2, (double)p->step)), grad_scale};
     lt_vk_range r[] = {R(param), R(grad), R(m), R(v)}, w[] = {R(param), R(m), R(v)};
+    const int64_t piece = piece_len(1);
+    const size_t pes = lt_dtype_size(param->dtype);
     lt_status st = lt_vk_op_begin(vk, "adamw");
-    if (st == LT_OK)
-        st = RUN(vk, "adamw", pc, cdiv(cover(param), 256), r, w);
+    for (int64_t i0 = 0; i0 < param->numel && st == LT_OK; i0 += piece) {
+        int64_t n = param->numel - i0 < piece ? param->numel - i0 : piece;
+        pc.param = A(param) + (addr_t)i0 * pes;
+        pc.grad = A(grad) + (addr_t)i0 * 4;
+        pc.m = A(m) + (addr_t)i0 * 4;
+        pc.v = A(v) + (addr_t)i0 * 4;
+        pc.n = u32(n);
+        st = RUN(vk, "adamw", pc, cdiv(cover_at(pc.param, param->dtype, n), 256), r, w);
+    }
     lt_vk_op_end(vk);
     return st;
 }
@@ -806,7 +902,12 @@ static lt_status vk_grad_norm(lt_device *dev, lt_tensor *out, lt_tensor *const *
     lt_vk *vk = lt_vk_of(dev);
     VkDeviceAddress part;
     size_t part_bytes = (size_t)(n_grads > 0 ? n_grads : 1) * SUMSQ_PARTS * 4;
-    lt_status st = lt_vk_op_begin(vk, "grad_norm");
+    lt_status st = LT_OK;
+    for (int i = 0; i < n_grads && st == LT_OK; i++)
+        st = lt_vk_check_index(vk, "grad_norm", grads[i]);
+    if (st != LT_OK)
+        return st;
+    st = lt_vk_op_begin(vk, "grad_norm");
     if (st == LT_OK)
         st = lt_vk_scratch(vk, part_bytes, &part);
     struct sumsq_pc {
@@ -848,6 +949,7 @@ const lt_backend lt_vk_backend = {
     .release = lt_vk_release,
     .upload = lt_vk_upload,
     .download = lt_vk_download,
+    .mem_budget = lt_vk_mem_budget,
     .fill = vk_fill,
     .copy = vk_copy,
     .matmul = vk_matmul,

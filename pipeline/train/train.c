@@ -168,6 +168,27 @@ static bool split_count(lt_store *st, int64_t version_id, const char *split, int
     return true;
 }
 
+/*
+ * What every out-of-memory error on the run's device suggests (lt_device_set_oom_hint): the
+ * settings that lower memory. oom_estimate is where the estimator's figure for this run goes
+ * ("the estimate for this run is 7.9 GB; "); empty until the estimator is wired in here.
+ */
+static void set_oom_hint(trun *r)
+{
+    const lt_train_config *c = r->c;
+    char oom_estimate[128] = "";
+    char seq[48] = "seq_len";
+    if (c->seq_len > 0)
+        snprintf(seq, sizeof seq, "seq_len (%lld)", (long long)c->seq_len);
+    char hint[512];
+    snprintf(hint, sizeof hint,
+             "%sto use less memory, lower batch_size (%lld) or %s, or turn on "
+             "gradient_checkpointing%s",
+             oom_estimate, (long long)c->batch_size, seq,
+             c->qlora ? "" : ", or use \"method\": \"qlora\"");
+    lt_device_set_oom_hint(r->dev, hint);
+}
+
 /* Loads model, tokenizer and data and checks that they fit together. */
 static bool setup(trun *r, int64_t *version_id, char *data_hash, char *mhash, char *err,
                   size_t errlen)
@@ -187,6 +208,7 @@ static bool setup(trun *r, int64_t *version_id, char *data_hash, char *mhash, ch
         snprintf(err, errlen, "device %s: %s", device, e);
         return false;
     }
+    set_oom_hint(r);
     int wdt = !c->qlora ? LT_MODEL_DTYPE_STORED
                         : c->qlora_double_quant ? LT_MODEL_DTYPE_NF4_DQ : (int)LT_NF4;
     lt_model_status ms = lt_model_load(c->model, r->dev, wdt, &r->model, e, sizeof(e));
