@@ -34,8 +34,7 @@ lt_model_status lt_wspec_build(const lt_model_config *cfg, const char *gpt2_pref
 typedef struct lt_model_source {
     void *ctx;
     const char *label;
-    lt_model_status (*get)(void *ctx, const lt_wspec *s, lt_st_tensor *t, char *err,
-                           size_t errlen);
+    lt_model_status (*get)(void *ctx, const lt_wspec *s, lt_st_tensor *t, char *err, size_t errlen);
 } lt_model_source;
 
 /*
