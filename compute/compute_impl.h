@@ -95,8 +95,8 @@ struct lt_backend {
                                     const lt_tensor *w, const lt_tensor *mean,
                                     const lt_tensor *rstd);
     /* inverse: false = forward rotation, true = the backward (inverse) rotation */
-    lt_status (*rope)(lt_device *dev, lt_tensor *x, const lt_tensor *pos,
-                      const lt_tensor *inv_freq, float mscale, bool inverse);
+    lt_status (*rope)(lt_device *dev, lt_tensor *x, const lt_tensor *pos, const lt_tensor *inv_freq,
+                      float mscale, bool inverse);
     lt_status (*attention)(lt_device *dev, lt_tensor *out, lt_tensor *lse, const lt_tensor *q,
                            const lt_tensor *k, const lt_tensor *v, const lt_tensor *seg,
                            const lt_attn_params *p);

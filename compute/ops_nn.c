@@ -158,9 +158,8 @@ void lt_rope_inv_freq(float *inv, int64_t hd, float theta)
         inv[i] = 1.0f / powf(theta, (float)(2 * i) / (float)hd);
 }
 
-static lt_status rope_common(const char *op, const char *prof, lt_tensor *x,
-                             const lt_tensor *pos, const lt_tensor *inv_freq, float mscale,
-                             bool inverse)
+static lt_status rope_common(const char *op, const char *prof, lt_tensor *x, const lt_tensor *pos,
+                             const lt_tensor *inv_freq, float mscale, bool inverse)
 {
     lt_opcheck c = {lt_ck_device(3, x, pos, inv_freq), op};
     char b[160];
@@ -219,8 +218,7 @@ static lt_status check_attention(lt_opcheck *c, const lt_tensor *q, const lt_ten
     CK(lt_ck_numel(c, lse, "lse", B * H * Tq, "[B, H, Tq]"));
     if (!p)
         return lt_ck_fail(c, LT_ERR_ARG, "params is NULL");
-    if (!isfinite(p->scale) || p->q_offset < 0 || p->n_kv < 0 || p->n_kv > Tk ||
-        p->window < 0)
+    if (!isfinite(p->scale) || p->q_offset < 0 || p->n_kv < 0 || p->n_kv > Tk || p->window < 0)
         return lt_ck_fail(c, LT_ERR_ARG,
                           "scale %g, q_offset %lld, n_kv %lld, window %lld: expected a finite "
                           "scale, q_offset >= 0, 0 <= n_kv <= Tk = %lld and window >= 0",

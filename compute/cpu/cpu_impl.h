@@ -104,8 +104,8 @@ lt_status lt_cpu_layernorm_backward(lt_device *dev, lt_tensor *dx, lt_tensor *dw
                                     lt_tensor *db, const lt_tensor *dout, const lt_tensor *x,
                                     const lt_tensor *w, const lt_tensor *mean,
                                     const lt_tensor *rstd);
-lt_status lt_cpu_rope(lt_device *dev, lt_tensor *x, const lt_tensor *pos,
-                      const lt_tensor *inv_freq, float mscale, bool inverse);
+lt_status lt_cpu_rope(lt_device *dev, lt_tensor *x, const lt_tensor *pos, const lt_tensor *inv_freq,
+                      float mscale, bool inverse);
 lt_status lt_cpu_cross_entropy(lt_device *dev, lt_tensor *loss, lt_tensor *row_loss,
                                lt_tensor *dlogits, const lt_tensor *logits,
                                const lt_tensor *labels, int ignore_index, float grad_scale,

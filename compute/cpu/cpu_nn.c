@@ -229,8 +229,8 @@ lt_status lt_cpu_layernorm_backward(lt_device *dev, lt_tensor *dx, lt_tensor *dw
 
 /* ---- rotary embeddings ------------------------------------------------------------------ */
 
-lt_status lt_cpu_rope(lt_device *dev, lt_tensor *x, const lt_tensor *pos,
-                      const lt_tensor *inv_freq, float mscale, bool inverse)
+lt_status lt_cpu_rope(lt_device *dev, lt_tensor *x, const lt_tensor *pos, const lt_tensor *inv_freq,
+                      float mscale, bool inverse)
 {
     int64_t hd = x->shape[x->ndim - 1], H = x->shape[x->ndim - 2];
     int64_t N = x->numel / (hd * H), half = hd / 2;

@@ -582,8 +582,9 @@ static lt_status vk_attention(lt_device *dev, lt_tensor *out, lt_tensor *lse, co
         uint32_t B, Tq, Tk, H, Hkv, hd, kvdt, q_offset, n_kv, has_lse, has_seg;
         float scale;
         uint32_t window;
-    } pc = {A(out), A(lse), A(q), A(k), A(v), A(seg), g.B, g.Tq, g.Tk, g.H, g.Hkv, g.hd,
-            g.kvdt, g.q_offset, g.n_kv, lse != NULL, seg != NULL, p->scale, g.window};
+    } pc = {A(out), A(lse),      A(q),        A(k),     A(v),    A(seg), g.B,
+            g.Tq,   g.Tk,        g.H,         g.Hkv,    g.hd,    g.kvdt, g.q_offset,
+            g.n_kv, lse != NULL, seg != NULL, p->scale, g.window};
     lt_vk_range r[] = {R(q), R(k), R(v), seg ? R(seg) : R(q)},
                 w[] = {R(out), lse ? R(lse) : R(out)};
     /* the tiled kernel (8 queries per workgroup) where its 24 KiB of shared memory fit */
@@ -622,9 +623,9 @@ static lt_status vk_attention_backward(lt_device *dev, lt_tensor *dq, lt_tensor 
             uint32_t B, Tq, Tk, H, Hkv, hd, kvdt, q_offset, n_kv, has_seg;
             float scale;
             uint32_t window;
-        } pc = {A(dq), delta, A(dout), A(out), A(q), A(k), A(v), A(lse), A(seg), g.B, g.Tq,
-                g.Tk, g.H, g.Hkv, g.hd, g.kvdt, g.q_offset, g.n_kv, seg != NULL, p->scale,
-                g.window};
+        } pc = {A(dq),  delta,  A(dout),    A(out), A(q),        A(k),     A(v),
+                A(lse), A(seg), g.B,        g.Tq,   g.Tk,        g.H,      g.Hkv,
+                g.hd,   g.kvdt, g.q_offset, g.n_kv, seg != NULL, p->scale, g.window};
         lt_vk_range r[] = {R(dout), R(out), R(q), R(k), R(v), R(lse), seg ? R(seg) : R(q)},
                     w[] = {R(dq), RA(delta, delta_bytes)};
         st = RUN(vk, "attention_bwd_dq", pc, (uint64_t)g.B * g.H * g.Tq, r, w);
@@ -635,9 +636,9 @@ static lt_status vk_attention_backward(lt_device *dev, lt_tensor *dq, lt_tensor 
             uint32_t B, Tq, Tk, H, Hkv, hd, kvdt, q_offset, n_kv, has_seg;
             float scale;
             uint32_t window;
-        } pc = {A(dk), A(dv), A(dout), A(q), A(k), A(v), A(lse), delta, A(seg), g.B, g.Tq,
-                g.Tk, g.H, g.Hkv, g.hd, g.kvdt, g.q_offset, g.n_kv, seg != NULL, p->scale,
-                g.window};
+        } pc = {A(dk), A(dv),  A(dout),    A(q),   A(k),        A(v),     A(lse),
+                delta, A(seg), g.B,        g.Tq,   g.Tk,        g.H,      g.Hkv,
+                g.hd,  g.kvdt, g.q_offset, g.n_kv, seg != NULL, p->scale, g.window};
         lt_vk_range r[] = {R(dout), R(q), R(k), R(v), R(lse), RA(delta, delta_bytes),
                            seg ? R(seg) : R(q)},
                     w[] = {R(dk), R(dv)};

@@ -32,7 +32,7 @@ lt_model_status gguf_tok_to_hf(const lt_gguf_file *f, const char *out_dir, char 
                                size_t errlen);
 
 /* The same two files as text (malloc'd, the caller frees both; NULL on failure). */
-lt_model_status gguf_tok_json(const lt_gguf_file *f, char **tok_json, char **cfg_json,
-                              char *err, size_t errlen);
+lt_model_status gguf_tok_json(const lt_gguf_file *f, char **tok_json, char **cfg_json, char *err,
+                              size_t errlen);
 
 #endif

@@ -283,7 +283,7 @@ lt_model_status lt_gguf_export_model(const char *src_dir, const char *out_path,
                          "run with plain rotary positions. Export the safetensors folder "
                          "instead",
                          src_dir,
-                         c.rope_scaling.type == LT_ROPE_LLAMA3  ? "llama3"
+                         c.rope_scaling.type == LT_ROPE_LLAMA3 ? "llama3"
                          : c.rope_scaling.type == LT_ROPE_YARN ? "yarn"
                                                                : "linear");
     if (c.sliding_window > 0 && c.sliding_window < c.max_pos)

@@ -486,15 +486,13 @@ static lt_model_status gguf_check(const gguf_src *g, const lt_wspec_list *l, cha
                                  : t->numel == s->shape[0];
         if (!same)
             return gguf_fail(LT_MODEL_ERR_TENSOR, err, errlen,
-                             "tensor %s: %lld x %lld, the config implies %s [%lld%s%lld]",
-                             t->name, (long long)rows, (long long)cols, s->name,
-                             (long long)s->shape[0], s->ndim == 2 ? ", " : "",
-                             s->ndim == 2 ? (long long)s->shape[1] : 0LL);
+                             "tensor %s: %lld x %lld, the config implies %s [%lld%s%lld]", t->name,
+                             (long long)rows, (long long)cols, s->name, (long long)s->shape[0],
+                             s->ndim == 2 ? ", " : "", s->ndim == 2 ? (long long)s->shape[1] : 0LL);
         if (m.perm_heads && rows != m.perm_heads * g->c->head_dim)
             return gguf_fail(LT_MODEL_ERR_TENSOR, err, errlen,
                              "tensor %s: %lld rows, %lld heads x %lld expected", t->name,
-                             (long long)rows, (long long)m.perm_heads,
-                             (long long)g->c->head_dim);
+                             (long long)rows, (long long)m.perm_heads, (long long)g->c->head_dim);
     }
     return LT_MODEL_OK;
 }
@@ -508,8 +506,7 @@ static lt_model_status gguf_get(void *ctx, const lt_wspec *s, lt_st_tensor *out,
     g->buf = NULL;
     const lt_gguf_tensor *t = gguf_for(g, s->name, &m);
     if (!t)
-        return gguf_fail(LT_MODEL_ERR_TENSOR, err, errlen, "tensor \"%s\" is missing",
-                         s->name);
+        return gguf_fail(LT_MODEL_ERR_TENSOR, err, errlen, "tensor \"%s\" is missing", s->name);
     int64_t rows = t->ndim == 2 ? t->ne[1] : t->ne[0], cols = t->ndim == 2 ? t->ne[0] : 1;
     float *x = malloc((size_t)t->numel * sizeof(float) + 1), *y = NULL;
     if (!x)

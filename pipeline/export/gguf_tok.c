@@ -326,8 +326,8 @@ static const char *token_at(const lt_gguf_kv *toks, int64_t id)
     return id >= 0 && (uint64_t)id < toks->n ? toks->strs[id] : NULL;
 }
 
-lt_model_status gguf_tok_json(const lt_gguf_file *f, char **tok_json, char **cfg_json,
-                              char *err, size_t errlen)
+lt_model_status gguf_tok_json(const lt_gguf_file *f, char **tok_json, char **cfg_json, char *err,
+                              size_t errlen)
 {
     *tok_json = *cfg_json = NULL;
     const char *model = lt_gguf_get_str(f, "tokenizer.ggml.model");
@@ -416,8 +416,7 @@ lt_model_status gguf_tok_json(const lt_gguf_file *f, char **tok_json, char **cfg
     return st;
 }
 
-lt_model_status gguf_tok_to_hf(const lt_gguf_file *f, const char *out_dir, char *err,
-                               size_t errlen)
+lt_model_status gguf_tok_to_hf(const lt_gguf_file *f, const char *out_dir, char *err, size_t errlen)
 {
     char *tok = NULL, *cfg = NULL, path[4200];
     lt_model_status st = gguf_tok_json(f, &tok, &cfg, err, errlen);

@@ -208,8 +208,8 @@ static lt_model_status parse_rope_scaling(ctx *c, const cJSON *rp, const char *w
             return st;
         if (omax != floor(omax) || omax > 1e12)
             return fail(LT_MODEL_ERR_CONFIG, c->err, c->errlen,
-                        "%s: \"%s.original_max_position_embeddings\" must be an integer",
-                        c->label, where);
+                        "%s: \"%s.original_max_position_embeddings\" must be an integer", c->label,
+                        where);
         r->original_max_pos = (int64_t)omax;
     }
     if (r->type != LT_ROPE_YARN)
@@ -369,8 +369,7 @@ static lt_model_status parse_llama(ctx *c, lt_model_config *o)
         o->qkv_bias = true; /* implied by the architecture */
         o->o_bias = false; /* Qwen2's o_proj has no bias */
         if ((st = get_bool(c, "use_sliding_window", false, &use_sw)) ||
-            (st = get_int(c, "max_window_layers", 28, false, 0, 100000,
-                          &o->window_from_layer)))
+            (st = get_int(c, "max_window_layers", 28, false, 0, 100000, &o->window_from_layer)))
             return st;
     } else {
         o->qkv_bias = o->o_bias = attn_bias;

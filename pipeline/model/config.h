@@ -53,14 +53,14 @@ typedef enum lt_rope_type {
 /* The scaling parameters, as read (0 marks an absent optional value). */
 typedef struct lt_rope_scaling {
     lt_rope_type type;
-    double factor;                      /* linear, llama3, yarn (required) */
-    double low_freq_factor;             /* llama3 (required) */
-    double high_freq_factor;            /* llama3 (required) */
-    int64_t original_max_pos;           /* llama3 (required); yarn (absent: max_pos) */
-    double beta_fast, beta_slow;        /* yarn (32, 1) */
-    double mscale, mscale_all_dim;      /* yarn, 0 = absent */
-    double attention_factor;            /* yarn, 0 = absent (derived from factor) */
-    bool truncate;                      /* yarn: floor/ceil the correction range (true) */
+    double factor;                 /* linear, llama3, yarn (required) */
+    double low_freq_factor;        /* llama3 (required) */
+    double high_freq_factor;       /* llama3 (required) */
+    int64_t original_max_pos;      /* llama3 (required); yarn (absent: max_pos) */
+    double beta_fast, beta_slow;   /* yarn (32, 1) */
+    double mscale, mscale_all_dim; /* yarn, 0 = absent */
+    double attention_factor;       /* yarn, 0 = absent (derived from factor) */
+    bool truncate;                 /* yarn: floor/ceil the correction range (true) */
 } lt_rope_scaling;
 
 typedef struct lt_model_config {
@@ -77,8 +77,8 @@ typedef struct lt_model_config {
     float norm_eps;     /* rms_norm_eps (1e-6 default) / layer_norm_epsilon (1e-5) */
     double rope_theta;  /* rope_theta or rope_parameters.rope_theta (10000 default) */
     lt_rope_scaling rope_scaling; /* rope_scaling / rope_parameters (type default = none) */
-    int64_t window_from_layer; /* the sliding window applies to layers >= this (qwen2's
-                                  max_window_layers; 0 for mistral) */
+    int64_t window_from_layer;    /* the sliding window applies to layers >= this (qwen2's
+                                     max_window_layers; 0 for mistral) */
     bool tie_embeddings; /* tie_word_embeddings (llama false, gpt2 true by default) */
     bool qkv_bias;      /* biases on q, k, v (qwen2, gpt2, llama attention_bias) */
     bool o_bias;        /* bias on the attention output (gpt2, llama attention_bias) */

@@ -209,22 +209,22 @@ int main(void)
     acase cases[] = {
         {1, 1, 1, 1, 1, 6, 0, 0, 0, LT_F32, 0},
         {1, 7, 7, 6, 2, 6, 0, 0, 0, LT_F32, 0},
-        {2, 33, 33, 6, 2, 10, 0, 0, 3, LT_F32, 0},   /* packed: 3 segments */
-        {1, 3, 10, 4, 2, 6, 5, 8, 0, LT_F16, 0},     /* KV cache: offset 5, 8 valid keys */
-        {2, 1, 9, 6, 2, 10, 8, 0, 0, LT_BF16, 0},    /* one decoding step */
+        {2, 33, 33, 6, 2, 10, 0, 0, 3, LT_F32, 0}, /* packed: 3 segments */
+        {1, 3, 10, 4, 2, 6, 5, 8, 0, LT_F16, 0},   /* KV cache: offset 5, 8 valid keys */
+        {2, 1, 9, 6, 2, 10, 8, 0, 0, LT_BF16, 0},  /* one decoding step */
         {1, 33, 40, 3, 3, 10, 7, 0, 0, LT_F32, 0},
-        {1, 257, 257, 2, 1, 6, 0, 0, 2, LT_F32, 0},  /* long, 2 segments */
+        {1, 257, 257, 2, 1, 6, 0, 0, 2, LT_F32, 0}, /* long, 2 segments */
         {2, 33, 33, 6, 2, 64, 0, 0, 0, LT_BF16, 0},
         {1, 130, 130, 6, 2, 7, 0, 0, 3, LT_F32, 0},  /* 2 full tiles and 2 queries, packed */
         {3, 100, 100, 4, 2, 33, 0, 0, 2, LT_F32, 0}, /* one-pass backward on the default threads */
         {2, 70, 75, 8, 2, 33, 5, 0, 0, LT_F16, 0},
         {1, 129, 140, 2, 2, 7, 11, 137, 0, LT_F32, 0},
-        {1, 9, 9, 2, 1, 6, 0, 0, 0, LT_F32, 1},      /* window 1: each query sees itself */
-        {2, 150, 150, 4, 2, 6, 0, 0, 0, LT_F32, 37}, /* window: tiles start past key 0 */
+        {1, 9, 9, 2, 1, 6, 0, 0, 0, LT_F32, 1},       /* window 1: each query sees itself */
+        {2, 150, 150, 4, 2, 6, 0, 0, 0, LT_F32, 37},  /* window: tiles start past key 0 */
         {3, 100, 100, 4, 2, 10, 0, 0, 2, LT_F32, 20}, /* window and packing, one-pass */
-        {1, 70, 90, 2, 1, 6, 20, 0, 0, LT_F16, 30},  /* window with a cache offset */
-        {2, 1, 60, 4, 2, 8, 59, 0, 0, LT_BF16, 16},  /* one decoding step in a window */
-        {1, 200, 200, 2, 2, 7, 0, 0, 0, LT_F32, 64}, /* window a tile wide */
+        {1, 70, 90, 2, 1, 6, 20, 0, 0, LT_F16, 30},   /* window with a cache offset */
+        {2, 1, 60, 4, 2, 8, 59, 0, 0, LT_BF16, 16},   /* one decoding step in a window */
+        {1, 200, 200, 2, 2, 7, 0, 0, 0, LT_F32, 64},  /* window a tile wide */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         run_case(&cases[i]);

@@ -314,8 +314,7 @@ static void streamed_load(lt_device *dev, const char *name, const char *dtype_na
     snprintf(back, sizeof(back), "%s/%s_streamed_ref", tmp, name);
     snprintf(tdir, sizeof(tdir), "%s/tmpdir_%s", tmp, name);
     mkdir(tdir, 0755);
-    CHECK(lt_gguf_to_hf(gg, back, LT_GGML_F32, err, sizeof(err)) == LT_MODEL_OK, "%s: %s", gg,
-          err);
+    CHECK(lt_gguf_to_hf(gg, back, LT_GGML_F32, err, sizeof(err)) == LT_MODEL_OK, "%s: %s", gg, err);
     const char *old = getenv("TMPDIR");
     char *saved = old ? strdup(old) : NULL;
     setenv("TMPDIR", tdir, 1);
