@@ -93,6 +93,16 @@ typedef struct lt_est_opts {
     bool lora_dropout;       /* dropout > 0 keeps each adapter's input (N x in floats) */
     int freeze_layers;       /* LT_EST_FREEZE: layers that train (last N) */
     bool double_quant;       /* QLoRA: absmax quantized to 8 bits (0.127 bit/param) */
+    bool checkpointing;      /* recompute each layer's forward in the backward */
+    bool offload_activations; /* the saved layer inputs live in host memory */
+    bool embed_on_host;      /* a frozen input embedding table stays in host memory */
+    /* estimate_overhead.c's inputs; 0 = its default */
+    uint64_t heap_bytes;     /* the device's heap: the Vulkan allocator's block size grows
+                                with it (lt_plan_vk_block_bytes) */
+    int64_t dataset_tokens;  /* tokens of the tokenized training set (held in host RAM) */
+    int threads;             /* CPU threads (OpenBLAS keeps a buffer per thread) */
+    uint64_t file_bytes;     /* the model's safetensors on disk (mapped while loading);
+                                0 = the matrices in weight_bytes */
 } lt_est_opts;
 
 typedef struct lt_estimate {
@@ -110,10 +120,23 @@ typedef struct lt_estimate {
     uint64_t workspace;      /* bytes: host scratch of the CPU matmul for half weights */
     uint64_t overhead;       /* bytes: backend overheads (driver, allocator blocks) */
     uint64_t peak;           /* tracked + workspace + overhead */
+    uint64_t host;           /* bytes in host memory (host-resident parts of the run) */
+    uint64_t host_ram;       /* bytes: the process's peak RSS (estimate_overhead.c) */
 } lt_estimate;
 
 /* Fills e for a model shape. Never fails for a valid config (sizes > 0). */
 void lt_plan_estimate(const lt_model_config *c, const lt_est_opts *o, bool gpu, lt_estimate *e);
+
+/*
+ * estimate_overhead.c: the terms outside the engine's tensors, applied by lt_plan_estimate
+ * last. Sets e->overhead (on a GPU: the driver's fixed cost and the allocator's block
+ * granularity), e->host_ram (the process's peak RSS) and e->peak = tracked + workspace +
+ * overhead. Reads every other field of e.
+ */
+void lt_plan_estimate_overhead(const lt_model_config *c, const lt_est_opts *o, bool gpu,
+                               lt_estimate *e);
+/* The Vulkan allocator's block size for a device heap of heap_bytes (0 = unknown: 256 MiB). */
+uint64_t lt_plan_vk_block_bytes(uint64_t heap_bytes);
 
 /* Parameters of each kind the config implies (same as lt_model_inspect's counts). */
 int64_t lt_plan_param_count(const lt_model_config *c, int64_t *norms, int64_t *embeddings);

@@ -1,0 +1,113 @@
+/*
+ * estimate_overhead.c - the estimator's terms outside the engine's tensors: what a GPU holds
+ * beyond lt_device_mem_peak (the driver's fixed cost, lathe's staging buffer, the Vulkan
+ * allocator's block granularity) and the process's peak resident memory in host RAM (the
+ * weights as loaded, the safetensors mapping while loading and quantizing, the CPU matmul's
+ * conversion scratch, OpenBLAS's per-thread buffers, the tokenized dataset, the program).
+ *
+ * lt_plan_estimate calls lt_plan_estimate_overhead last; it reads the engine-mirroring terms
+ * (tracked, workspace, weights, host) and sets overhead, host_ram and peak.
+ *
+ * Calibration (CPU backend, 2-core shared machine, /usr/bin/time -v "Maximum resident set
+ * size" against this model; figures in the commit that set the constants):
+ *   - the program alone (lathe, its libraries, OpenMP and OpenBLAS initialised, the store
+ *     opened): BASE_RSS;
+ *   - OpenBLAS allocates a GEMM buffer per thread on first use and touches a part of it:
+ *     BLAS_PER_THREAD;
+ *   - the safetensors file is mapped while the model loads and its pages count in the RSS
+ *     until the mapping closes: the load peaks at the tensors plus the file;
+ *   - the tokenized dataset: ids, labels and offsets per token: DATASET_BYTES_PER_TOKEN.
+ */
+#include "plan/plan.h"
+
+#define MIB ((uint64_t)1 << 20)
+
+/* The Vulkan allocator (compute/vulkan/vk_memory.c) carves tensors first-fit out of blocks
+ * of one size; a tensor larger than a block gets a block of its own. The block grows with the
+ * heap: a 64th of it, at least 256 MiB (the size before the heap was considered) and at most
+ * 2 GiB (under every driver's maxMemoryAllocationSize that lathe meets). When vk_memory.c's
+ * rule changes, change this function: it is the estimator's only model of it. */
+uint64_t lt_plan_vk_block_bytes(uint64_t heap_bytes)
+{
+    uint64_t b = heap_bytes / 64;
+    if (b < 256 * MIB)
+        b = 256 * MIB;
+    if (b > 2048 * MIB)
+        b = 2048 * MIB;
+    return b;
+}
+
+/* GPU: the driver's context, command pools and compiled pipelines (about 150 shaders), which
+ * the device's memory report counts but lathe's tracker does not. */
+#define VK_DRIVER_FIXED (256 * MIB)
+/* GPU: vk_memory.c's staging buffer (STAGING_BYTES) and its flag buffer. */
+#define VK_STAGING (64 * MIB + 1 * MIB)
+/* First-fit sub-allocation leaves holes when tensors of different lives interleave: the
+ * share of the tracked bytes lost to them at the peak. */
+#define VK_FRAGMENTATION_DIV 64
+
+/* Host, while the model loads: the program before its thread pools and the store start
+ * (lathe --help alone: 6 MiB). */
+#define LOAD_BASE_RSS (8 * MIB)
+/* Host, while training: the program with its libraries, OpenMP's and OpenBLAS's thread pools
+ * started, the store and the tokenizer open. */
+#define BASE_RSS (26 * MIB)
+/* Host: OpenBLAS's per-thread GEMM buffer as far as it is touched (1 to 4 threads measured
+ * 1 MiB apart each). */
+#define BLAS_PER_THREAD (1 * MIB)
+/* Host: the tokenized training set, per token kept (at most seq_len of each example): int32
+ * ids and labels, and per example its start and the packing's bins (measured 9.1 bytes per
+ * kept token at 256-token examples). */
+#define DATASET_BYTES_PER_TOKEN 9
+
+/* The largest matrix NF4 quantizes (a layer's, not the embeddings): quantizing converts it to
+ * f32 on the host first. */
+static uint64_t largest_block_matrix(const lt_model_config *c)
+{
+    uint64_t D = (uint64_t)c->dim, F = (uint64_t)c->ffn,
+             qd = (uint64_t)(c->n_heads * c->head_dim);
+    uint64_t m = D * F > D * qd ? D * F : D * qd;
+    return m * 4;
+}
+
+void lt_plan_estimate_overhead(const lt_model_config *c, const lt_est_opts *o, bool gpu,
+                               lt_estimate *e)
+{
+    e->overhead = 0;
+    if (gpu) {
+        /* on average the last block is half used at the peak; an estimator that is to fit
+         * a device counts the whole block */
+        uint64_t block = lt_plan_vk_block_bytes(o->heap_bytes);
+        e->overhead = VK_DRIVER_FIXED + VK_STAGING + block + e->tracked / VK_FRAGMENTATION_DIV;
+    }
+    e->peak = e->tracked + e->workspace + e->overhead;
+
+    /* the file as mapped while loading: its size, else the matrices in their stored dtype */
+    uint64_t file = o->file_bytes;
+    if (!file) {
+        int64_t small = 0;
+        int64_t params = lt_plan_param_count(c, &small, NULL);
+        file = (uint64_t)(params - small) * (uint64_t)(o->weight_bytes == 2 ? 2 : 4) +
+               (uint64_t)small * 4;
+    }
+    /* loading: the whole file stays mapped (its pages resident once read) until the last
+     * tensor is made; on the CPU the tensors are host memory too, and QLoRA converts one
+     * matrix at a time to f32 before quantizing it */
+    uint64_t load = LOAD_BASE_RSS + file;
+    if (gpu)
+        load += VK_STAGING;
+    else
+        load += e->weights;
+    if (o->method == LT_EST_QLORA)
+        load += largest_block_matrix(c);
+    /* training: the program, the dataset, the host-resident parts of the run, and on the CPU
+     * every tensor and the matmul's scratch */
+    int threads = o->threads > 0 ? o->threads : 1;
+    uint64_t run = BASE_RSS + (uint64_t)threads * BLAS_PER_THREAD +
+                   (uint64_t)(o->dataset_tokens > 0 ? o->dataset_tokens : 0) *
+                       DATASET_BYTES_PER_TOKEN +
+                   e->host;
+    if (!gpu)
+        run += e->tracked + e->workspace;
+    e->host_ram = load > run ? load : run;
+}
