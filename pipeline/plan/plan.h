@@ -62,10 +62,12 @@ typedef enum lt_plan_walk_status {
 lt_plan_walk_status lt_plan_tree_walk(const lt_plan_tree *t, const void *answers,
                                       const void *facts, void **path, const char **leaf,
                                       const char **missing, char *err, size_t errlen);
-/* A leaf's method ("rag", "lora", ...), training method ("full", "lora" or NULL when no run)
- * and rationale; NULL for a node that is not a leaf. */
+/* A leaf's method ("rag", "lora", ...), training method ("full", "lora", "qlora", "freeze"
+ * or NULL when no run) and rationale; NULL for a node that is not a leaf. */
 const char *lt_plan_leaf_method(const lt_plan_tree *t, const char *leaf, const char **train,
                                 const char **rationale);
+/* Whether a leaf's run recomputes activations ("gradient_checkpointing": true in the leaf). */
+bool lt_plan_leaf_checkpointing(const lt_plan_tree *t, const char *leaf);
 
 /* ---- the memory and time estimator ------------------------------------------------------- */
 
