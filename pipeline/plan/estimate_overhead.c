@@ -64,8 +64,7 @@ uint64_t lt_plan_vk_block_bytes(uint64_t heap_bytes)
  * f32 on the host first. */
 static uint64_t largest_block_matrix(const lt_model_config *c)
 {
-    uint64_t D = (uint64_t)c->dim, F = (uint64_t)c->ffn,
-             qd = (uint64_t)(c->n_heads * c->head_dim);
+    uint64_t D = (uint64_t)c->dim, F = (uint64_t)c->ffn, qd = (uint64_t)(c->n_heads * c->head_dim);
     uint64_t m = D * F > D * qd ? D * F : D * qd;
     return m * 4;
 }
@@ -103,10 +102,10 @@ void lt_plan_estimate_overhead(const lt_model_config *c, const lt_est_opts *o, b
     /* training: the program, the dataset, the host-resident parts of the run, and on the CPU
      * every tensor and the matmul's scratch */
     int threads = o->threads > 0 ? o->threads : 1;
-    uint64_t run = BASE_RSS + (uint64_t)threads * BLAS_PER_THREAD +
-                   (uint64_t)(o->dataset_tokens > 0 ? o->dataset_tokens : 0) *
-                       DATASET_BYTES_PER_TOKEN +
-                   e->host;
+    uint64_t run =
+        BASE_RSS + (uint64_t)threads * BLAS_PER_THREAD +
+        (uint64_t)(o->dataset_tokens > 0 ? o->dataset_tokens : 0) * DATASET_BYTES_PER_TOKEN +
+        e->host;
     if (!gpu)
         run += e->tracked + e->workspace;
     e->host_ram = load > run ? load : run;

@@ -60,8 +60,9 @@ static double epoch_tokens(const cJSON *facts, int64_t seq)
 
 static bool is_gpu(const cJSON *facts);
 
-static lt_est_opts est_opts(lt_est_method m, const cJSON *facts, int64_t seq)
+lt_est_opts lt_plan_est_opts(lt_est_method m, const void *facts_v, int64_t seq)
 {
+    const cJSON *facts = facts_v;
     lt_est_opts e = {0};
     e.method = m;
     e.batch = 1;
@@ -120,7 +121,7 @@ void lt_plan_derive(void *facts_v, const lt_model_config *cfg, const lt_plan_opt
             continue; /* given by the user */
         lt_est_method m =
             FIT_FACTS[i].method < 0 ? full_method(facts) : (lt_est_method)FIT_FACTS[i].method;
-        lt_est_opts e = est_opts(m, facts, seq);
+        lt_est_opts e = lt_plan_est_opts(m, facts, seq);
         e.checkpointing = FIT_FACTS[i].checkpointing;
         lt_fit f;
         lt_plan_fit(cfg, &e, gpu, bytes, 1, &f);
@@ -129,7 +130,7 @@ void lt_plan_derive(void *facts_v, const lt_model_config *cfg, const lt_plan_opt
     if (!cJSON_GetObjectItemCaseSensitive(facts, "reference_fits")) {
         /* DPO scores chosen and rejected (twice the rows) and keeps a frozen reference copy
          * of the weights beside the trained model */
-        lt_est_opts e = est_opts(LT_EST_LORA, facts, seq);
+        lt_est_opts e = lt_plan_est_opts(LT_EST_LORA, facts, seq);
         lt_fit f;
         lt_plan_fit(cfg, &e, gpu, bytes, 2, &f);
         lt_estimate two;
@@ -322,7 +323,7 @@ bool lt_plan_build(const lt_plan_tree *t, const char *leaf, const void *answers_
         if (cands[i] == LT_EST_FULL_BF16 && fnum(facts, "weight_bytes", 4) >= 4)
             continue;
         for (int ck = 0; ck < 2; ck++) { /* without, then with gradient checkpointing */
-            lt_est_opts e = est_opts(cands[i], facts, seq);
+            lt_est_opts e = lt_plan_est_opts(cands[i], facts, seq);
             e.checkpointing = ck;
             lt_estimate x;
             lt_plan_estimate(cfg, &e, gpu, &x);
@@ -366,7 +367,7 @@ bool lt_plan_build(const lt_plan_tree *t, const char *leaf, const void *answers_
                           : strcmp(train, "qlora") == 0  ? LT_EST_QLORA
                           : strcmp(train, "freeze") == 0 ? LT_EST_FREEZE
                                                          : LT_EST_LORA;
-        lt_est_opts e = est_opts(m, facts, seq);
+        lt_est_opts e = lt_plan_est_opts(m, facts, seq);
         e.checkpointing = ckpt;
         lt_fit fit;
         lt_plan_fit(cfg, &e, gpu, (uint64_t)(mem_gb * GB), want, &fit);

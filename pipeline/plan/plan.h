@@ -214,6 +214,12 @@ bool lt_plan_build(const lt_plan_tree *t, const char *leaf, const void *answers,
  * is known and the user did not override them. */
 void lt_plan_derive(void *facts, const lt_model_config *cfg, const lt_plan_opts *o);
 
+/* The estimator's options the plan uses for method m at seq, batch 1, from the facts: the
+ * model's weight bytes, LoRA r 16 on every linear layer with dropout, 2 freeze layers, double
+ * quantization, and estimate_overhead.c's inputs (the heap from memory_gb on a GPU, the
+ * dataset's kept tokens, the weights' bytes on disk, threads). */
+lt_est_opts lt_plan_est_opts(lt_est_method m, const void *facts, int64_t seq);
+
 /* Saves the record in the store's plans table. OUT *plan_id. */
 bool lt_plan_save(lt_store *st, const void *record, int64_t *plan_id, char *err, size_t errlen);
 
