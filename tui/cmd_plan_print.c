@@ -139,7 +139,8 @@ int lt_cmd_plan_print(const cJSON *r, bool explain, int64_t plan_id, const char 
     else
         cJSON_ArrayForEach(s, est)
         {
-            if (!cJSON_IsObject(s) || cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(s, "checkpointing")))
+            const cJSON *ck = cJSON_GetObjectItemCaseSensitive(s, "checkpointing");
+            if (!cJSON_IsObject(s) || cJSON_IsTrue(ck))
                 continue;
             printf("  %-10s ", s->string);
             size(num(s, "peak_gb"));

@@ -254,7 +254,8 @@ static cJSON *choice_reason(const cJSON *path, const cJSON *est, const cJSON *fa
             continue;
         char name[64]; /* the estimate the fact was derived from */
         lt_est_method m = ff->method < 0 ? full_method(facts) : (lt_est_method)ff->method;
-        snprintf(name, sizeof name, "%s%s", lt_est_method_name(m), ff->checkpointing ? "+ckpt" : "");
+        snprintf(name, sizeof name, "%s%s", lt_est_method_name(m),
+                 ff->checkpointing ? "+ckpt" : "");
         const cJSON *e = cJSON_GetObjectItemCaseSensitive(est, name);
         const cJSON *fits = cJSON_GetObjectItemCaseSensitive(e, "fits");
         bool yes = strcmp(val, "true") == 0;

@@ -58,8 +58,8 @@ static void test_config(void)
         static const char *const gc[] = {"true", "false", "\"auto\""};
         for (int i = 0; i < 3; i++) {
             char j[128];
-            snprintf(j, sizeof j, "{\"model\":\"m\",\"dataset\":\"d\",\"gradient_checkpointing\":%s}",
-                     gc[i]);
+            snprintf(j, sizeof j,
+                     "{\"model\":\"m\",\"dataset\":\"d\",\"gradient_checkpointing\":%s}", gc[i]);
             lt_train_config g;
             char e[512] = "";
             bool okg = parse(j, &g, e, sizeof e);
