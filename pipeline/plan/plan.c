@@ -107,6 +107,16 @@ static lt_est_method full_method(const cJSON *facts)
     return fnum(facts, "weight_bytes", 4) < 4 ? LT_EST_FULL_BF16 : LT_EST_FULL_F32;
 }
 
+/* Does batch 1 of method e fit memory_bytes? lt_plan_fit's rule, and on the CPU also the
+ * process's whole peak RSS (host_ram: the program, the dataset, the mapped file while
+ * loading), since there the device's memory is the host's. */
+static bool fits_device(const lt_model_config *cfg, const lt_est_opts *e, bool gpu,
+                        uint64_t bytes, lt_fit *f)
+{
+    lt_plan_fit(cfg, e, gpu, bytes, 1, f);
+    return f->fits && (gpu || f->at.host_ram <= f->budget);
+}
+
 void lt_plan_derive(void *facts_v, const lt_model_config *cfg, const lt_plan_opts *o)
 {
     cJSON *facts = facts_v;
@@ -124,8 +134,7 @@ void lt_plan_derive(void *facts_v, const lt_model_config *cfg, const lt_plan_opt
         lt_est_opts e = lt_plan_est_opts(m, facts, seq);
         e.checkpointing = FIT_FACTS[i].checkpointing;
         lt_fit f;
-        lt_plan_fit(cfg, &e, gpu, bytes, 1, &f);
-        cJSON_AddBoolToObject(facts, FIT_FACTS[i].name, f.fits);
+        cJSON_AddBoolToObject(facts, FIT_FACTS[i].name, fits_device(cfg, &e, gpu, bytes, &f));
     }
     if (!cJSON_GetObjectItemCaseSensitive(facts, "reference_fits")) {
         /* DPO scores chosen and rejected (twice the rows) and keeps a frozen reference copy
@@ -333,8 +342,7 @@ bool lt_plan_build(const lt_plan_tree *t, const char *leaf, const void *answers_
             cJSON_AddBoolToObject(j, "checkpointing", ck);
             if (mem_gb > 0) {
                 lt_fit f;
-                lt_plan_fit(cfg, &e, gpu, mem_bytes, 1, &f);
-                cJSON_AddBoolToObject(j, "fits", f.fits);
+                cJSON_AddBoolToObject(j, "fits", fits_device(cfg, &e, gpu, mem_bytes, &f));
                 budget = f.budget;
             }
             char key[64];

@@ -47,8 +47,15 @@ static const walk_case cases[] = {
      "{\"n_examples\":50000,\"device\":\"gpu\",\"memory_gb\":80,\"full_fits\":false,"
      "\"full_ckpt_fits\":false,\"lora_fits\":true}",
      "leaf_lora"},
-    {"{\"need\":\"domain\"}", "{\"n_examples\":5000,\"device\":\"cpu\",\"memory_gb\":64}",
+    {"{\"need\":\"domain\"}",
+     "{\"n_examples\":5000,\"device\":\"cpu\",\"memory_gb\":64,\"lora_fits\":true}",
      "leaf_cpu_lora"},
+    {"{\"need\":\"domain\"}",
+     "{\"n_examples\":5000,\"device\":\"cpu\",\"memory_gb\":16," NO_LORA
+     ",\"qlora_fits\":true}",
+     "leaf_qlora"},
+    {"{\"need\":\"domain\"}", "{\"n_examples\":5000,\"device\":\"cpu\",\"memory_gb\":0.5}",
+     "leaf_too_big"},
     {"{\"need\":\"knowledge_style\",\"concern_forgetting\":\"yes\"}",
      "{\"n_examples\":20000,\"device\":\"gpu\",\"memory_gb\":24,\"lora_fits\":false,"
      "\"lora_ckpt_fits\":true}",
@@ -65,7 +72,8 @@ static const walk_case cases[] = {
      "leaf_too_big"},
     {"{\"need\":\"vocabulary\"}", "{\"raw_text\":true,\"device\":\"gpu\",\"memory_gb\":1}",
      "leaf_too_big"},
-    {"{\"need\":\"vocabulary\"}", "{\"raw_text\":true,\"device\":\"cpu\",\"memory_gb\":10}",
+    {"{\"need\":\"vocabulary\"}",
+     "{\"raw_text\":true,\"device\":\"cpu\",\"memory_gb\":10,\"lora_fits\":true}",
      "leaf_cpu_lora"},
 };
 #define N_CASES ((int)(sizeof cases / sizeof cases[0]))
