@@ -16,9 +16,11 @@
  *     BLAS_PER_THREAD;
  *   - the safetensors file is mapped while the model loads and its pages count in the RSS
  *     until the mapping closes: the load peaks at the tensors plus the file;
- *   - the tokenized dataset: ids, labels and offsets per token: DATASET_BYTES_PER_TOKEN.
+ *   - the tokenized dataset: ids, labels and offsets per token: DATASET_BYTES_PER_TOKEN;
+ *   - LoRA dropout's masks, drawn on the host and kept per module for the backward.
  */
 #include "plan/plan.h"
+#include "train/trainer.h"
 
 #define MIB ((uint64_t)1 << 20)
 
@@ -69,6 +71,31 @@ static uint64_t largest_block_matrix(const lt_model_config *c)
     return m * 4;
 }
 
+/* LoRA dropout draws its masks on the host (pipeline/model/forward.c): one [N, in] f32 mask
+ * per adapted module and layer, kept for the backward, and an [N, widest] f32 scratch the
+ * input passes through in the forward and another in the backward (backward.c). 0 without
+ * dropout or adapters. */
+static uint64_t lora_dropout_host(const lt_model_config *c, const lt_est_opts *o)
+{
+    if (!o->lora_dropout || (o->method != LT_EST_LORA && o->method != LT_EST_QLORA))
+        return 0;
+    const uint64_t D = (uint64_t)c->dim, F = (uint64_t)c->ffn,
+                   qd = (uint64_t)(c->n_heads * c->head_dim), N = (uint64_t)(o->batch * o->seq);
+    uint32_t tg = o->lora_targets ? o->lora_targets : lt_lora_all_linear(c->arch);
+    uint64_t in = 0;
+    if (c->arch == LT_ARCH_GPT2) {
+        in += tg & (LT_LORA_Q | LT_LORA_K | LT_LORA_V | LT_LORA_ATTN) ? D : 0; /* c_attn */
+        in += (tg & LT_LORA_O ? D : 0) + (tg & LT_LORA_UP ? D : 0) + (tg & LT_LORA_DOWN ? F : 0);
+    } else {
+        in += D * (uint64_t)(!!(tg & LT_LORA_Q) + !!(tg & LT_LORA_K) + !!(tg & LT_LORA_V) +
+                             !!(tg & LT_LORA_GATE) + !!(tg & LT_LORA_UP));
+        in += (tg & LT_LORA_O ? qd : 0) + (tg & LT_LORA_DOWN ? F : 0);
+    }
+    uint64_t wide = D > F ? D : F;
+    wide = qd > wide ? qd : wide;
+    return in ? ((uint64_t)c->n_layers * in + 2 * wide) * N * 4 : 0;
+}
+
 void lt_plan_estimate_overhead(const lt_model_config *c, const lt_est_opts *o, bool gpu,
                                lt_estimate *e)
 {
@@ -105,7 +132,7 @@ void lt_plan_estimate_overhead(const lt_model_config *c, const lt_est_opts *o, b
     uint64_t run =
         BASE_RSS + (uint64_t)threads * BLAS_PER_THREAD +
         (uint64_t)(o->dataset_tokens > 0 ? o->dataset_tokens : 0) * DATASET_BYTES_PER_TOKEN +
-        e->host;
+        e->host + lora_dropout_host(c, o);
     if (!gpu)
         run += e->tracked + e->workspace;
     e->host_ram = load > run ? load : run;
