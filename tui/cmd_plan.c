@@ -434,7 +434,9 @@ int lt_cmd_plan(int argc, char **argv)
             cJSON_AddBoolToObject(facts, "train_gflops_cached", cached);
         }
     }
-    lt_plan_opts po = {a.seq_len, a.batch, a.epochs, NULL};
+    /* a plan made for a named device trains on it (the estimate was for that device) */
+    lt_plan_opts po = {a.seq_len, a.batch, a.epochs,
+                       strcmp(a.cc.device, "auto") != 0 ? a.cc.device : NULL};
     bool tty = isatty(0), shown = false;
     lt_plan_walk_status ws;
     const char *leaf = NULL, *miss = NULL;
