@@ -201,17 +201,23 @@ typedef struct lt_plan_opts {
 } lt_plan_opts;
 
 /*
- * Builds the plan from a walk that reached a leaf: derived facts (full_fits, reference_fits)
- * are computed by lt_plan_derive before the walk. OUT *record: cJSON object
- * {leaf, method, train_method, rationale, answers, facts, path, estimates, fit, time,
- * warnings, config}; config is null for leaves with no training run. Caller frees.
+ * Builds the plan from a walk that reached a leaf: derived facts (the fit facts,
+ * reference_fits) are computed by lt_plan_derive before the walk. OUT *record: cJSON object
+ * {leaf, method, train_method, rationale, answers, facts, path, estimates, choice, fit, time,
+ * warnings, config}; estimates holds seq_len, batch, budget_gb and per method, with and
+ * without checkpointing ("lora", "lora+ckpt", ...), its parts in GB and whether it fits;
+ * choice says why the leaf won (each fit step's peak against the budget); config is null for
+ * leaves with no training run, and carries "gradient_checkpointing": true for a leaf that
+ * needs it. Caller frees.
  */
 bool lt_plan_build(const lt_plan_tree *t, const char *leaf, const void *answers,
                    const void *facts, void *path, const lt_model_config *cfg,
                    const lt_plan_opts *o, void **record, char *err, size_t errlen);
 
-/* Adds the facts the estimator decides (full_fits, reference_fits) to facts when memory_gb
- * is known and the user did not override them. */
+/* Adds the facts the estimator decides to facts when memory_gb is known and the user did not
+ * give them: full_fits, full_ckpt_fits, lora_fits, lora_ckpt_fits, qlora_fits,
+ * qlora_ckpt_fits (batch 1 of that method, without or with gradient checkpointing, fits the
+ * budget; on the CPU its host_ram must fit too) and reference_fits. */
 void lt_plan_derive(void *facts, const lt_model_config *cfg, const lt_plan_opts *o);
 
 /* The estimator's options the plan uses for method m at seq, batch 1, from the facts: the
