@@ -109,7 +109,9 @@ static uint64_t lora_dropout_host(const lt_model_config *c, const lt_est_opts *o
     }
     uint64_t wide = D > F ? D : F;
     wide = qd > wide ? qd : wide;
-    return in ? ((uint64_t)c->n_layers * in + 2 * wide) * N * 4 : 0;
+    /* with recomputation only the layer being recomputed keeps its masks */
+    uint64_t layers = o->checkpointing ? 1 : (uint64_t)c->n_layers;
+    return in ? (layers * in + 2 * wide) * N * 4 : 0;
 }
 
 void lt_plan_estimate_overhead(const lt_model_config *c, const lt_est_opts *o, bool gpu,
