@@ -90,9 +90,12 @@ typedef struct fit_fact {
 } fit_fact;
 
 static const fit_fact FIT_FACTS[] = {
-    {"full_fits", -1, false},          {"full_ckpt_fits", -1, true},
-    {"lora_fits", LT_EST_LORA, false}, {"lora_ckpt_fits", LT_EST_LORA, true},
-    {"qlora_fits", LT_EST_QLORA, false}, {"qlora_ckpt_fits", LT_EST_QLORA, true},
+    {"full_fits", -1, false},
+    {"full_ckpt_fits", -1, true},
+    {"lora_fits", LT_EST_LORA, false},
+    {"lora_ckpt_fits", LT_EST_LORA, true},
+    {"qlora_fits", LT_EST_QLORA, false},
+    {"qlora_ckpt_fits", LT_EST_QLORA, true},
 };
 #define N_FIT_FACTS (sizeof FIT_FACTS / sizeof FIT_FACTS[0])
 
@@ -110,8 +113,8 @@ static lt_est_method full_method(const cJSON *facts)
 /* Does batch 1 of method e fit memory_bytes? lt_plan_fit's rule, and on the CPU also the
  * process's whole peak RSS (host_ram: the program, the dataset, the mapped file while
  * loading), since there the device's memory is the host's. */
-static bool fits_device(const lt_model_config *cfg, const lt_est_opts *e, bool gpu,
-                        uint64_t bytes, lt_fit *f)
+static bool fits_device(const lt_model_config *cfg, const lt_est_opts *e, bool gpu, uint64_t bytes,
+                        lt_fit *f)
 {
     lt_plan_fit(cfg, e, gpu, bytes, 1, f);
     return f->fits && (gpu || f->at.host_ram <= f->budget);
@@ -271,8 +274,7 @@ static cJSON *choice_reason(const cJSON *path, const cJSON *est, const cJSON *fa
         if (cJSON_IsBool(fits) && cJSON_IsTrue(fits) == yes)
             n += snprintf(buf + n, sizeof buf - (size_t)n,
                           "%s %s = %s: %s needs %.2f GB, %s the %.2f GB budget", any ? ";" : "",
-                          key, val, name, fnum(e, "peak_gb", 0), yes ? "within" : "over",
-                          budget);
+                          key, val, name, fnum(e, "peak_gb", 0), yes ? "within" : "over", budget);
         else /* overridden by the user, or no memory figure to compare with */
             n += snprintf(buf + n, sizeof buf - (size_t)n, "%s %s = %s (given)", any ? ";" : "",
                           key, val);
