@@ -38,7 +38,9 @@ static const char *help =
     "  --fact KEY=VALUE           any fact (numbers, true/false, or text), e.g. device=gpu\n"
     "options:\n"
     "  --seq-len N  --batch N (effective, 16)  --epochs N\n"
-    "  --explain                  print the path with the rationale at each step\n"
+    "  --explain                  print the path with the rationale at each step, and every\n"
+    "                             method's memory (with and without gradient checkpointing)\n"
+    "                             part by part against the budget, and why the leaf chose\n"
     "  --out FILE                 write the training config there\n"
     "  --tree FILE                use another decision tree (JSON) than the built-in one\n"
     "  --no-calibrate             no throughput measurement (no time estimate unless cached)\n"
@@ -432,7 +434,9 @@ int lt_cmd_plan(int argc, char **argv)
             cJSON_AddBoolToObject(facts, "train_gflops_cached", cached);
         }
     }
-    lt_plan_opts po = {a.seq_len, a.batch, a.epochs, NULL};
+    /* a plan made for a named device trains on it (the estimate was for that device) */
+    lt_plan_opts po = {a.seq_len, a.batch, a.epochs,
+                       strcmp(a.cc.device, "auto") != 0 ? a.cc.device : NULL};
     bool tty = isatty(0), shown = false;
     lt_plan_walk_status ws;
     const char *leaf = NULL, *miss = NULL;

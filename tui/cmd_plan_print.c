@@ -63,6 +63,32 @@ static void duration(double s)
         printf("%.1f h", s / 3600);
 }
 
+/* The --explain table: per method (with and without gradient checkpointing) the peak and its
+ * parts in GB, two decimals: weights as stored on the device, trainable state (master copies,
+ * adapters, gradients, AdamW moments), activations (kept and the backward's scratch), the
+ * loss's logits, other (matmul scratch, driver and allocator), host-resident parts and the
+ * process's peak RSS; and whether batch 1 fits the budget. */
+static void explain_table(const cJSON *est)
+{
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(est, "budget_gb");
+    if (cJSON_IsNumber(b))
+        printf("  budget %.2f GB (device memory less the safety margin); GB by part:\n",
+               b->valuedouble);
+    printf("  %-15s %8s %8s %8s %8s %8s %8s %8s %8s  %s\n", "method", "peak", "weights", "state",
+           "activ", "loss", "other", "host", "ram", "fits");
+    const cJSON *s;
+    cJSON_ArrayForEach(s, est)
+    {
+        if (!cJSON_IsObject(s))
+            continue;
+        const cJSON *fits = cJSON_GetObjectItemCaseSensitive(s, "fits");
+        printf("  %-15s %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f  %s\n", s->string,
+               num(s, "peak_gb"), num(s, "weights_gb"), num(s, "state_gb"), num(s, "activ_gb"),
+               num(s, "logits_gb"), num(s, "other_gb"), num(s, "host_gb"), num(s, "host_ram_gb"),
+               !cJSON_IsBool(fits) ? "?" : cJSON_IsTrue(fits) ? "yes" : "no");
+    }
+}
+
 void lt_cmd_plan_print_facts(const cJSON *f);
 int lt_cmd_plan_print(const cJSON *r, bool explain, int64_t plan_id, const char *out);
 
@@ -108,22 +134,28 @@ int lt_cmd_plan_print(const cJSON *r, bool explain, int64_t plan_id, const char 
     wrapped("  ", str(r, "rationale"));
     const cJSON *est = cJSON_GetObjectItemCaseSensitive(r, "estimates");
     printf("memory estimates (seq %.0f, batch 1)\n", num(est, "seq_len"));
-    cJSON_ArrayForEach(s, est)
-    {
-        if (!cJSON_IsObject(s))
-            continue;
-        printf("  %-10s ", s->string);
-        size(num(s, "peak_gb"));
-        printf(" (weights ");
-        size(num(s, "weights_gb") + num(s, "adapters_gb"));
-        printf(", grads and moments ");
-        size(num(s, "grads_gb") + num(s, "moments_gb") + num(s, "master_gb"));
-        printf(", activations ");
-        size(num(s, "activations_gb") + num(s, "backward_gb"));
-        printf(", logits ");
-        size(num(s, "logits_gb"));
-        printf(")\n");
-    }
+    if (explain) /* every method with and without checkpointing, part by part */
+        explain_table(est);
+    else
+        cJSON_ArrayForEach(s, est)
+        {
+            const cJSON *ck = cJSON_GetObjectItemCaseSensitive(s, "checkpointing");
+            if (!cJSON_IsObject(s) || cJSON_IsTrue(ck))
+                continue;
+            printf("  %-10s ", s->string);
+            size(num(s, "peak_gb"));
+            printf(" (weights ");
+            size(num(s, "weights_gb") + num(s, "adapters_gb"));
+            printf(", grads and moments ");
+            size(num(s, "grads_gb") + num(s, "moments_gb") + num(s, "master_gb"));
+            printf(", activations ");
+            size(num(s, "activations_gb") + num(s, "backward_gb"));
+            printf(", logits ");
+            size(num(s, "logits_gb"));
+            printf(")\n");
+        }
+    if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(r, "choice")))
+        wrapped("chosen   ", str(r, "choice"));
     const cJSON *fit = cJSON_GetObjectItemCaseSensitive(r, "fit");
     if (fit) {
         if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(fit, "fits")))

@@ -278,12 +278,14 @@ static void draw_result(const wizard_view *v, const lt_dash *d, lt_rect in)
                  v->model, v->dataset);
     lt_dash_put(d, y++, in.x, in.w, LT_STYLE_NORMAL, str(p, "rationale"));
     const cJSON *fit = cJSON_GetObjectItemCaseSensitive(p, "fit");
-    double budget = num(fit, "budget_gb");
+    double budget = num(cJSON_GetObjectItemCaseSensitive(p, "estimates"), "budget_gb");
+    if (isnan(budget))
+        budget = num(fit, "budget_gb");
     if (isnan(budget))
         budget = num(cJSON_GetObjectItemCaseSensitive(p, "facts"), "memory_gb");
     if (y < end && !isnan(budget))
-        lt_dash_putf(d, y++, in.x, in.w, LT_STYLE_TITLE, "%-14s %10s  fits in %.2f GB?", "memory",
-                     "peak GB", budget);
+        lt_dash_putf(d, y++, in.x, in.w, LT_STYLE_TITLE, "%-14s %10s %8s  fits in %.2f GB?",
+                     "memory", "peak GB", "RAM GB", budget);
     else if (y < end)
         lt_dash_putf(d, y++, in.x, in.w, LT_STYLE_TITLE, "%-14s %10s  (device memory unknown)",
                      "memory", "peak GB");
@@ -292,15 +294,18 @@ static void draw_result(const wizard_view *v, const lt_dash *d, lt_rect in)
     {
         if (!cJSON_IsObject(m) || y >= end)
             continue;
-        double peak = num(m, "peak_gb");
+        double peak = num(m, "peak_gb"), ram = num(m, "host_ram_gb");
         bool fits = !isnan(budget) && peak <= budget;
         if (isnan(budget))
-            lt_dash_putf(d, y++, in.x, in.w, LT_STYLE_NORMAL, "%-14s %10.3f", m->string, peak);
+            lt_dash_putf(d, y++, in.x, in.w, LT_STYLE_NORMAL, "%-14s %10.3f %8.2f", m->string,
+                         peak, ram);
         else
             lt_dash_putf(d, y++, in.x, in.w, fits ? LT_STYLE_OK : LT_STYLE_ERR,
-                         "%-14s %10.3f  %s by %.2f GB", m->string, peak,
+                         "%-14s %10.3f %8.2f  %s by %.2f GB", m->string, peak, ram,
                          fits ? "fits" : "does not fit", fabs(budget - peak));
     }
+    if (y < end && cJSON_IsString(cJSON_GetObjectItemCaseSensitive(p, "choice")))
+        lt_dash_putf(d, y++, in.x, in.w, LT_STYLE_DIM, "chosen: %s", str(p, "choice"));
     const cJSON *w;
     cJSON_ArrayForEach(w, cJSON_GetObjectItemCaseSensitive(p, "warnings"))
     if (y < end && cJSON_IsString(w))

@@ -198,6 +198,7 @@ void lt_plan_estimate(const lt_model_config *c, const lt_est_opts *o, bool gpu, 
     if (gpu)
         e->overhead = 400 * MIB + e->tracked / 20;
     e->peak = e->tracked + e->workspace + e->overhead;
+    lt_plan_estimate_overhead(c, o, gpu, e); /* overhead, host_ram, peak: estimate_overhead.c */
 }
 
 void lt_plan_fit(const lt_model_config *c, const lt_est_opts *o, bool gpu, uint64_t memory_bytes,

@@ -181,6 +181,8 @@ bool lt_plan_facts_gather(lt_store *st, const lt_plan_facts_opts *o, void **fact
     cJSON_AddStringToObject(f, "model_dir", o->model_dir);
     model_facts(&s, f);
     device_facts(f, o->device, missing_note, notelen);
+    if (o->threads > 0) /* the host-RAM estimate counts OpenBLAS's buffer per thread */
+        cJSON_AddNumberToObject(f, "threads", o->threads);
     if (o->memory_gb > 0) {
         cJSON_DeleteItemFromObjectCaseSensitive(f, "memory_gb");
         cJSON_AddNumberToObject(f, "memory_gb", o->memory_gb);

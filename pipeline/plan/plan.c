@@ -2,8 +2,11 @@
  * plan.c - from a leaf of the decision tree to a plan: the estimates for every candidate
  * method, the micro-batch and accumulation that fit, the time per epoch, and a training
  * config in pipeline/train's schema (train_config.h), with every answer, fact and step of the
- * path recorded beside it. Where lathe's engine cannot run what the tree chose (QLoRA's NF4,
- * DPO, ORPO), the record says so in a warning; nothing is substituted silently.
+ * path recorded beside it. The facts the tree's memory nodes test (full_fits, lora_ckpt_fits,
+ * ...) come from the estimator for the actual model on the actual device, each method with
+ * and without gradient checkpointing. Where lathe's engine cannot run what the tree chose
+ * (DPO, ORPO from the wizard), the record says so in a warning; nothing is substituted
+ * silently.
  */
 #include "plan/plan.h"
 
@@ -45,8 +48,21 @@ static int64_t pick_seq(const cJSON *facts, const lt_model_config *cfg, const lt
     return s > ctx ? ctx : s;
 }
 
-static lt_est_opts est_opts(lt_est_method m, const cJSON *facts, int64_t seq)
+/* Tokens of the training set as the trainer keeps them (each example up to seq). */
+static double epoch_tokens(const cJSON *facts, int64_t seq)
 {
+    const cJSON *len = cJSON_GetObjectItemCaseSensitive(facts, "lengths");
+    double mean = fnum(len, "mean", (double)seq);
+    if (fstr(len, "unit") && strcmp(fstr(len, "unit"), "characters") == 0)
+        mean /= 3.5;
+    return fnum(facts, "n_examples", 0) * (mean < (double)seq ? mean : (double)seq);
+}
+
+static bool is_gpu(const cJSON *facts);
+
+lt_est_opts lt_plan_est_opts(lt_est_method m, const void *facts_v, int64_t seq)
+{
+    const cJSON *facts = facts_v;
     lt_est_opts e = {0};
     e.method = m;
     e.batch = 1;
@@ -56,8 +72,32 @@ static lt_est_opts est_opts(lt_est_method m, const cJSON *facts, int64_t seq)
     e.lora_dropout = true;
     e.freeze_layers = 2;
     e.double_quant = true;
+    /* estimate_overhead.c's inputs: the heap sets the allocator's block size */
+    if (is_gpu(facts))
+        e.heap_bytes = (uint64_t)(fnum(facts, "memory_gb", 0) * GB);
+    e.dataset_tokens = (int64_t)epoch_tokens(facts, seq);
+    e.file_bytes = (uint64_t)(fnum(facts, "weights_gb", 0) * GB);
+    e.threads = (int)fnum(facts, "threads", 0);
     return e;
 }
+
+/* The derived facts: each method with and without gradient checkpointing, as the tree tests
+ * them (cheapest first on the parameter-efficient side). full is f32 or bf16 by the model. */
+typedef struct fit_fact {
+    const char *name;
+    int method; /* an lt_est_method, or -1 for the model's full method */
+    bool checkpointing;
+} fit_fact;
+
+static const fit_fact FIT_FACTS[] = {
+    {"full_fits", -1, false},
+    {"full_ckpt_fits", -1, true},
+    {"lora_fits", LT_EST_LORA, false},
+    {"lora_ckpt_fits", LT_EST_LORA, true},
+    {"qlora_fits", LT_EST_QLORA, false},
+    {"qlora_ckpt_fits", LT_EST_QLORA, true},
+};
+#define N_FIT_FACTS (sizeof FIT_FACTS / sizeof FIT_FACTS[0])
 
 static bool is_gpu(const cJSON *facts)
 {
@@ -70,6 +110,16 @@ static lt_est_method full_method(const cJSON *facts)
     return fnum(facts, "weight_bytes", 4) < 4 ? LT_EST_FULL_BF16 : LT_EST_FULL_F32;
 }
 
+/* Does batch 1 of method e fit memory_bytes? lt_plan_fit's rule, and on the CPU also the
+ * process's whole peak RSS (host_ram: the program, the dataset, the mapped file while
+ * loading), since there the device's memory is the host's. */
+static bool fits_device(const lt_model_config *cfg, const lt_est_opts *e, bool gpu, uint64_t bytes,
+                        lt_fit *f)
+{
+    lt_plan_fit(cfg, e, gpu, bytes, 1, f);
+    return f->fits && (gpu || f->at.host_ram <= f->budget);
+}
+
 void lt_plan_derive(void *facts_v, const lt_model_config *cfg, const lt_plan_opts *o)
 {
     cJSON *facts = facts_v;
@@ -79,16 +129,20 @@ void lt_plan_derive(void *facts_v, const lt_model_config *cfg, const lt_plan_opt
     uint64_t bytes = (uint64_t)(mem->valuedouble * GB);
     int64_t seq = pick_seq(facts, cfg, o);
     bool gpu = is_gpu(facts);
-    if (!cJSON_GetObjectItemCaseSensitive(facts, "full_fits")) {
-        lt_est_opts e = est_opts(full_method(facts), facts, seq);
+    for (size_t i = 0; i < N_FIT_FACTS; i++) {
+        if (cJSON_GetObjectItemCaseSensitive(facts, FIT_FACTS[i].name))
+            continue; /* given by the user */
+        lt_est_method m =
+            FIT_FACTS[i].method < 0 ? full_method(facts) : (lt_est_method)FIT_FACTS[i].method;
+        lt_est_opts e = lt_plan_est_opts(m, facts, seq);
+        e.checkpointing = FIT_FACTS[i].checkpointing;
         lt_fit f;
-        lt_plan_fit(cfg, &e, gpu, bytes, 1, &f);
-        cJSON_AddBoolToObject(facts, "full_fits", f.fits);
+        cJSON_AddBoolToObject(facts, FIT_FACTS[i].name, fits_device(cfg, &e, gpu, bytes, &f));
     }
     if (!cJSON_GetObjectItemCaseSensitive(facts, "reference_fits")) {
         /* DPO scores chosen and rejected (twice the rows) and keeps a frozen reference copy
          * of the weights beside the trained model */
-        lt_est_opts e = est_opts(LT_EST_LORA, facts, seq);
+        lt_est_opts e = lt_plan_est_opts(LT_EST_LORA, facts, seq);
         lt_fit f;
         lt_plan_fit(cfg, &e, gpu, bytes, 2, &f);
         lt_estimate two;
@@ -115,6 +169,14 @@ static cJSON *estimate_json(const lt_estimate *e)
     cJSON_AddNumberToObject(j, "backward_gb", (double)e->backward / GB);
     cJSON_AddNumberToObject(j, "workspace_gb", (double)e->workspace / GB);
     cJSON_AddNumberToObject(j, "overhead_gb", (double)e->overhead / GB);
+    /* the parts lathe plan --explain prints, summed in bytes */
+    cJSON_AddNumberToObject(j, "state_gb",
+                            (double)(e->master + e->adapters + e->grads + e->moments) / GB);
+    cJSON_AddNumberToObject(j, "activ_gb", (double)(e->activations + e->backward) / GB);
+    cJSON_AddNumberToObject(j, "other_gb", (double)(e->workspace + e->overhead) / GB);
+    cJSON_AddNumberToObject(j, "tracked_gb", (double)e->tracked / GB);
+    cJSON_AddNumberToObject(j, "host_gb", (double)e->host / GB);
+    cJSON_AddNumberToObject(j, "host_ram_gb", (double)e->host_ram / GB);
     return j;
 }
 
@@ -130,12 +192,12 @@ static void warn(cJSON *w, const char *fmt, ...)
 }
 
 /* The config in train_config.h's schema. */
-static cJSON *make_config(const cJSON *facts, const char *train, const char *objective,
-                          int64_t seq, const lt_fit *fit, int64_t epochs, const char *model,
-                          const char *dataset, const lt_plan_opts *o)
+static cJSON *make_config(const cJSON *facts, const char *train, bool checkpointing,
+                          const char *objective, int64_t seq, const lt_fit *fit, int64_t epochs,
+                          const char *model, const char *dataset, const lt_plan_opts *o)
 {
     cJSON *c = cJSON_CreateObject();
-    bool lora = strcmp(train, "lora") == 0;
+    bool qlora = strcmp(train, "qlora") == 0, lora = qlora || strcmp(train, "lora") == 0;
     double n = fnum(facts, "n_examples", 0);
     cJSON_AddStringToObject(c, "model", model);
     cJSON *d = cJSON_AddObjectToObject(c, "dataset");
@@ -150,6 +212,12 @@ static cJSON *make_config(const cJSON *facts, const char *train, const char *obj
         cJSON_AddNumberToObject(l, "dropout", 0.05);
         cJSON_AddStringToObject(l, "target_modules", "all-linear");
     }
+    if (qlora) {
+        cJSON *q = cJSON_AddObjectToObject(c, "qlora");
+        cJSON_AddBoolToObject(q, "double_quant", true);
+    }
+    if (checkpointing) /* the estimate without it does not fit */
+        cJSON_AddBoolToObject(c, "gradient_checkpointing", true);
     cJSON_AddNumberToObject(c, "seq_len", (double)seq);
     cJSON_AddNumberToObject(c, "batch_size", (double)(fit->micro_batch > 0 ? fit->micro_batch : 1));
     cJSON_AddNumberToObject(c, "grad_accum", (double)(fit->grad_accum > 0 ? fit->grad_accum : 1));
@@ -173,6 +241,46 @@ static cJSON *make_config(const cJSON *facts, const char *train, const char *obj
     if (o && o->device)
         cJSON_AddStringToObject(c, "device", o->device);
     return c;
+}
+
+/*
+ * Why the leaf chose its method, from the path's memory steps: for each fit fact the walk
+ * tested, the method's estimated peak against the budget ("lora_fits = false: 35.10 GB over
+ * the 21.10 GB budget"). NULL when the path tested no fit fact.
+ */
+static cJSON *choice_reason(const cJSON *path, const cJSON *est, const cJSON *facts,
+                            const char *leaf, const char *method, bool ckpt)
+{
+    char buf[1024];
+    int n = snprintf(buf, sizeof buf, "%s%s (%s):", method,
+                     ckpt ? " with gradient checkpointing" : "", leaf);
+    bool any = false;
+    double budget = fnum(est, "budget_gb", 0);
+    for (const cJSON *s = path ? path->child : NULL; s && n < (int)sizeof buf; s = s->next) {
+        const char *key = fstr(s, "key"), *val = fstr(s, "value");
+        const fit_fact *ff = NULL;
+        for (size_t i = 0; key && i < N_FIT_FACTS; i++)
+            if (strcmp(FIT_FACTS[i].name, key) == 0)
+                ff = &FIT_FACTS[i];
+        if (!ff || !val)
+            continue;
+        char name[64]; /* the estimate the fact was derived from */
+        lt_est_method m = ff->method < 0 ? full_method(facts) : (lt_est_method)ff->method;
+        snprintf(name, sizeof name, "%s%s", lt_est_method_name(m),
+                 ff->checkpointing ? "+ckpt" : "");
+        const cJSON *e = cJSON_GetObjectItemCaseSensitive(est, name);
+        const cJSON *fits = cJSON_GetObjectItemCaseSensitive(e, "fits");
+        bool yes = strcmp(val, "true") == 0;
+        if (cJSON_IsBool(fits) && cJSON_IsTrue(fits) == yes)
+            n += snprintf(buf + n, sizeof buf - (size_t)n,
+                          "%s %s = %s: %s needs %.2f GB, %s the %.2f GB budget", any ? ";" : "",
+                          key, val, name, fnum(e, "peak_gb", 0), yes ? "within" : "over", budget);
+        else /* overridden by the user, or no memory figure to compare with */
+            n += snprintf(buf + n, sizeof buf - (size_t)n, "%s %s = %s (given)", any ? ";" : "",
+                          key, val);
+        any = true;
+    }
+    return any ? cJSON_CreateString(buf) : NULL;
 }
 
 bool lt_plan_build(const lt_plan_tree *t, const char *leaf, const void *answers_v,
@@ -222,17 +330,33 @@ bool lt_plan_build(const lt_plan_tree *t, const char *leaf, const void *answers_
     cJSON_AddNumberToObject(est, "batch", 1);
     static const lt_est_method cands[] = {LT_EST_FULL_F32, LT_EST_FULL_BF16, LT_EST_FREEZE,
                                           LT_EST_LORA, LT_EST_QLORA};
+    uint64_t mem_bytes = (uint64_t)(mem_gb * GB), budget = 0;
     for (size_t i = 0; i < sizeof cands / sizeof *cands; i++) {
         if (cands[i] == LT_EST_FULL_BF16 && fnum(facts, "weight_bytes", 4) >= 4)
             continue;
-        lt_est_opts e = est_opts(cands[i], facts, seq);
-        lt_estimate x;
-        lt_plan_estimate(cfg, &e, gpu, &x);
-        cJSON_AddItemToObject(est, lt_est_method_name(cands[i]), estimate_json(&x));
+        for (int ck = 0; ck < 2; ck++) { /* without, then with gradient checkpointing */
+            lt_est_opts e = lt_plan_est_opts(cands[i], facts, seq);
+            e.checkpointing = ck;
+            lt_estimate x;
+            lt_plan_estimate(cfg, &e, gpu, &x);
+            cJSON *j = estimate_json(&x);
+            cJSON_AddStringToObject(j, "method", lt_est_method_name(cands[i]));
+            cJSON_AddBoolToObject(j, "checkpointing", ck);
+            if (mem_gb > 0) {
+                lt_fit f;
+                cJSON_AddBoolToObject(j, "fits", fits_device(cfg, &e, gpu, mem_bytes, &f));
+                budget = f.budget;
+            }
+            char key[64];
+            snprintf(key, sizeof key, "%s%s", lt_est_method_name(cands[i]), ck ? "+ckpt" : "");
+            cJSON_AddItemToObject(est, key, j);
+        }
     }
-    if (strcmp(method, "qlora") == 0)
-        warn(w, "lathe's engine does not quantize to NF4 yet: the config trains LoRA over the "
-                "base in its stored dtype; compare the lora and qlora estimates");
+    if (mem_gb > 0)
+        cJSON_AddNumberToObject(est, "budget_gb", (double)budget / GB);
+    cJSON *why = choice_reason(path, est, facts, leaf, method, lt_plan_leaf_checkpointing(t, leaf));
+    if (why)
+        cJSON_AddItemToObject(r, "choice", why);
     if (strcmp(method, "dpo") == 0 || strcmp(method, "orpo") == 0)
         warn(w, "lathe train does not run %s yet: no config is written; the estimates are for "
                 "LoRA supervised training on the same model", method);
@@ -249,12 +373,18 @@ bool lt_plan_build(const lt_plan_tree *t, const char *leaf, const void *answers_
 
     bool runnable = train && strcmp(method, "dpo") != 0 && strcmp(method, "orpo") != 0;
     if (runnable) {
-        lt_est_method m = strcmp(train, "full") == 0 ? full_method(facts) : LT_EST_LORA;
-        lt_est_opts e = est_opts(m, facts, seq);
+        bool ckpt = lt_plan_leaf_checkpointing(t, leaf);
+        lt_est_method m = strcmp(train, "full") == 0     ? full_method(facts)
+                          : strcmp(train, "qlora") == 0  ? LT_EST_QLORA
+                          : strcmp(train, "freeze") == 0 ? LT_EST_FREEZE
+                                                         : LT_EST_LORA;
+        lt_est_opts e = lt_plan_est_opts(m, facts, seq);
+        e.checkpointing = ckpt;
         lt_fit fit;
         lt_plan_fit(cfg, &e, gpu, (uint64_t)(mem_gb * GB), want, &fit);
         cJSON *fj = cJSON_AddObjectToObject(r, "fit");
         cJSON_AddStringToObject(fj, "estimated_as", lt_est_method_name(m));
+        cJSON_AddBoolToObject(fj, "checkpointing", ckpt);
         cJSON_AddBoolToObject(fj, "fits", fit.fits);
         cJSON_AddNumberToObject(fj, "budget_gb", (double)fit.budget / GB);
         cJSON_AddNumberToObject(fj, "micro_batch", (double)fit.micro_batch);
@@ -285,7 +415,7 @@ bool lt_plan_build(const lt_plan_tree *t, const char *leaf, const void *answers_
             cJSON_AddNullToObject(tj, "seconds_per_epoch");
         const char *model = fstr(facts, "model_dir"), *data = fstr(facts, "dataset");
         cJSON_AddItemToObject(r, "config",
-                              make_config(facts, train, objective, seq, &fit, epochs,
+                              make_config(facts, train, ckpt, objective, seq, &fit, epochs,
                                           model ? model : "", data ? data : "", o));
     } else {
         cJSON_AddNullToObject(r, "config");

@@ -62,10 +62,12 @@ typedef enum lt_plan_walk_status {
 lt_plan_walk_status lt_plan_tree_walk(const lt_plan_tree *t, const void *answers,
                                       const void *facts, void **path, const char **leaf,
                                       const char **missing, char *err, size_t errlen);
-/* A leaf's method ("rag", "lora", ...), training method ("full", "lora" or NULL when no run)
- * and rationale; NULL for a node that is not a leaf. */
+/* A leaf's method ("rag", "lora", ...), training method ("full", "lora", "qlora", "freeze"
+ * or NULL when no run) and rationale; NULL for a node that is not a leaf. */
 const char *lt_plan_leaf_method(const lt_plan_tree *t, const char *leaf, const char **train,
                                 const char **rationale);
+/* Whether a leaf's run recomputes activations ("gradient_checkpointing": true in the leaf). */
+bool lt_plan_leaf_checkpointing(const lt_plan_tree *t, const char *leaf);
 
 /* ---- the memory and time estimator ------------------------------------------------------- */
 
@@ -94,6 +96,16 @@ typedef struct lt_est_opts {
                                 input (masks are redrawn, never kept) */
     int freeze_layers;       /* LT_EST_FREEZE: layers that train (last N) */
     bool double_quant;       /* QLoRA: absmax quantized to 8 bits (0.127 bit/param) */
+    bool checkpointing;      /* recompute each layer's forward in the backward */
+    bool offload_activations; /* the saved layer inputs live in host memory */
+    bool embed_on_host;      /* a frozen input embedding table stays in host memory */
+    /* estimate_overhead.c's inputs; 0 = its default */
+    uint64_t heap_bytes;     /* the device's heap: the Vulkan allocator's block size grows
+                                with it (lt_plan_vk_block_bytes) */
+    int64_t dataset_tokens;  /* tokens of the tokenized training set (held in host RAM) */
+    int threads;             /* CPU threads (OpenBLAS keeps a buffer per thread) */
+    uint64_t file_bytes;     /* the model's safetensors on disk (mapped while loading);
+                                0 = the matrices in weight_bytes */
 } lt_est_opts;
 
 typedef struct lt_estimate {
@@ -111,10 +123,23 @@ typedef struct lt_estimate {
     uint64_t workspace;      /* bytes: host scratch of the CPU matmul for half weights */
     uint64_t overhead;       /* bytes: backend overheads (driver, allocator blocks) */
     uint64_t peak;           /* tracked + workspace + overhead */
+    uint64_t host;           /* bytes in host memory (host-resident parts of the run) */
+    uint64_t host_ram;       /* bytes: the process's peak RSS (estimate_overhead.c) */
 } lt_estimate;
 
 /* Fills e for a model shape. Never fails for a valid config (sizes > 0). */
 void lt_plan_estimate(const lt_model_config *c, const lt_est_opts *o, bool gpu, lt_estimate *e);
+
+/*
+ * estimate_overhead.c: the terms outside the engine's tensors, applied by lt_plan_estimate
+ * last. Sets e->overhead (on a GPU: the driver's fixed cost and the allocator's block
+ * granularity), e->host_ram (the process's peak RSS) and e->peak = tracked + workspace +
+ * overhead. Reads every other field of e.
+ */
+void lt_plan_estimate_overhead(const lt_model_config *c, const lt_est_opts *o, bool gpu,
+                               lt_estimate *e);
+/* The Vulkan allocator's block size for a device heap of heap_bytes (0 = unknown: 256 MiB). */
+uint64_t lt_plan_vk_block_bytes(uint64_t heap_bytes);
 
 /* Parameters of each kind the config implies (same as lt_model_inspect's counts). */
 int64_t lt_plan_param_count(const lt_model_config *c, int64_t *norms, int64_t *embeddings);
@@ -177,18 +202,30 @@ typedef struct lt_plan_opts {
 } lt_plan_opts;
 
 /*
- * Builds the plan from a walk that reached a leaf: derived facts (full_fits, reference_fits)
- * are computed by lt_plan_derive before the walk. OUT *record: cJSON object
- * {leaf, method, train_method, rationale, answers, facts, path, estimates, fit, time,
- * warnings, config}; config is null for leaves with no training run. Caller frees.
+ * Builds the plan from a walk that reached a leaf: derived facts (the fit facts,
+ * reference_fits) are computed by lt_plan_derive before the walk. OUT *record: cJSON object
+ * {leaf, method, train_method, rationale, answers, facts, path, estimates, choice, fit, time,
+ * warnings, config}; estimates holds seq_len, batch, budget_gb and per method, with and
+ * without checkpointing ("lora", "lora+ckpt", ...), its parts in GB and whether it fits;
+ * choice says why the leaf won (each fit step's peak against the budget); config is null for
+ * leaves with no training run, and carries "gradient_checkpointing": true for a leaf that
+ * needs it. Caller frees.
  */
 bool lt_plan_build(const lt_plan_tree *t, const char *leaf, const void *answers,
                    const void *facts, void *path, const lt_model_config *cfg,
                    const lt_plan_opts *o, void **record, char *err, size_t errlen);
 
-/* Adds the facts the estimator decides (full_fits, reference_fits) to facts when memory_gb
- * is known and the user did not override them. */
+/* Adds the facts the estimator decides to facts when memory_gb is known and the user did not
+ * give them: full_fits, full_ckpt_fits, lora_fits, lora_ckpt_fits, qlora_fits,
+ * qlora_ckpt_fits (batch 1 of that method, without or with gradient checkpointing, fits the
+ * budget; on the CPU its host_ram must fit too) and reference_fits. */
 void lt_plan_derive(void *facts, const lt_model_config *cfg, const lt_plan_opts *o);
+
+/* The estimator's options the plan uses for method m at seq, batch 1, from the facts: the
+ * model's weight bytes, LoRA r 16 on every linear layer with dropout, 2 freeze layers, double
+ * quantization, and estimate_overhead.c's inputs (the heap from memory_gb on a GPU, the
+ * dataset's kept tokens, the weights' bytes on disk, threads). */
+lt_est_opts lt_plan_est_opts(lt_est_method m, const void *facts, int64_t seq);
 
 /* Saves the record in the store's plans table. OUT *plan_id. */
 bool lt_plan_save(lt_store *st, const void *record, int64_t *plan_id, char *err, size_t errlen);

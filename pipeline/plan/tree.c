@@ -4,7 +4,8 @@
  *
  * A node is a question ("ask": the answer key, "choices": [{value, label, next, why, sets}]),
  * a fact test ("fact": the fact's name, "branches": [{lt | is | else, next, why}], tried in
- * order) or a leaf ("method", "rationale", optional "train_method"). The tree must be a DAG
+ * order) or a leaf ("method", "rationale", optional "train_method" and
+ * "gradient_checkpointing"). The tree must be a DAG
  * from "start" whose every path ends in a leaf; the walk never guesses a missing value, it
  * stops and names it.
  */
@@ -26,6 +27,7 @@ typedef struct node {
     const char *dflt;     /* a question's default choice, or NULL */
     const cJSON *arms;    /* choices or branches */
     const char *method, *train, *rationale;
+    bool checkpointing;   /* a leaf whose run recomputes activations */
 } node;
 
 struct lt_plan_tree {
@@ -92,14 +94,19 @@ static bool read_node(const char *label, const cJSON *j, node *nd, char *err, si
         nd->method = str(j, "method");
         nd->train = str(j, "train_method");
         nd->rationale = str(j, "rationale");
+        const cJSON *gc = cJSON_GetObjectItemCaseSensitive(j, "gradient_checkpointing");
+        if (gc && !cJSON_IsBool(gc))
+            return fail(err, errlen, "%s: $.nodes.%s.gradient_checkpointing: expected true or "
+                        "false", label, nd->id);
+        nd->checkpointing = cJSON_IsTrue(gc);
         if (!nd->rationale)
             return fail(err, errlen, "%s: $.nodes.%s.rationale: a leaf needs a rationale", label,
                         nd->id);
         if (nd->train && strcmp(nd->train, "full") != 0 && strcmp(nd->train, "lora") != 0 &&
-            strcmp(nd->train, "freeze") != 0)
+            strcmp(nd->train, "qlora") != 0 && strcmp(nd->train, "freeze") != 0)
             return fail(err, errlen,
-                        "%s: $.nodes.%s.train_method: expected \"full\", \"lora\" or \"freeze\"",
-                        label, nd->id);
+                        "%s: $.nodes.%s.train_method: expected \"full\", \"lora\", \"qlora\" "
+                        "or \"freeze\"", label, nd->id);
         return true;
     } else {
         return fail(err, errlen, "%s: $.nodes.%s: expected \"ask\", \"fact\" or \"method\"",
@@ -323,6 +330,12 @@ const char *lt_plan_leaf_method(const lt_plan_tree *t, const char *leaf, const c
     if (rationale)
         *rationale = t->nodes[i].rationale;
     return t->nodes[i].method;
+}
+
+bool lt_plan_leaf_checkpointing(const lt_plan_tree *t, const char *leaf)
+{
+    int i = find(t, leaf);
+    return i >= 0 && t->nodes[i].kind == NODE_LEAF && t->nodes[i].checkpointing;
 }
 
 /* Does a fact branch take value v? */

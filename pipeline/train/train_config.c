@@ -193,6 +193,7 @@ void lt_train_config_defaults(lt_train_config *c)
     c->seed = 42;
     c->nan_tolerance = 5;
     c->qlora_double_quant = true;
+    c->gradient_checkpointing = -1;
     c->dpo_beta = 0.1;
     c->dpo_loss = LT_DPO_SIGMOID;
     c->orpo_beta = 0.1;
@@ -538,7 +539,7 @@ static bool parse_top(pctx *p, const cJSON *root, lt_train_config *c)
         "model", "dataset", "objective", "method", "lora", "freeze", "seq_len", "batch_size",
         "grad_accum", "packing", "train_on_prompt", "epochs", "max_steps", "optimizer",
         "schedule", "max_grad_norm", "eval", "checkpoint", "seed", "device", "threads",
-        "template", "nan_tolerance", "dpo", "orpo", "qlora", NULL};
+        "template", "nan_tolerance", "dpo", "orpo", "qlora", "gradient_checkpointing", NULL};
     if (!cJSON_IsObject(root))
         return fail(p, "$", "expected a JSON object");
     if (!only_keys(p, root, "$", keys))
@@ -590,6 +591,13 @@ static bool parse_top(pctx *p, const cJSON *root, lt_train_config *c)
             return fail(p, "$.method",
                         "expected \"full\", \"freeze\", \"lora\" or \"qlora\"");
     }
+    const cJSON *gc = cJSON_GetObjectItemCaseSensitive(root, "gradient_checkpointing");
+    if (cJSON_IsBool(gc))
+        c->gradient_checkpointing = cJSON_IsTrue(gc) ? 1 : 0;
+    else if (cJSON_IsString(gc) && strcmp(gc->valuestring, "auto") == 0)
+        c->gradient_checkpointing = -1;
+    else if (gc)
+        return fail(p, "$.gradient_checkpointing", "expected true, false or \"auto\"");
     int64_t v;
     if (!get_int(p, root, "$", "seq_len", 2, 1 << 20, "an integer from 2 to 1048576",
                  &c->seq_len) ||
@@ -687,6 +695,8 @@ static char *canonical_json(const lt_train_config *c)
         cJSON_AddNumberToObject(o, "round_steps", (double)c->freeze_round_steps);
         cJSON_AddBoolToObject(o, "train_embeddings", c->freeze_train_embeddings);
     }
+    if (c->gradient_checkpointing >= 0) /* absent: "auto" (keeps older runs' hashes) */
+        cJSON_AddBoolToObject(r, "gradient_checkpointing", c->gradient_checkpointing == 1);
     if (c->seq_len) /* absent: the model's context */
         cJSON_AddNumberToObject(r, "seq_len", (double)c->seq_len);
     cJSON_AddNumberToObject(r, "batch_size", (double)c->batch_size);

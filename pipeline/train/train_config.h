@@ -47,6 +47,8 @@ typedef struct lt_train_config {
     lt_train_method method;
     bool qlora;            /* "method": "qlora": LoRA on a base quantized to NF4 at load */
     bool qlora_double_quant; /* "qlora": {"double_quant"} (default true) */
+    int gradient_checkpointing; /* "gradient_checkpointing": 1 true, 0 false, -1 "auto" (the
+                                   default: on when the estimate without it does not fit) */
     lt_lora_opts lora;     /* targets as LT_LORA_* bits; seed = config seed */
     bool lora_all_linear;  /* "all-linear": every linear layer of the architecture */
     lt_freeze_kind freeze_kind;

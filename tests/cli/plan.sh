@@ -37,10 +37,27 @@ check "config has grad_accum" grep -q '"grad_accum"' "$tmp/run.json"
 check "tiny dataset warns about the split" grep -q "too few to hold out" <<<"$out"
 
 out=$(run --data chat --need style --fewshot-tried yes --fact device=gpu --memory-gb 8 --json)
+check "a tiny model fits LoRA on 8 GB: the estimate decides, not a threshold" \
+    grep -q '"leaf":[[:space:]]*"leaf_lora"' <<<"$out"
+check "json derives the fit facts" grep -q '"qlora_ckpt_fits":[[:space:]]*true' <<<"$out"
+# the fit facts can be given: LoRA does not fit, with or without checkpointing: QLoRA
+out=$(run --data chat --need style --fewshot-tried yes --fact device=gpu --memory-gb 8 \
+    --fact lora_fits=no --fact lora_ckpt_fits=no --out "$tmp/q.json" --json)
 check "json record" grep -q '"leaf":[[:space:]]*"leaf_qlora"' <<<"$out"
 check "json records the path" grep -q '"path"' <<<"$out"
 check "json records the facts" grep -q '"n_examples"' <<<"$out"
-check "qlora warns that NF4 is not in the engine" grep -q "NF4" <<<"$out"
+check "json records why the method was chosen" grep -q '"choice":.*lora_ckpt_fits = false' <<<"$out"
+check "qlora: no stale warning that NF4 is missing" bash -c '! grep -q "NF4 yet" <<<"$1"' _ "$out"
+check "qlora config trains qlora" grep -q '"method":[[:space:]]*"qlora"' "$tmp/q.json"
+check "qlora config has its settings" grep -q '"double_quant":[[:space:]]*true' "$tmp/q.json"
+check "qlora without checkpointing says nothing of it" \
+    bash -c '! grep -q gradient_checkpointing "$1"' _ "$tmp/q.json"
+out=$(run --data chat --need style --fewshot-tried yes --fact device=gpu --memory-gb 8 \
+    --fact lora_fits=no --out "$tmp/c.json" --explain)
+check "lora with checkpointing when only that fits" grep -q "^chosen   lora with gradient checkpointing" <<<"$out"
+check "the config turns checkpointing on" grep -q '"gradient_checkpointing":[[:space:]]*true' "$tmp/c.json"
+check "explain prints the per-method table" grep -q "^  lora+ckpt " <<<"$out"
+check "explain prints the budget" grep -q "budget .* GB (device memory less" <<<"$out"
 
 out=$("$lathe" plan --workspace "$ws" --model "$model" --device cpu --data chat --need style \
     --fewshot-tried yes </dev/null)

@@ -85,7 +85,8 @@ static void test_7b_anchor(void)
     anchor(&c, LT_EST_QLORA, 2, 6, 0.9, 1.75);
     /* the published QLoRA figure assumes 16-bit activations with checkpointing; without the
      * activation term lathe's weights and adapters alone agree closely */
-    lt_est_opts o = {LT_EST_QLORA, 1, 512, 2, 8, 0, false, 0, true};
+    lt_est_opts o = {.method = LT_EST_QLORA, .batch = 1, .seq = 512, .weight_bytes = 2,
+                     .lora_r = 8, .double_quant = true};
     lt_estimate e;
     lt_plan_estimate(&c, &o, true, &e);
     double static_gb = (double)(e.weights + e.adapters + e.grads + e.moments) / GB;
@@ -97,7 +98,8 @@ static void test_7b_anchor(void)
 static void test_fit(void)
 {
     lt_model_config c = llama7b();
-    lt_est_opts o = {LT_EST_LORA, 1, 512, 2, 8, 0, true, 0, true};
+    lt_est_opts o = {.method = LT_EST_LORA, .batch = 1, .seq = 512, .weight_bytes = 2,
+                     .lora_r = 8, .lora_dropout = true, .double_quant = true};
     lt_fit f;
     lt_plan_fit(&c, &o, true, (uint64_t)(80 * GB), 64, &f);
     CHECK(f.fits && f.micro_batch >= 1 && f.micro_batch < 64, "80 GB LoRA: micro %lld",

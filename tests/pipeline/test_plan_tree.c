@@ -18,6 +18,8 @@ typedef struct walk_case {
     const char *leaf;
 } walk_case;
 
+#define NO_LORA "\"lora_fits\":false,\"lora_ckpt_fits\":false"
+
 static const walk_case cases[] = {
     {"{\"need\":\"knowledge\"}", "{}", "leaf_rag"},
     {"{\"need\":\"style\",\"fewshot_tried\":\"no\"}", "{\"n_examples\":500}", "leaf_fewshot"},
@@ -27,27 +29,51 @@ static const walk_case cases[] = {
      "leaf_dpo"},
     {"{\"need\":\"preference\"}", "{\"preference_pairs\":true,\"reference_fits\":false}",
      "leaf_orpo"},
-    {"{\"need\":\"style\"}", "{\"n_examples\":5000,\"device\":\"gpu\",\"memory_gb\":12}",
+    /* the memory nodes test the estimator's facts (lt_plan_derive), cheapest method first */
+    {"{\"need\":\"style\"}",
+     "{\"n_examples\":5000,\"device\":\"gpu\",\"memory_gb\":12," NO_LORA
+     ",\"qlora_fits\":true}",
      "leaf_qlora"},
-    {"{\"need\":\"edge_cases\"}", "{\"n_examples\":5000,\"device\":\"gpu\",\"memory_gb\":24}",
-     "leaf_lora"},
+    {"{\"need\":\"edge_cases\"}",
+     "{\"n_examples\":5000,\"device\":\"gpu\",\"memory_gb\":24,\"lora_fits\":true}", "leaf_lora"},
     {"{\"need\":\"new_task\",\"concern_forgetting\":\"no\"}",
      "{\"n_examples\":50000,\"device\":\"gpu\",\"memory_gb\":80,\"full_fits\":true}",
      "leaf_full"},
     {"{\"need\":\"new_task\",\"concern_forgetting\":\"no\"}",
-     "{\"n_examples\":50000,\"device\":\"gpu\",\"memory_gb\":80,\"full_fits\":false}",
+     "{\"n_examples\":50000,\"device\":\"gpu\",\"memory_gb\":80,\"full_fits\":false,"
+     "\"full_ckpt_fits\":true}",
+     "leaf_full_ckpt"},
+    {"{\"need\":\"new_task\",\"concern_forgetting\":\"no\"}",
+     "{\"n_examples\":50000,\"device\":\"gpu\",\"memory_gb\":80,\"full_fits\":false,"
+     "\"full_ckpt_fits\":false,\"lora_fits\":true}",
      "leaf_lora"},
-    {"{\"need\":\"domain\"}", "{\"n_examples\":5000,\"device\":\"cpu\",\"memory_gb\":64}",
+    {"{\"need\":\"domain\"}",
+     "{\"n_examples\":5000,\"device\":\"cpu\",\"memory_gb\":64,\"lora_fits\":true}",
      "leaf_cpu_lora"},
-    {"{\"need\":\"knowledge_style\",\"concern_forgetting\":\"yes\"}",
-     "{\"n_examples\":20000,\"device\":\"gpu\",\"memory_gb\":40}", "leaf_lora"},
-    {"{\"need\":\"distill\",\"fewshot_tried\":\"yes\"}",
-     "{\"n_examples\":300,\"device\":\"gpu\",\"memory_gb\":8}", "leaf_qlora"},
-    {"{\"need\":\"vocabulary\"}", "{\"raw_text\":true,\"device\":\"gpu\",\"memory_gb\":20}",
-     "leaf_lora"},
-    {"{\"need\":\"vocabulary\"}", "{\"raw_text\":true,\"device\":\"gpu\",\"memory_gb\":10}",
+    {"{\"need\":\"domain\"}",
+     "{\"n_examples\":5000,\"device\":\"cpu\",\"memory_gb\":16," NO_LORA
+     ",\"qlora_fits\":true}",
      "leaf_qlora"},
-    {"{\"need\":\"vocabulary\"}", "{\"raw_text\":true,\"device\":\"cpu\",\"memory_gb\":10}",
+    {"{\"need\":\"domain\"}", "{\"n_examples\":5000,\"device\":\"cpu\",\"memory_gb\":0.5}",
+     "leaf_too_big"},
+    {"{\"need\":\"knowledge_style\",\"concern_forgetting\":\"yes\"}",
+     "{\"n_examples\":20000,\"device\":\"gpu\",\"memory_gb\":24,\"lora_fits\":false,"
+     "\"lora_ckpt_fits\":true}",
+     "leaf_lora_ckpt"},
+    {"{\"need\":\"distill\",\"fewshot_tried\":\"yes\"}",
+     "{\"n_examples\":300,\"device\":\"gpu\",\"memory_gb\":8," NO_LORA
+     ",\"qlora_fits\":false,\"qlora_ckpt_fits\":true}",
+     "leaf_qlora_ckpt"},
+    {"{\"need\":\"distill\",\"fewshot_tried\":\"yes\"}",
+     "{\"n_examples\":300,\"device\":\"gpu\",\"memory_gb\":4," NO_LORA
+     ",\"qlora_fits\":false,\"qlora_ckpt_fits\":false}",
+     "leaf_too_big"},
+    {"{\"need\":\"style\"}", "{\"n_examples\":5000,\"device\":\"gpu\",\"memory_gb\":1}",
+     "leaf_too_big"},
+    {"{\"need\":\"vocabulary\"}", "{\"raw_text\":true,\"device\":\"gpu\",\"memory_gb\":1}",
+     "leaf_too_big"},
+    {"{\"need\":\"vocabulary\"}",
+     "{\"raw_text\":true,\"device\":\"cpu\",\"memory_gb\":10,\"lora_fits\":true}",
      "leaf_cpu_lora"},
 };
 #define N_CASES ((int)(sizeof cases / sizeof cases[0]))
@@ -263,21 +289,30 @@ static void test_plan_config_valid(void)
     cfg.arch = LT_ARCH_LLAMA;
     cfg.dim = 256, cfg.n_layers = 4, cfg.n_heads = 4, cfg.n_kv_heads = 4, cfg.head_dim = 64;
     cfg.ffn = 688, cfg.vocab = 4096, cfg.max_pos = 512;
-    static const char *const leafs[][3] = {
-        {"{\"need\":\"new_task\",\"concern_forgetting\":\"no\"}", "full", "sft"},
-        {"{\"need\":\"style\",\"concern_forgetting\":\"yes\"}", "lora", "sft"},
-        {"{\"need\":\"vocabulary\"}", "full", "pretrain"},
+    /* answers, method, objective, and fit facts given (the rest derived) */
+    static const char *const leafs[][4] = {
+        {"{\"need\":\"new_task\",\"concern_forgetting\":\"no\"}", "full", "sft", ""},
+        {"{\"need\":\"style\",\"concern_forgetting\":\"yes\"}", "lora", "sft", ""},
+        {"{\"need\":\"vocabulary\"}", "full", "pretrain", ""},
+        {"{\"need\":\"style\",\"concern_forgetting\":\"yes\"}", "qlora", "sft",
+         ",\"lora_fits\":false,\"lora_ckpt_fits\":false,\"qlora_fits\":false"},
     };
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < 4; k++) {
         cJSON *ans = cJSON_Parse(leafs[k][0]);
-        cJSON *facts = cJSON_Parse(
-            "{\"n_examples\":50000,\"val_rows\":500,\"device\":\"gpu\",\"memory_gb\":80,"
-            "\"raw_text\":true,\"weight_bytes\":4,\"model_dir\":\"/m\",\"dataset\":\"d\","
-            "\"lengths\":{\"unit\":\"tokens\",\"p95\":300,\"mean\":150},\"train_gflops\":100}");
+        char fj[1024];
+        snprintf(fj, sizeof fj,
+                 "{\"n_examples\":50000,\"val_rows\":500,\"device\":\"gpu\",\"memory_gb\":80,"
+                 "\"raw_text\":true,\"weight_bytes\":4,\"model_dir\":\"/m\",\"dataset\":\"d\","
+                 "\"lengths\":{\"unit\":\"tokens\",\"p95\":300,\"mean\":150},"
+                 "\"train_gflops\":100%s}",
+                 leafs[k][3]);
+        cJSON *facts = cJSON_Parse(fj);
         lt_plan_opts po = {0, 16, 0, NULL};
         lt_plan_derive(facts, &cfg, &po);
         CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(facts, "full_fits")),
               "a tiny model fits 80 GB fully");
+        CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(facts, "qlora_ckpt_fits")),
+              "every fit fact is derived");
         void *path = NULL, *rec = NULL;
         const char *leaf = NULL, *missing = NULL;
         lt_plan_walk_status s = lt_plan_tree_walk(t, ans, facts, &path, &leaf, &missing, err, 512);
@@ -294,8 +329,14 @@ static void test_plan_config_valid(void)
                                                     sizeof(err));
         CHECK(parsed, "config %d parses: %s (%s)", k, err, text ? text : "");
         if (parsed) {
-            CHECK(strcmp(lt_method_name(tc.method), leafs[k][1]) == 0, "config %d method %s",
-                  k, lt_method_name(tc.method));
+            CHECK(strcmp(lt_train_config_method_name(&tc), leafs[k][1]) == 0,
+                  "config %d method %s", k, lt_train_config_method_name(&tc));
+            bool ckpt = lt_plan_leaf_checkpointing(t, leaf);
+            CHECK(tc.gradient_checkpointing == (ckpt ? 1 : -1),
+                  "config %d: gradient_checkpointing %d as the leaf %s says", k,
+                  tc.gradient_checkpointing, leaf);
+            CHECK(k != 3 || (ckpt && tc.qlora && tc.qlora_double_quant),
+                  "QLoRA with checkpointing when only that fits: leaf %s", leaf);
             CHECK(strcmp(lt_objective_name(tc.objective), leafs[k][2]) == 0,
                   "config %d objective %s", k, lt_objective_name(tc.objective));
             CHECK(tc.seq_len == 320 && tc.batch_size * tc.grad_accum >= 16,

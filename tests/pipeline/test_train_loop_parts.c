@@ -52,6 +52,23 @@ static void test_config(void)
     expect_error("{\"dataset\":\"d\"}", "$.model: missing");
     expect_error("{\"model\":\"m\",\"dataset\":{\"name\":\"d\",\"file\":\"f\"}}", "not both");
     expect_error("{\"model\":\"m\",\"dataset\":\"d\",\"template\":\"jinja\"}", "$.template");
+    expect_error("{\"model\":\"m\",\"dataset\":\"d\",\"gradient_checkpointing\":\"yes\"}",
+                 "$.gradient_checkpointing: expected true, false or \"auto\"");
+    {
+        static const char *const gc[] = {"true", "false", "\"auto\""};
+        for (int i = 0; i < 3; i++) {
+            char j[128];
+            snprintf(j, sizeof j,
+                     "{\"model\":\"m\",\"dataset\":\"d\",\"gradient_checkpointing\":%s}", gc[i]);
+            lt_train_config g;
+            char e[512] = "";
+            bool okg = parse(j, &g, e, sizeof e);
+            CHECK(okg && g.gradient_checkpointing == (i == 0 ? 1 : i == 1 ? 0 : -1),
+                  "gradient_checkpointing %s parses (%s)", gc[i], e);
+            if (okg)
+                lt_train_config_free(&g);
+        }
+    }
     expect_error("[1]", "$: expected a JSON object");
     expect_error("{\"model\":", "not valid JSON");
 
