@@ -40,18 +40,21 @@
 
 #define MIB ((uint64_t)1 << 20)
 
-/* The Vulkan allocator (compute/vulkan/vk_memory.c) carves tensors first-fit out of blocks
- * of one size; a tensor larger than a block gets a block of its own. The block grows with the
- * heap: a 64th of it, at least 256 MiB (the size before the heap was considered) and at most
- * 2 GiB (under every driver's maxMemoryAllocationSize that lathe meets). When vk_memory.c's
- * rule changes, change this function: it is the estimator's only model of it. */
+/* The Vulkan allocator (compute/vulkan/vk_memory.c) carves tensors first-fit out of shared
+ * blocks; a tensor of at least half a block gets an allocation of its own. The block grows
+ * with the heap: 1/16 of it rounded down to a power of two, within [256 MiB, 2 GiB], and at
+ * most a quarter of the heap (maxMemoryAllocationSize, which also caps it, is above 2 GiB on
+ * the GPUs lathe meets). When vk_memory.c's default_block changes, change this function: it
+ * is the estimator's only model of it. */
 uint64_t lt_plan_vk_block_bytes(uint64_t heap_bytes)
 {
-    uint64_t b = heap_bytes / 64;
-    if (b < 256 * MIB)
-        b = 256 * MIB;
-    if (b > 2048 * MIB)
-        b = 2048 * MIB;
+    uint64_t b = 256 * MIB;
+    if (!heap_bytes)
+        return b;
+    while (b * 2 <= heap_bytes / 16 && b * 2 <= 2048 * MIB)
+        b *= 2;
+    if (b > heap_bytes / 4)
+        b = heap_bytes / 4;
     return b;
 }
 
@@ -87,33 +90,6 @@ static uint64_t largest_block_matrix(const lt_model_config *c)
     return m * 4;
 }
 
-/* LoRA dropout draws its masks on the host (pipeline/model/forward.c): one [N, in] f32 mask
- * per adapted module and layer, kept for the backward, and an [N, widest] f32 scratch the
- * input passes through in the forward and another in the backward (backward.c). 0 without
- * dropout or adapters. */
-static uint64_t lora_dropout_host(const lt_model_config *c, const lt_est_opts *o)
-{
-    if (!o->lora_dropout || (o->method != LT_EST_LORA && o->method != LT_EST_QLORA))
-        return 0;
-    const uint64_t D = (uint64_t)c->dim, F = (uint64_t)c->ffn,
-                   qd = (uint64_t)(c->n_heads * c->head_dim), N = (uint64_t)(o->batch * o->seq);
-    uint32_t tg = o->lora_targets ? o->lora_targets : lt_lora_all_linear(c->arch);
-    uint64_t in = 0;
-    if (c->arch == LT_ARCH_GPT2) {
-        in += tg & (LT_LORA_Q | LT_LORA_K | LT_LORA_V | LT_LORA_ATTN) ? D : 0; /* c_attn */
-        in += (tg & LT_LORA_O ? D : 0) + (tg & LT_LORA_UP ? D : 0) + (tg & LT_LORA_DOWN ? F : 0);
-    } else {
-        in += D * (uint64_t)(!!(tg & LT_LORA_Q) + !!(tg & LT_LORA_K) + !!(tg & LT_LORA_V) +
-                             !!(tg & LT_LORA_GATE) + !!(tg & LT_LORA_UP));
-        in += (tg & LT_LORA_O ? qd : 0) + (tg & LT_LORA_DOWN ? F : 0);
-    }
-    uint64_t wide = D > F ? D : F;
-    wide = qd > wide ? qd : wide;
-    /* with recomputation only the layer being recomputed keeps its masks */
-    uint64_t layers = o->checkpointing ? 1 : (uint64_t)c->n_layers;
-    return in ? (layers * in + 2 * wide) * N * 4 : 0;
-}
-
 void lt_plan_estimate_overhead(const lt_model_config *c, const lt_est_opts *o, bool gpu,
                                lt_estimate *e)
 {
@@ -126,18 +102,14 @@ void lt_plan_estimate_overhead(const lt_model_config *c, const lt_est_opts *o, b
     }
     e->peak = e->tracked + e->workspace + e->overhead;
 
-    /* the file as mapped while loading: its size, else the matrices in their stored dtype */
-    uint64_t file = o->file_bytes;
-    if (!file) {
-        int64_t small = 0;
-        int64_t params = lt_plan_param_count(c, &small, NULL);
-        file = (uint64_t)(params - small) * (uint64_t)(o->weight_bytes == 2 ? 2 : 4) +
-               (uint64_t)small * 4;
-    }
-    /* loading: the whole file stays mapped (its pages resident once read) until the last
-     * tensor is made; on the CPU the tensors are host memory too, and QLoRA converts one
+    /* loading: the file is mapped and read one tensor at a time, and each tensor's pages
+     * leave the resident set once it is uploaded (lt_st_evict), so the mapping adds at most
+     * its largest tensor; on the CPU the tensors are host memory too, and QLoRA converts one
      * matrix at a time to f32 before quantizing it */
-    uint64_t load = LOAD_BASE_RSS + file;
+    const uint64_t wb = o->weight_bytes == 2 ? 2 : 4;
+    uint64_t biggest = largest_block_matrix(c) / 4 * wb, table = (uint64_t)c->vocab *
+                                                                  (uint64_t)c->dim * wb;
+    uint64_t load = LOAD_BASE_RSS + (table > biggest ? table : biggest);
     if (gpu)
         load += VK_STAGING;
     else
@@ -150,7 +122,7 @@ void lt_plan_estimate_overhead(const lt_model_config *c, const lt_est_opts *o, b
     uint64_t run =
         BASE_RSS + (uint64_t)threads * BLAS_PER_THREAD +
         (uint64_t)(o->dataset_tokens > 0 ? o->dataset_tokens : 0) * DATASET_BYTES_PER_TOKEN +
-        e->host + lora_dropout_host(c, o);
+        e->host;
     if (!gpu)
         run += e->tracked + e->workspace;
     e->host_ram = load > run ? load : run;

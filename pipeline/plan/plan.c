@@ -76,7 +76,6 @@ lt_est_opts lt_plan_est_opts(lt_est_method m, const void *facts_v, int64_t seq)
     if (is_gpu(facts))
         e.heap_bytes = (uint64_t)(fnum(facts, "memory_gb", 0) * GB);
     e.dataset_tokens = (int64_t)epoch_tokens(facts, seq);
-    e.file_bytes = (uint64_t)(fnum(facts, "weights_gb", 0) * GB);
     e.threads = (int)fnum(facts, "threads", 0);
     return e;
 }

@@ -104,8 +104,6 @@ typedef struct lt_est_opts {
                                 with it (lt_plan_vk_block_bytes) */
     int64_t dataset_tokens;  /* tokens of the tokenized training set (held in host RAM) */
     int threads;             /* CPU threads (OpenBLAS keeps a buffer per thread) */
-    uint64_t file_bytes;     /* the model's safetensors on disk (mapped while loading);
-                                0 = the matrices in weight_bytes */
 } lt_est_opts;
 
 typedef struct lt_estimate {
