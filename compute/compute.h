@@ -98,7 +98,16 @@ lt_status lt_device_sync(lt_device *dev);
  * device was opened or lt_device_reset_peak() was called. */
 size_t lt_device_mem_in_use(const lt_device *dev);
 size_t lt_device_mem_peak(const lt_device *dev);
-void lt_device_reset_peak(lt_device *dev);
+void lt_device_reset_peak(lt_device *dev); /* resets the host-resident peak too */
+
+/* Host-resident bytes: memory a caller keeps in host RAM on behalf of device work (layer
+ * inputs offloaded for recomputation, an input-embedding table gathered on the host). The
+ * caller registers what it allocates (delta_bytes > 0) and releases it (delta_bytes < 0);
+ * these bytes are counted apart from the device-class figures above, on every backend (the
+ * CPU backend's tensors are device-class even though they sit in RAM). */
+void lt_device_host_mem_add(lt_device *dev, int64_t delta_bytes);
+size_t lt_device_host_mem_in_use(const lt_device *dev);
+size_t lt_device_host_mem_peak(const lt_device *dev);
 
 /* Profiling: when enabled, each op's time is accumulated per op name (GPU timestamps on
  * Vulkan, wall clock on the CPU). lt_device_profile_report() writes one line per op. */

@@ -48,6 +48,7 @@ struct lt_device {
     char err[1024];
     int n_threads;
     size_t mem_in_use, mem_peak;
+    size_t host_in_use, host_peak; /* host-resident bytes registered by callers */
     bool profiling;
     int n_profile;
     lt_profile_entry profile[LT_PROFILE_MAX];

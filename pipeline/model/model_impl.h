@@ -88,8 +88,10 @@ typedef struct lt_layer_acts {
     lt_tensor *x_mid;        /* [N, D] residual after attention */
     lt_tensor *h2;           /* [N, D] after the second norm */
     lt_tensor *mean2, *rstd2;
-    lt_tensor *gate, *up;    /* [N, F] before the activation (gpt2: up = c_fc output) */
-    lt_tensor *act;          /* [N, F] swiglu(gate, up) / gelu(up) */
+    /* [N, F] before the activation (gpt2: up = c_fc output; gate NULL) and after it, when
+     * every layer keeps its activations; NULL otherwise (lt_forward_mlp_acts gives a chunk) */
+    lt_tensor *gate, *up;
+    lt_tensor *act;          /* swiglu(gate, up) / gelu(up) */
     /* LoRA (when an adapter is attached): per slot u = scale * xd A^T [N, r], and xd, the
      * adapter's dropped-out input [N, in] with its host mask (0 or 1/(1-p)), only when
      * dropout is active; NULL otherwise. */
@@ -111,6 +113,24 @@ typedef struct lt_forward_acts {
 
 /* The activations of the last lt_forward_run (for the backward pass). */
 const lt_forward_acts *lt_forward_get_acts(const lt_forward *f);
+
+/* Recomputation (a workspace made with recompute): re-runs layer l of the last run from its
+ * kept input (fetched back from the host when offloaded) up to the second norm, into the
+ * shared buffers, with the dropout masks the forward drew; a->layers[l] then holds them. */
+lt_model_status lt_forward_recompute_layer(lt_forward *f, int64_t l, char *err, size_t errlen);
+bool lt_forward_recomputes(const lt_forward *f);
+
+/* Tokens per MLP chunk of this workspace: the MLP runs, and its backward must run, over
+ * chunks [t0, t0 + n) with t0 a multiple of it and n = min(chunk, N - t0). */
+int64_t lt_forward_chunk(const lt_forward *f);
+
+/* The MLP activations of layer l for tokens [t0, t0 + n) of the last run as views in *ca
+ * (OUT; valid until the next call for this layer's chunk buffers): x_mid, h2, gate, up, act
+ * [n, ...] and the MLP slots' LoRA u, xd and mask rows; the other fields are layer l's.
+ * Recomputed (with the forward's dropout draws, chunks taken in order after
+ * lt_forward_recompute_layer) unless every layer keeps its own. */
+lt_model_status lt_forward_mlp_acts(lt_forward *f, int64_t l, int64_t t0, int64_t n,
+                                    lt_layer_acts *ca, char *err, size_t errlen);
 
 /* Training mode: LoRA dropout applies only while train is true; its masks come from a
  * generator seeded with seed (reseeded at each call). */

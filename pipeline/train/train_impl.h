@@ -38,14 +38,23 @@ typedef struct lt_backward lt_backward;
  * attached adapter's rank and widest input (0 without LoRA). Caller owns *out. */
 lt_model_status lt_backward_new(lt_model *m, int64_t max_batch, int64_t max_seq, int lora_r,
                                 lt_backward **out, char *err, size_t errlen);
+/* As lt_backward_new for the forward workspace f (its MLP chunking); the LoRA dropout
+ * scratch only when lora_dropout. */
+lt_model_status lt_backward_new_for(lt_model *m, const lt_forward *f, int64_t max_batch,
+                                    int64_t max_seq, int lora_r, bool lora_dropout,
+                                    lt_backward **out, char *err, size_t errlen);
+/* The device bytes lt_backward_new_for would allocate (the same code, counting). */
+uint64_t lt_backward_plan_bytes(const lt_model_config *c, int64_t max_batch, int64_t max_seq,
+                                int64_t chunk, int lora_r, bool lora_dropout);
 void lt_backward_free(lt_backward *bw);
 
 /*
  * The backward pass of f's last run (made with keep_activations), whose logits buffer must
- * already hold dloss/dlogits (lt_cross_entropy writes it in place). Gradients accumulate into
+ * already hold dloss/dlogits (lt_cross_entropy writes it in place). A workspace made with
+ * recompute has each layer recomputed right before its backward (f's shared buffers change). Gradients accumulate into
  * g; the model's attached adapter (if any) gets its grads from g->layers[l].lora.
  */
-lt_model_status lt_backward_run(lt_backward *bw, const lt_forward *f, const lt_model_grads *g,
+lt_model_status lt_backward_run(lt_backward *bw, lt_forward *f, const lt_model_grads *g,
                                 char *err, size_t errlen);
 
 /* ---- lora.c ----------------------------------------------------------------------------- */

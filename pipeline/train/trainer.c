@@ -313,10 +313,13 @@ lt_model_status lt_trainer_new(lt_model *m, const lt_trainer_opts *o, lt_trainer
     for (int i = 0; i < t->n; i++)
         t->grads[i] = t->p[i].grad;
     lt_forward_opts fo = {o->max_batch, o->max_seq, true, false};
-    if ((st = lt_forward_new(m, &fo, &t->fwd, err, errlen)))
+    lt_forward_mem_opts fm = {o->recompute, o->recompute && o->offload_activations,
+                              o->mlp_chunk};
+    if ((st = lt_forward_new_mem(m, &fo, &fm, &t->fwd, err, errlen)))
         goto fail;
-    if ((st = lt_backward_new(m, o->max_batch, o->max_seq, t->lora ? t->lora->r : 0, &t->bw,
-                              err, errlen)))
+    if ((st = lt_backward_new_for(m, t->fwd, o->max_batch, o->max_seq,
+                                  t->lora ? t->lora->r : 0, t->lora && t->lora->dropout > 0,
+                                  &t->bw, err, errlen)))
         goto fail;
     t->labels = lt_tensor_new_1d(m->dev, LT_I32, o->max_batch * o->max_seq);
     t->loss = lt_tensor_new_1d(m->dev, LT_F32, 1);

@@ -69,6 +69,12 @@ typedef struct lt_trainer_opts {
     /* AdamW hyper-parameters (the learning rate comes with each step) */
     float beta1, beta2, eps, weight_decay; /* decay skips norms and biases */
     int64_t max_batch, max_seq;            /* largest batch a step takes */
+    /* memory: recompute (gradient checkpointing) keeps only each layer's input and redoes the
+     * layer's forward right before its backward (the same gradients, bit for bit on the CPU
+     * backend); offload_activations keeps those inputs in host memory; mlp_chunk: tokens per
+     * MLP chunk (0 = automatic, lt_forward_mlp_chunk) */
+    bool recompute, offload_activations;
+    int64_t mlp_chunk;
 } lt_trainer_opts;
 
 typedef struct lt_trainer lt_trainer;
