@@ -65,6 +65,9 @@ uint32_t lt_lora_slots(const lt_model *m, uint32_t targets);
 
 /* The input and output widths of slot s of m's layers. */
 void lt_lora_slot_dims(const lt_model *m, int s, int64_t *in, int64_t *out);
+/* The same two from a model's shape alone (sizing without a model). */
+uint32_t lt_lora_slots_of(const lt_model_config *c, uint32_t targets);
+void lt_lora_slot_dims_of(const lt_model_config *c, int s, int64_t *in, int64_t *out);
 
 /* The Hugging Face module path of slot s in layer l ("model.layers.3.self_attn.q_proj",
  * "transformer.h.0.attn.c_attn"), and the target_modules entry ("q_proj", "c_attn"). */

@@ -262,6 +262,59 @@ oom:
                 lt_device_last_error(m->dev));
 }
 
+void lt_trainer_plan_mem(const lt_model_config *c, const lt_trainer_opts *o, int64_t trainable,
+                         bool master, lt_trainer_mem *mem)
+{
+    memset(mem, 0, sizeof(*mem));
+    const bool lora = o->method == LT_METHOD_LORA;
+    int r = lora ? o->lora.r : 0;
+    uint32_t slots = 0;
+    if (lora) {
+        slots = lt_lora_slots_of(c, o->lora.targets);
+        /* A [r, in] and B [out, r] F32, each with a gradient and two moments */
+        for (int s = 0; s < LT_LSLOT_COUNT; s++) {
+            int64_t in = 0, out = 0;
+            lt_lora_slot_dims_of(c, s, &in, &out);
+            if (slots & (1u << s))
+                mem->state += (uint64_t)c->n_layers * (uint64_t)(r * in + out * r) * 4u * 4u;
+        }
+    } else {
+        mem->state = (uint64_t)trainable * 4u * (master ? 4u : 3u);
+    }
+    lt_forward_opts fo = {o->max_batch, o->max_seq, true, false};
+    lt_forward_mem_opts fm = {o->recompute, o->recompute && o->offload_activations,
+                              o->mlp_chunk};
+    lt_forward_plan_bytes(c, &fo, &fm, r, slots, lora ? o->lora.dropout : 0.0f,
+                          &mem->activations, &mem->host);
+    int64_t chunk = o->mlp_chunk > 0 ? o->mlp_chunk : lt_forward_mlp_chunk(c);
+    mem->backward = lt_backward_plan_bytes(c, o->max_batch, o->max_seq, chunk, r,
+                                           lora && o->lora.dropout > 0);
+    mem->other = (uint64_t)(o->max_batch * o->max_seq) * 4u + 8u;
+    mem->device = mem->state + mem->activations + mem->backward + mem->other;
+}
+
+/* Whether lt_trainer_new would train model parameter mp under o (full and freeze). */
+static bool param_trains(const lt_model_param *mp, const lt_trainer_opts *o)
+{
+    if (o->method != LT_METHOD_FREEZE)
+        return true;
+    return mp->layer < 0 ? o->train_embeddings : (!o->train_layer || o->train_layer[mp->layer]);
+}
+
+void lt_trainer_plan_mem_for(const lt_model *m, const lt_trainer_opts *o, lt_trainer_mem *mem)
+{
+    int64_t trainable = 0;
+    bool master = false;
+    for (int i = 0; o->method != LT_METHOD_LORA && i < m->n_params; i++) {
+        const lt_model_param *mp = &m->params[i];
+        if (!param_trains(mp, o))
+            continue;
+        trainable += lt_tensor_numel(mp->tensor);
+        master = master || lt_tensor_dtype(mp->tensor) != LT_F32;
+    }
+    lt_trainer_plan_mem(&m->cfg, o, trainable, master, mem);
+}
+
 lt_model_status lt_trainer_new(lt_model *m, const lt_trainer_opts *o, lt_trainer **out,
                                char *err, size_t errlen)
 {
@@ -291,11 +344,7 @@ lt_model_status lt_trainer_new(lt_model *m, const lt_trainer_opts *o, lt_trainer
     } else {
         for (int i = 0; i < m->n_params; i++) {
             const lt_model_param *mp = &m->params[i];
-            bool train = true;
-            if (o->method == LT_METHOD_FREEZE)
-                train = mp->layer < 0 ? o->train_embeddings
-                                      : (!o->train_layer || o->train_layer[mp->layer]);
-            if (!train)
+            if (!param_trains(mp, o))
                 continue;
             float decay = no_decay(mp->name, mp->kind) ? 0.0f : o->weight_decay;
             if (!add_param(t, mp->name, mp->tensor, mp->layout, decay, NULL) ||
