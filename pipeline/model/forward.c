@@ -45,6 +45,7 @@ struct lt_forward {
     float **saved;       /* offload: [n_layers] host copies of each layer's input [N * D] */
     uint64_t saved_bytes; /* host bytes registered for saved */
     uint64_t *layer_rng; /* [n_layers] the dropout generator at each layer's start */
+    float *host_emb;     /* [N * D] rows of a host-resident embedding table (registered) */
     lt_tensor **resid;   /* [n_layers + 1] residual buffers (all one buffer unless kept) */
     layer_bufs *lb;      /* [n_layers] */
     lt_tensor *tmp, *hf, *meanf, *rstdf, *logits, *ids, *pos;
@@ -486,6 +487,12 @@ void lt_forward_free(lt_forward *f)
     free(f->acts.layers);
     free(f->host_pos);
     free(f->layer_rng);
+    if (f->host_emb) {
+        free(f->host_emb);
+        lt_device_host_mem_add(f->m->dev, -(int64_t)((size_t)(f->o.max_batch * f->o.max_seq *
+                                                              f->cfg->dim) *
+                                                     sizeof(float)));
+    }
     if (f->saved) {
         for (int64_t l = 0; l < f->cfg->n_layers; l++)
             free(f->saved[l]);
@@ -794,6 +801,30 @@ dev_fail:
                 lt_status_str(s), lt_device_last_error(m->dev));
 }
 
+/* x0 [N, D] = rows ids of the model's host-resident embedding table (gathered on the host,
+ * converted to F32 and uploaded). */
+static lt_status gather_host_rows(lt_forward *f, lt_tensor *x0, const int32_t *ids, int64_t N)
+{
+    const lt_model *m = f->m;
+    const int64_t D = m->cfg.dim, Nmax = f->o.max_batch * f->o.max_seq;
+    if (!f->host_emb) {
+        if (!(f->host_emb = malloc((size_t)(Nmax * D) * sizeof(float))))
+            return LT_ERR_OOM;
+        lt_device_host_mem_add(m->dev, (int64_t)((size_t)(Nmax * D) * sizeof(float)));
+    }
+    for (int64_t i = 0; i < N; i++) {
+        float *o = f->host_emb + i * D;
+        if (m->emb_host_dtype == LT_F32) {
+            memcpy(o, (const float *)m->emb_host + (int64_t)ids[i] * D, (size_t)D * sizeof(float));
+            continue;
+        }
+        const uint16_t *r = (const uint16_t *)m->emb_host + (int64_t)ids[i] * D;
+        for (int64_t j = 0; j < D; j++)
+            o[j] = m->emb_host_dtype == LT_BF16 ? lt_bf16_to_f32(r[j]) : lt_f16_to_f32(r[j]);
+    }
+    return lt_tensor_upload_f32(x0, f->host_emb, N * D);
+}
+
 static lt_model_status run(lt_forward *f, const int32_t *ids, const int32_t *pos,
                            const int32_t *seg, int64_t B, int64_t T, lt_kv_cache *cache,
                            const int64_t *rows, lt_tensor **logits, char *err, size_t errlen)
@@ -878,7 +909,10 @@ static lt_model_status run(lt_forward *f, const int32_t *ids, const int32_t *pos
         CK(lt_tensor_upload(a->seg, seg, (size_t)N * sizeof(int32_t)));
     }
     lt_tensor *x0 = a->layers ? a->layers[0].x : a->x_final;
-    CK(lt_embedding(x0, m->tok_emb, a->ids));
+    if (m->emb_host)
+        CK(gather_host_rows(f, x0, ids, N));
+    else
+        CK(lt_embedding(x0, m->tok_emb, a->ids));
     if (c->arch == LT_ARCH_GPT2) {
         bool ok = true;
         lt_tensor *tmp = vw(f, f->tmp, 0, 2, N, D, 0, 0, &ok);

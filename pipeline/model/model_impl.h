@@ -74,6 +74,11 @@ struct lt_model {
     int n_owned, cap_owned;
     size_t weight_bytes;
     bool nf4_dq;               /* loading: NF4 weights double-quantize their scales */
+    /* lt_model_host_embeddings: the input table [V, D] in host memory (tok_emb is then NULL),
+     * in its stored dtype (F32, F16 or BF16) */
+    void *emb_host;
+    lt_dtype emb_host_dtype;
+    size_t emb_host_bytes;
 };
 
 /* Activations of one layer for one forward call (views, valid until the next run). */

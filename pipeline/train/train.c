@@ -401,11 +401,22 @@ bool trun_make_trainer(trun *r, char *err, size_t errlen)
     lt_train_config_trainer_opts(c, lt_model_get_config(r->model), r->train_layer, &to);
     to.max_batch = trun_pref_enabled(c) ? 2 * c->batch_size : c->batch_size; /* pairs: 2 rows */
     to.max_seq = r->seq_len;
+    /* a frozen input table not tied to the output layer stays in host memory: only a batch's
+     * rows go to the device */
+    const lt_model_config *mc = lt_model_get_config(r->model);
+    bool emb_frozen = c->method == LT_METHOD_LORA ||
+                      (c->method == LT_METHOD_FREEZE && !c->freeze_train_embeddings);
+    char e[1024];
+    if (emb_frozen && !mc->tie_embeddings && lt_model_host_embedding_bytes(r->model) == 0) {
+        if (lt_model_host_embeddings(r->model, e, sizeof(e)) != LT_MODEL_OK) {
+            snprintf(err, errlen, "model: %s", e);
+            return false;
+        }
+    }
     if (c->grad_ckpt == LT_GRAD_CKPT_AUTO)
         resolve_checkpointing(r, &to);
     if (!to.recompute)
         to.offload_activations = false;
-    char e[1024];
     if (lt_trainer_new(r->model, &to, &r->tr, e, sizeof(e)) != LT_MODEL_OK) {
         snprintf(err, errlen, "trainer: %s", e);
         return false;

@@ -346,6 +346,11 @@ lt_model_status lt_trainer_new(lt_model *m, const lt_trainer_opts *o, lt_trainer
             const lt_model_param *mp = &m->params[i];
             if (!param_trains(mp, o))
                 continue;
+            if (!mp->tensor) {
+                st = fail(LT_MODEL_ERR_ARG, err, errlen,
+                          "trainer: %s is kept in host memory and cannot train", mp->name);
+                goto fail;
+            }
             float decay = no_decay(mp->name, mp->kind) ? 0.0f : o->weight_decay;
             if (!add_param(t, mp->name, mp->tensor, mp->layout, decay, NULL) ||
                 !map_grad(t, mp->tensor, t->p[t->n - 1].grad))

@@ -30,8 +30,9 @@ typedef struct tcase {
     int steps;         /* optimizer steps before the compared forward+backward */
 } tcase;
 
-typedef enum mode { MODE_KEEP = 0, MODE_RECOMPUTE, MODE_OFFLOAD, MODE_COUNT } mode;
-static const char *const mode_name[MODE_COUNT] = {"keep", "recompute", "offload"};
+/* MODE_HOST: offload, with the input embedding table in host memory (LoRA on untied models) */
+typedef enum mode { MODE_KEEP = 0, MODE_RECOMPUTE, MODE_OFFLOAD, MODE_HOST, MODE_COUNT } mode;
+static const char *const mode_name[MODE_COUNT] = {"keep", "recompute", "offload", "host-emb"};
 
 /* What one run produced: the loss of each forward+backward and every gradient after the last. */
 typedef struct result {
@@ -40,7 +41,8 @@ typedef struct result {
     int n_grad;
     float **grad;
     int64_t *numel;
-    size_t dev_peak, host_peak;
+    size_t dev_peak, host_peak; /* the trainer's device peak; the host-resident peak */
+    size_t dev_total;           /* the device's peak, the model included */
     uint64_t plan_fwd, plan_host, plan_bw;
 } result;
 
@@ -82,6 +84,8 @@ static bool run_mode(lt_device *dev, const tcase *tc, mode md, result *r)
     char dir[512];
     snprintf(dir, sizeof(dir), "%s/models/%s", LATHE_TEST_DATA, tc->model);
     memset(r, 0, sizeof(*r));
+    if (md == MODE_HOST && tc->method != LT_METHOD_LORA)
+        return false; /* a table that trains stays on the device */
     lt_model *m = NULL;
     lt_trainer *t = NULL;
     bool ok = false;
@@ -91,6 +95,19 @@ static bool run_mode(lt_device *dev, const tcase *tc, mode md, result *r)
     if (!m)
         return false;
     const lt_model_config *c = lt_model_get_config(m);
+    size_t emb_bytes = 0;
+    if (md == MODE_HOST) {
+        lt_model_status hs = lt_model_host_embeddings(m, err, sizeof(err));
+        if (c->tie_embeddings) {
+            CHECK(hs == LT_MODEL_ERR_ARG && strstr(err, "tied"), "%s: tied table refused: %s",
+                  tc->model, err);
+            goto out;
+        }
+        CHECK(hs == LT_MODEL_OK, "%s: host embeddings: %s", tc->model, err);
+        emb_bytes = lt_model_host_embedding_bytes(m);
+        CHECK(emb_bytes > 0 && lt_device_host_mem_in_use(dev) == emb_bytes,
+              "%s: the table's %zu bytes are host-resident", tc->model, emb_bytes);
+    }
     int32_t ids[B * T], labels[B * T], pos[B * T], seg[B * T];
     make_batch(c->vocab, ids, labels, pos, seg);
     lt_batch b = {B, T, ids, labels, pos, seg};
@@ -104,7 +121,7 @@ static bool run_mode(lt_device *dev, const tcase *tc, mode md, result *r)
         .max_batch = B,
         .max_seq = T,
         .recompute = md != MODE_KEEP,
-        .offload_activations = md == MODE_OFFLOAD,
+        .offload_activations = md >= MODE_OFFLOAD,
         .mlp_chunk = tc->mlp_chunk};
     size_t before = lt_device_mem_in_use(dev);
     lt_device_reset_peak(dev);
@@ -128,6 +145,7 @@ static bool run_mode(lt_device *dev, const tcase *tc, mode md, result *r)
     }
     r->dev_peak = lt_device_mem_peak(dev) - before;
     r->host_peak = lt_device_host_mem_peak(dev);
+    r->dev_total = lt_device_mem_peak(dev);
     r->n_grad = lt_trainer_n_state(t);
     r->grad = calloc((size_t)r->n_grad, sizeof(float *));
     r->numel = calloc((size_t)r->n_grad, sizeof(int64_t));
@@ -154,9 +172,13 @@ static bool run_mode(lt_device *dev, const tcase *tc, mode md, result *r)
     ok = true;
 out:
     lt_trainer_free(t);
+    CHECK(lt_device_host_mem_in_use(dev) == emb_bytes,
+          "%s %s: %zu host bytes registered beside "
+          "the table's %zu",
+          tc->model, mode_name[md], lt_device_host_mem_in_use(dev), emb_bytes);
+    lt_model_free(m);
     CHECK(lt_device_host_mem_in_use(dev) == 0, "%s %s: %zu host bytes still registered", tc->model,
           mode_name[md], lt_device_host_mem_in_use(dev));
-    lt_model_free(m);
     return ok;
 }
 
@@ -214,6 +236,14 @@ static void run_case(lt_device *dev, const tcase *tc, double tol, const char *de
                   "%s %s %s: device peak %zu not below %zu without recomputation", tc->model, meth,
                   mode_name[md], r[md].dev_peak, r[0].dev_peak);
         }
+    }
+    if (ok[MODE_HOST]) { /* the table, the offloaded inputs and one batch's rows */
+        CHECK(r[MODE_HOST].host_peak > r[MODE_OFFLOAD].host_peak &&
+                  r[MODE_HOST].dev_total < r[MODE_OFFLOAD].dev_total,
+              "%s: host embeddings move bytes from the device (%zu vs %zu) to the host (%zu vs "
+              "%zu)",
+              tc->model, r[MODE_HOST].dev_total, r[MODE_OFFLOAD].dev_total, r[MODE_HOST].host_peak,
+              r[MODE_OFFLOAD].host_peak);
     }
     if (ok[MODE_OFFLOAD]) {
         CHECK(r[MODE_OFFLOAD].host_peak == r[MODE_OFFLOAD].plan_host &&
