@@ -229,9 +229,12 @@ static bool alloc_all(lt_forward *f)
     const lt_forward_opts *o = &f->o;
     const bool off = f->mo.offload_inputs;
     const int64_t Bm = o->max_batch, Tm = o->max_seq, N = Bm * Tm, D = c->dim, L = c->n_layers;
+    /* the residual stream: one buffer per layer input when kept on the device, else one
+     * buffer that each layer overwrites with its output (its input is dead by then; offloaded
+     * inputs come back into it for the recomputation) */
     for (int64_t l = 0; l <= L; l++) {
-        bool own = l == 0 || (o->keep_activations && (!off || l == 1));
-        f->resid[l] = own ? flat(f, LT_F32, N * D) : f->resid[off ? l % 2 : 0];
+        bool own = l == 0 || (o->keep_activations && !off);
+        f->resid[l] = own ? flat(f, LT_F32, N * D) : f->resid[0];
         if (!f->resid[l])
             return false;
     }
@@ -242,7 +245,9 @@ static bool alloc_all(lt_forward *f)
             return false;
     }
     f->tmp = flat(f, LT_F32, N * D);
-    f->hf = flat(f, LT_F32, N * D);
+    /* recomputing, the layers' buffers are idle from the final norm until the output layer's
+     * backward is done: the final norm's output takes the first norm's */
+    f->hf = f->mo.recompute ? f->lb[0].h1 : flat(f, LT_F32, N * D);
     f->meanf = flat(f, LT_F32, N);
     f->rstdf = flat(f, LT_F32, N);
     f->logits = flat(f, LT_F32, (o->last_logits_only ? Bm : N) * c->vocab);
@@ -1001,6 +1006,8 @@ lt_tensor *lt_forward_hidden(const lt_forward *f, int l)
 const lt_forward_acts *lt_forward_get_acts(const lt_forward *f) { return &f->acts; }
 
 int64_t lt_forward_chunk(const lt_forward *f) { return f->chunk; }
+
+lt_tensor *lt_forward_scratch(lt_forward *f) { return f->tmp; }
 
 bool lt_forward_recomputes(const lt_forward *f) { return f->mo.recompute; }
 

@@ -129,6 +129,11 @@ bool lt_forward_recomputes(const lt_forward *f);
  * chunks [t0, t0 + n) with t0 a multiple of it and n = min(chunk, N - t0). */
 int64_t lt_forward_chunk(const lt_forward *f);
 
+/* The forward's [N, D] F32 scratch (a projection's output before the residual add): free
+ * between a forward pass and the next, outside lt_forward_recompute_layer and
+ * lt_forward_mlp_acts, so a backward pass may borrow it for its own scratch. */
+lt_tensor *lt_forward_scratch(lt_forward *f);
+
 /* The MLP activations of layer l for tokens [t0, t0 + n) of the last run as views in *ca
  * (OUT; valid until the next call for this layer's chunk buffers): x_mid, h2, gate, up, act
  * [n, ...] and the MLP slots' LoRA u, xd and mask rows; the other fields are layer l's.

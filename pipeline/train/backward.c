@@ -22,10 +22,13 @@ struct lt_backward {
     uint64_t counted;
     int64_t max_n;                 /* max_batch * max_seq */
     int64_t chunk;                 /* MLP tokens per chunk (the forward's) */
-    lt_tensor *dres, *dh, *dtmp;   /* [N, D] */
-    lt_tensor *dq, *datt;          /* [N, H * hd] */
+    lt_tensor *dres, *dh, *dtmp;   /* [N, D]; dtmp may be the forward's scratch (borrowed) */
+    lt_tensor *dq, *datt;          /* [N, H * hd]; datt is dh's buffer when H * hd <= D */
     lt_tensor *dk, *dv;            /* [N, Hkv * hd] */
-    lt_tensor *dgate, *dup, *dact; /* [chunk, F] */
+    lt_tensor *dact;               /* [chunk, F] */
+    lt_tensor *dup;                /* [chunk, F] gpt2 (Llama: SwiGLU's backward writes dgate
+                                      and dup over the chunk's gate and up) */
+    bool borrowed;                 /* dtmp belongs to the forward workspace */
     lt_tensor *du;                 /* [N, r] LoRA */
     lt_tensor *dxd;                /* [N, max(D, H * hd)] or [chunk, F] LoRA with dropout */
     float *host;                   /* same size, host side */
@@ -54,8 +57,9 @@ void lt_backward_free(lt_backward *bw)
     for (int i = bw->n_views - 1; i >= 0; i--)
         lt_tensor_free(bw->views[i]);
     free(bw->views);
-    lt_tensor *all[] = {bw->dres, bw->dh,   bw->dtmp, bw->dq, bw->datt, bw->dk,
-                        bw->dv,   bw->dgate, bw->dup, bw->dact, bw->du, bw->dxd};
+    lt_tensor *all[] = {bw->dres, bw->dh,  bw->borrowed ? NULL : bw->dtmp,
+                        bw->dq,   bw->datt == bw->dh ? NULL : bw->datt,
+                        bw->dk,   bw->dv,  bw->dup, bw->dact, bw->du, bw->dxd};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         lt_tensor_free(all[i]);
     free(bw->host);
@@ -74,26 +78,31 @@ static lt_tensor *buf(lt_backward *bw, int64_t n)
     return lt_tensor_new_1d(bw->m->dev, LT_F32, n);
 }
 
-/* Every buffer, in one order for allocating and for counting. */
-static bool alloc_all(lt_backward *bw, const lt_model_config *c, int lora_r, bool dropout)
+/* Every buffer, in one order for allocating and for counting (scratch: the forward's, lent
+ * as dtmp; NULL = its own). */
+static bool alloc_all(lt_backward *bw, const lt_model_config *c, int lora_r, bool dropout,
+                      lt_tensor *scratch)
 {
     const int64_t N = bw->max_n, Nc = bw->chunk, D = c->dim, qd = c->n_heads * c->head_dim,
                   kvd = c->n_kv_heads * c->head_dim, F = c->ffn;
     bw->wide = N * (D > qd ? D : qd);
     if (Nc * F > bw->wide)
         bw->wide = Nc * F;
+    const bool gpt2 = c->arch == LT_ARCH_GPT2;
     bw->dres = buf(bw, N * D);
     bw->dh = buf(bw, N * D);
-    bw->dtmp = buf(bw, N * D);
+    bw->borrowed = scratch != NULL;
+    bw->dtmp = scratch ? scratch : buf(bw, N * D);
     bw->dq = buf(bw, N * qd);
-    bw->datt = buf(bw, N * qd);
+    /* the attention output's gradient lives while dh is dead (from the second norm's backward
+     * to the q/k/v projections' backward) */
+    bw->datt = qd <= D ? bw->dh : buf(bw, N * qd);
     bw->dk = buf(bw, N * kvd);
     bw->dv = buf(bw, N * kvd);
-    bw->dgate = c->arch == LT_ARCH_GPT2 ? NULL : buf(bw, Nc * F);
-    bw->dup = buf(bw, Nc * F);
+    bw->dup = gpt2 ? buf(bw, Nc * F) : NULL;
     bw->dact = buf(bw, Nc * F);
     bool ok = bw->dres && bw->dh && bw->dtmp && bw->dq && bw->datt && bw->dk && bw->dv &&
-              (bw->dgate || c->arch == LT_ARCH_GPT2) && bw->dup && bw->dact;
+              (bw->dup || !gpt2) && bw->dact;
     if (ok && lora_r > 0) {
         bw->du = buf(bw, N * lora_r);
         ok = bw->du != NULL;
@@ -108,8 +117,8 @@ static bool alloc_all(lt_backward *bw, const lt_model_config *c, int lora_r, boo
 }
 
 static lt_model_status backward_new(lt_model *m, int64_t max_batch, int64_t max_seq,
-                                    int64_t chunk, int lora_r, bool dropout, lt_backward **out,
-                                    char *err, size_t errlen)
+                                    int64_t chunk, int lora_r, bool dropout, lt_tensor *scratch,
+                                    lt_backward **out, char *err, size_t errlen)
 {
     if (!m || !out || max_batch <= 0 || max_seq <= 0 || chunk <= 0)
         return fail(LT_MODEL_ERR_ARG, err, errlen, "backward: bad arguments");
@@ -119,7 +128,7 @@ static lt_model_status backward_new(lt_model *m, int64_t max_batch, int64_t max_
     bw->m = m;
     bw->max_n = max_batch * max_seq;
     bw->chunk = chunk < bw->max_n ? chunk : bw->max_n;
-    if (!alloc_all(bw, &m->cfg, lora_r, dropout)) {
+    if (!alloc_all(bw, &m->cfg, lora_r, dropout, scratch)) {
         fail(LT_MODEL_ERR_OOM, err, errlen, "backward buffers for %lld tokens: %s",
              (long long)bw->max_n, lt_device_last_error(m->dev));
         lt_backward_free(bw);
@@ -133,17 +142,18 @@ lt_model_status lt_backward_new(lt_model *m, int64_t max_batch, int64_t max_seq,
                                 lt_backward **out, char *err, size_t errlen)
 {
     int64_t chunk = m ? lt_forward_mlp_chunk(&m->cfg) : 1;
-    return backward_new(m, max_batch, max_seq, chunk, lora_r, lora_r > 0, out, err, errlen);
+    return backward_new(m, max_batch, max_seq, chunk, lora_r, lora_r > 0, NULL, out, err,
+                        errlen);
 }
 
-lt_model_status lt_backward_new_for(lt_model *m, const lt_forward *f, int64_t max_batch,
+lt_model_status lt_backward_new_for(lt_model *m, lt_forward *f, int64_t max_batch,
                                     int64_t max_seq, int lora_r, bool lora_dropout,
                                     lt_backward **out, char *err, size_t errlen)
 {
     if (!f)
         return fail(LT_MODEL_ERR_ARG, err, errlen, "backward: no forward workspace");
-    return backward_new(m, max_batch, max_seq, lt_forward_chunk(f), lora_r, lora_dropout, out,
-                        err, errlen);
+    return backward_new(m, max_batch, max_seq, lt_forward_chunk(f), lora_r, lora_dropout,
+                        lt_forward_scratch(f), out, err, errlen);
 }
 
 uint64_t lt_backward_plan_bytes(const lt_model_config *c, int64_t max_batch, int64_t max_seq,
@@ -154,7 +164,7 @@ uint64_t lt_backward_plan_bytes(const lt_model_config *c, int64_t max_batch, int
     bw.counting = true;
     bw.max_n = max_batch * max_seq;
     bw.chunk = chunk > 0 && chunk < bw.max_n ? chunk : bw.max_n;
-    alloc_all(&bw, c, lora_r, lora_dropout);
+    alloc_all(&bw, c, lora_r, lora_dropout, (lt_tensor *)(void *)&counted_buffer);
     return bw.counted;
 }
 
@@ -324,8 +334,8 @@ static lt_model_status mlp_bwd(lt_backward *bw, lt_forward *f, int64_t l,
         lt_tensor *dres = rows_of(bw, bw->dres, t0, n, D, &ok);
         lt_tensor *dh = rows_of(bw, bw->dh, t0, n, D, &ok);
         lt_tensor *dact = rows_of(bw, bw->dact, 0, n, F, &ok);
-        lt_tensor *dgate = rows_of(bw, bw->dgate, 0, n, F, &ok);
-        lt_tensor *dup = rows_of(bw, bw->dup, 0, n, F, &ok);
+        lt_tensor *dgate = gpt2 ? NULL : ca.gate; /* written over the chunk's gate and up */
+        lt_tensor *dup = gpt2 ? rows_of(bw, bw->dup, 0, n, F, &ok) : ca.up;
         if (!ok)
             goto dev_fail;
         /* out = x_mid + down(act) */

@@ -38,9 +38,10 @@ typedef struct lt_backward lt_backward;
  * attached adapter's rank and widest input (0 without LoRA). Caller owns *out. */
 lt_model_status lt_backward_new(lt_model *m, int64_t max_batch, int64_t max_seq, int lora_r,
                                 lt_backward **out, char *err, size_t errlen);
-/* As lt_backward_new for the forward workspace f (its MLP chunking); the LoRA dropout
- * scratch only when lora_dropout. */
-lt_model_status lt_backward_new_for(lt_model *m, const lt_forward *f, int64_t max_batch,
+/* As lt_backward_new for the forward workspace f: its MLP chunking, and its scratch
+ * (lt_forward_scratch) borrowed; the LoRA dropout scratch only when lora_dropout. The
+ * backward writes SwiGLU's gradients over the gate and up activations of each MLP chunk. */
+lt_model_status lt_backward_new_for(lt_model *m, lt_forward *f, int64_t max_batch,
                                     int64_t max_seq, int lora_r, bool lora_dropout,
                                     lt_backward **out, char *err, size_t errlen);
 /* The device bytes lt_backward_new_for would allocate (the same code, counting). */
