@@ -42,6 +42,7 @@ struct lt_forward {
     bool per_layer;      /* keep without recompute: every layer has its own buffers */
     bool counting;       /* sizing only: flat() counts bytes and allocates nothing */
     uint64_t counted;    /* bytes flat() would have allocated (counting) */
+    uint64_t counted_logits; /* of which the logits buffer */
     float **saved;       /* offload: [n_layers] host copies of each layer's input [N * D] */
     uint64_t saved_bytes; /* host bytes registered for saved */
     uint64_t *layer_rng; /* [n_layers] the dropout generator at each layer's start */
@@ -250,7 +251,9 @@ static bool alloc_all(lt_forward *f)
     f->hf = f->mo.recompute ? f->lb[0].h1 : flat(f, LT_F32, N * D);
     f->meanf = flat(f, LT_F32, N);
     f->rstdf = flat(f, LT_F32, N);
+    uint64_t before = f->counted;
     f->logits = flat(f, LT_F32, (o->last_logits_only ? Bm : N) * c->vocab);
+    f->counted_logits = f->counted - before;
     f->ids = flat(f, LT_I32, N);
     f->pos = flat(f, LT_I32, N);
     f->seg = flat(f, LT_I32, N);
@@ -262,7 +265,8 @@ static bool alloc_lora(lt_forward *f, const lt_lora_adapter *a, int r, uint32_t 
 
 void lt_forward_plan_bytes(const lt_model_config *c, const lt_forward_opts *o,
                            const lt_forward_mem_opts *mo, int lora_r, uint32_t lora_slots,
-                           float lora_dropout, uint64_t *device, uint64_t *host)
+                           float lora_dropout, uint64_t *device, uint64_t *logits,
+                           uint64_t *host)
 {
     lt_forward f;
     memset(&f, 0, sizeof(f));
@@ -284,6 +288,8 @@ void lt_forward_plan_bytes(const lt_model_config *c, const lt_forward_opts *o,
     free(f.lb);
     if (device)
         *device = f.counted;
+    if (logits)
+        *logits = f.counted_logits;
     if (host)
         *host = f.mo.offload_inputs ? (uint64_t)L * (uint64_t)N * (uint64_t)c->dim * 4u : 0;
 }

@@ -57,11 +57,12 @@ int64_t lt_forward_mlp_chunk(const lt_model_config *c);
  * The bytes a workspace with options o would allocate on the device for a model of shape c
  * (the same code that allocates, counting), with the LoRA buffers of an adapter of rank
  * lora_r on slots lora_slots (LT_LSLOT_* bits of model_impl.h; 0 = none) and dropout
- * lora_dropout. *host (OUT, may be NULL): host bytes (offloaded layer inputs).
+ * lora_dropout. OUT (each may be NULL): *device all of it, *logits the part that is the
+ * output layer's logits, *host the host bytes (offloaded layer inputs).
  */
 void lt_forward_plan_bytes(const lt_model_config *c, const lt_forward_opts *o,
-                           const lt_forward_mem_opts *mo, int lora_r,
-                           uint32_t lora_slots, float lora_dropout, uint64_t *device,
+                           const lt_forward_mem_opts *mo, int lora_r, uint32_t lora_slots,
+                           float lora_dropout, uint64_t *device, uint64_t *logits,
                            uint64_t *host);
 
 /* The caller owns *out (free with lt_forward_free before the model). */

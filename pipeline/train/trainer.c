@@ -263,7 +263,7 @@ oom:
 }
 
 void lt_trainer_plan_mem(const lt_model_config *c, const lt_trainer_opts *o, int64_t trainable,
-                         bool master, lt_trainer_mem *mem)
+                         int64_t master, lt_trainer_mem *mem)
 {
     memset(mem, 0, sizeof(*mem));
     const bool lora = o->method == LT_METHOD_LORA;
@@ -276,16 +276,21 @@ void lt_trainer_plan_mem(const lt_model_config *c, const lt_trainer_opts *o, int
             int64_t in = 0, out = 0;
             lt_lora_slot_dims_of(c, s, &in, &out);
             if (slots & (1u << s))
-                mem->state += (uint64_t)c->n_layers * (uint64_t)(r * in + out * r) * 4u * 4u;
+                mem->adapters += (uint64_t)c->n_layers * (uint64_t)(r * in + out * r) * 4u;
         }
+        mem->grads = mem->adapters;
+        mem->moments = 2 * mem->adapters;
     } else {
-        mem->state = (uint64_t)trainable * 4u * (master ? 4u : 3u);
+        mem->grads = (uint64_t)trainable * 4u;
+        mem->moments = (uint64_t)trainable * 8u;
+        mem->master = (uint64_t)master * 4u;
     }
+    mem->state = mem->adapters + mem->grads + mem->moments + mem->master;
     lt_forward_opts fo = {o->max_batch, o->max_seq, true, false};
     lt_forward_mem_opts fm = {o->recompute, o->recompute && o->offload_activations,
                               o->mlp_chunk};
     lt_forward_plan_bytes(c, &fo, &fm, r, slots, lora ? o->lora.dropout : 0.0f,
-                          &mem->activations, &mem->host);
+                          &mem->activations, &mem->logits, &mem->host);
     int64_t chunk = o->mlp_chunk > 0 ? o->mlp_chunk : lt_forward_mlp_chunk(c);
     mem->backward = lt_backward_plan_bytes(c, o->max_batch, o->max_seq, chunk, r,
                                            lora && o->lora.dropout > 0);
@@ -303,14 +308,14 @@ static bool param_trains(const lt_model_param *mp, const lt_trainer_opts *o)
 
 void lt_trainer_plan_mem_for(const lt_model *m, const lt_trainer_opts *o, lt_trainer_mem *mem)
 {
-    int64_t trainable = 0;
-    bool master = false;
+    int64_t trainable = 0, master = 0;
     for (int i = 0; o->method != LT_METHOD_LORA && i < m->n_params; i++) {
         const lt_model_param *mp = &m->params[i];
-        if (!param_trains(mp, o))
+        if (!param_trains(mp, o) || !mp->tensor)
             continue;
         trainable += lt_tensor_numel(mp->tensor);
-        master = master || lt_tensor_dtype(mp->tensor) != LT_F32;
+        if (lt_tensor_dtype(mp->tensor) != LT_F32)
+            master += lt_tensor_numel(mp->tensor);
     }
     lt_trainer_plan_mem(&m->cfg, o, trainable, master, mem);
 }

@@ -83,9 +83,14 @@ typedef struct lt_trainer lt_trainer;
  * allocates (lt_forward_plan_bytes, lt_backward_plan_bytes; the model's own weights are not
  * included). */
 typedef struct lt_trainer_mem {
-    uint64_t state;       /* device: LoRA A/B, gradients, AdamW moments, fp32 master copies */
+    uint64_t state;       /* device: adapters + grads + moments + master */
+    uint64_t adapters;    /* LoRA A and B (F32) */
+    uint64_t grads;       /* F32 gradients of what trains */
+    uint64_t moments;     /* AdamW m and v */
+    uint64_t master;      /* F32 master copies of 16-bit tensors that train */
     uint64_t activations; /* device: the forward workspace (kept activations or layer inputs,
                              one layer's recompute buffers, logits) */
+    uint64_t logits;      /* of which the output layer's logits */
     uint64_t backward;    /* device: the backward workspace */
     uint64_t other;       /* device: labels, loss, norm */
     uint64_t device;      /* the sum of the device parts */
@@ -93,10 +98,10 @@ typedef struct lt_trainer_mem {
 } lt_trainer_mem;
 
 /* Fills *mem for a model of shape c. trainable: elements that train under full or freeze (the
- * model's parameter count for full; ignored for LoRA, which is sized from o->lora);
- * master: those tensors are stored in 16 bits, so each has an fp32 master copy. */
+ * model's parameter count for full; ignored for LoRA, which is sized from o->lora); master:
+ * how many of them are stored in 16 bits (each has an fp32 master copy). */
 void lt_trainer_plan_mem(const lt_model_config *c, const lt_trainer_opts *o, int64_t trainable,
-                         bool master, lt_trainer_mem *mem);
+                         int64_t master, lt_trainer_mem *mem);
 /* The same for the trainer lt_trainer_new(m, o) would make: the tensors it would train (by
  * method, train_layer and train_embeddings) and their master copies counted on m. */
 void lt_trainer_plan_mem_for(const lt_model *m, const lt_trainer_opts *o, lt_trainer_mem *mem);

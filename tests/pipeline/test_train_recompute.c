@@ -166,7 +166,8 @@ static bool run_mode(lt_device *dev, const tcase *tc, mode md, result *r)
     for (int s = 0; ad && s < LT_LSLOT_COUNT; s++)
         if (ad->mods[0][s].A)
             slots |= 1u << s;
-    lt_forward_plan_bytes(c, &fo, &fm, ad ? ad->r : 0, slots, 0.0f, &r->plan_fwd, &r->plan_host);
+    lt_forward_plan_bytes(c, &fo, &fm, ad ? ad->r : 0, slots, 0.0f, &r->plan_fwd, NULL,
+                          &r->plan_host);
     int64_t chunk = tc->mlp_chunk > 0 ? tc->mlp_chunk : lt_forward_mlp_chunk(c);
     r->plan_bw = lt_backward_plan_bytes(c, B, T, chunk, ad ? ad->r : 0, false);
     ok = true;
@@ -281,7 +282,7 @@ static void check_sizing(lt_device *dev)
         lt_forward_opts fo = {B, T, true, false};
         lt_forward_mem_opts fm = {v > 0, v > 1, 4};
         uint64_t want = 0, host = 0;
-        lt_forward_plan_bytes(c, &fo, &fm, 0, 0, 0.0f, &want, &host);
+        lt_forward_plan_bytes(c, &fo, &fm, 0, 0, 0.0f, &want, NULL, &host);
         size_t before = lt_device_mem_in_use(dev);
         lt_forward *f = NULL;
         CHECK(lt_forward_new_mem(m, &fo, &fm, &f, err, sizeof(err)) == LT_MODEL_OK, "new: %s", err);
