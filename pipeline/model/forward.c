@@ -673,6 +673,7 @@ static lt_status mlp_chunk(lt_forward *f, int64_t l, const lt_layer_acts *la, in
     const bool gpt2 = c->arch == LT_ARCH_GPT2;
     *ca = *la;
     ca->x = NULL;
+    ca->row0 = t0;
     ca->x_mid = vw(f, la->x_mid, t0 * D, 2, n, D, 0, 0, ok);
     ca->h2 = vw(f, la->h2, t0 * D, 2, n, D, 0, 0, ok);
     ca->gate = gpt2 ? NULL : vw(f, b->gate, r0 * F, 2, n, F, 0, 0, ok);

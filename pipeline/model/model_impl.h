@@ -103,6 +103,10 @@ typedef struct lt_layer_acts {
     lt_tensor *lora_u[LT_LSLOT_COUNT];
     lt_tensor *lora_xd[LT_LSLOT_COUNT];
     float *lora_mask[LT_LSLOT_COUNT];
+    /* the first token row these views start at: 0 for a whole layer, t0 for an MLP chunk
+     * (lt_forward_mlp_acts), so that per-element draws (dropout masks) can be keyed by the
+     * token's row in the whole batch and come out alike in every chunking */
+    int64_t row0;
 } lt_layer_acts;
 
 typedef struct lt_forward_acts {
