@@ -327,6 +327,63 @@ static bool setup(trun *r, int64_t *version_id, char *data_hash, char *mhash, ch
     return true;
 }
 
+/* Device memory left beside what is allocated now: the largest device-local heap of the
+ * Vulkan device, or the RAM available on the CPU backend (MemAvailable, which already leaves
+ * out the model's weights); *what names the source. */
+static uint64_t device_free_bytes(lt_device *dev, const char **what)
+{
+    if (lt_device_get_kind(dev) == LT_DEVICE_CPU) {
+        lt_cpu_info ci;
+        lt_cpu_info_get(&ci);
+        *what = "RAM available";
+        return ci.ram_available_bytes;
+    }
+    *what = "device-local heap left";
+    lt_vk_device_info info[8];
+    char why[256];
+    int n = lt_vk_enumerate(info, 8, why, sizeof(why));
+    const char *name = lt_device_name(dev);
+    uint64_t heap = 0;
+    for (int i = 0; i < n; i++) {
+        char tag[32];
+        snprintf(tag, sizeof(tag), "vulkan:%d ", info[i].index);
+        if (strncmp(name, tag, strlen(tag)) != 0)
+            continue;
+        for (int h = 0; h < info[i].n_heaps; h++)
+            if (info[i].heap_device_local[h] && info[i].heap_bytes[h] > heap)
+                heap = info[i].heap_bytes[h];
+    }
+    size_t used = lt_device_mem_in_use(dev);
+    return heap > used ? heap - used : 0;
+}
+
+/* "gradient_checkpointing": "auto": on when the trainer without it (sized by the code that
+ * allocates its buffers) does not fit in what the device has left beside the model; the
+ * decision is recorded as a run event. */
+static void resolve_checkpointing(trun *r, lt_trainer_opts *to)
+{
+    lt_trainer_mem keep, rec;
+    to->recompute = false;
+    lt_trainer_plan_mem_for(r->model, to, &keep);
+    to->recompute = true;
+    lt_trainer_plan_mem_for(r->model, to, &rec);
+    const char *what = "";
+    uint64_t avail = device_free_bytes(r->dev, &what);
+    to->recompute = keep.device > avail;
+    if (r->ckpt_auto == (int)to->recompute)
+        return; /* decided alike before (a new freeze round) */
+    r->ckpt_auto = to->recompute;
+    snprintf(r->ckpt_note, sizeof(r->ckpt_note),
+             "gradient checkpointing (auto): %s; the trainer needs %.3g GB of device memory "
+             "without it, %.3g GB with it, beside the model's %.3g GB (%s: %.3g GB)",
+             to->recompute ? "on" : "off", (double)keep.device / 1e9, (double)rec.device / 1e9,
+             (double)lt_device_mem_in_use(r->dev) / 1e9, what, (double)avail / 1e9);
+    if (r->run_id > 0) { /* else recorded once the run exists */
+        trun_event(r, "info", "%s", r->ckpt_note);
+        r->ckpt_note[0] = '\0';
+    }
+}
+
 bool trun_make_trainer(trun *r, char *err, size_t errlen)
 {
     const lt_train_config *c = r->c;
@@ -344,7 +401,22 @@ bool trun_make_trainer(trun *r, char *err, size_t errlen)
     lt_train_config_trainer_opts(c, lt_model_get_config(r->model), r->train_layer, &to);
     to.max_batch = trun_pref_enabled(c) ? 2 * c->batch_size : c->batch_size; /* pairs: 2 rows */
     to.max_seq = r->seq_len;
+    /* a frozen input table not tied to the output layer stays in host memory: only a batch's
+     * rows go to the device */
+    const lt_model_config *mc = lt_model_get_config(r->model);
+    bool emb_frozen = c->method == LT_METHOD_LORA ||
+                      (c->method == LT_METHOD_FREEZE && !c->freeze_train_embeddings);
     char e[1024];
+    if (emb_frozen && !mc->tie_embeddings && lt_model_host_embedding_bytes(r->model) == 0) {
+        if (lt_model_host_embeddings(r->model, e, sizeof(e)) != LT_MODEL_OK) {
+            snprintf(err, errlen, "model: %s", e);
+            return false;
+        }
+    }
+    if (c->grad_ckpt == LT_GRAD_CKPT_AUTO)
+        resolve_checkpointing(r, &to);
+    if (!to.recompute)
+        to.offload_activations = false;
     if (lt_trainer_new(r->model, &to, &r->tr, e, sizeof(e)) != LT_MODEL_OK) {
         snprintf(err, errlen, "trainer: %s", e);
         return false;
@@ -407,6 +479,7 @@ bool lt_train_run(lt_store *st, const lt_train_config *c, const lt_train_opts *o
         snprintf(err, errlen, "out of memory");
         return false;
     }
+    r->ckpt_auto = -1;
     memset(res, 0, sizeof(*res));
     res->last_loss = NAN;
     res->best_val = NAN;
@@ -506,6 +579,10 @@ bool lt_train_run(lt_store *st, const lt_train_config *c, const lt_train_opts *o
         o->on_start(o->ctx, r->run_id, r->dir);
     if (!o->resume_run)
         trun_pref_report(r);
+    if (r->ckpt_note[0]) {
+        trun_event(r, "info", "%s", r->ckpt_note);
+        r->ckpt_note[0] = '\0';
+    }
     if (r->train.n_truncated && !o->resume_run)
         trun_event(r, "warning", "%lld of %lld examples were longer than seq_len %lld and were "
                    "truncated", (long long)r->train.n_truncated,
