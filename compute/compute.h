@@ -98,7 +98,16 @@ lt_status lt_device_sync(lt_device *dev);
  * device was opened or lt_device_reset_peak() was called. */
 size_t lt_device_mem_in_use(const lt_device *dev);
 size_t lt_device_mem_peak(const lt_device *dev);
-void lt_device_reset_peak(lt_device *dev);
+void lt_device_reset_peak(lt_device *dev); /* resets the host-resident peak too */
+
+/* Host-resident bytes: memory a caller keeps in host RAM on behalf of device work (layer
+ * inputs offloaded for recomputation, an input-embedding table gathered on the host). The
+ * caller registers what it allocates (delta_bytes > 0) and releases it (delta_bytes < 0);
+ * these bytes are counted apart from the device-class figures above, on every backend (the
+ * CPU backend's tensors are device-class even though they sit in RAM). */
+void lt_device_host_mem_add(lt_device *dev, int64_t delta_bytes);
+size_t lt_device_host_mem_in_use(const lt_device *dev);
+size_t lt_device_host_mem_peak(const lt_device *dev);
 
 /*
  * The memory budget of the device's tensor memory, as the driver reports it: *budget_bytes is
@@ -324,20 +333,25 @@ void lt_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out
 
 /*
  * Dropout's mask, exactly (so that any implementation, a Python reference included, can
- * reproduce it): element i (flat, row-major, 0-based, 64-bit) uses Philox block j = i / 4
- * with counter {j & 0xFFFFFFFF, j >> 32, 0, 0} and key {key & 0xFFFFFFFF, key >> 32}, and
- * takes word w = out[i % 4] of that block. Element i is kept iff (w >> 8) * 2^-24 >= p (u
+ * reproduce it): element i (flat, row-major, 0-based) of the tensor given has the 64-bit
+ * counter c = first + i; it uses Philox block j = c / 4 with counter
+ * {j & 0xFFFFFFFF, j >> 32, 0, 0} and key {key & 0xFFFFFFFF, key >> 32}, and takes word
+ * w = out[c % 4] of that block. Element i is kept iff (w >> 8) * 2^-24 >= p (u
  * in [0, 1) with 24 bits, exact in fp32); a kept element becomes x[i] * s with
  * s = (float)(1 / (1 - p)) computed in fp32 as 1.0f / (1.0f - p), a dropped one 0.
  */
 /* Inverted dropout with a counter-based generator (Philox4x32-10, keyed by key): element i
  * of x is kept with probability 1 - p and scaled by 1 / (1 - p), else set to 0. The decision
- * for element i is a pure function of (key, i), the same on every backend and thread count,
- * so a backward or a recomputation redraws the same mask instead of storing it. out may
- * alias x. p in [0, 1). */
-lt_status lt_dropout(lt_tensor *out, const lt_tensor *x, float p, uint64_t key);
-/* dx = dout * mask / (1 - p) with the mask lt_dropout(.., p, key) drew; dx may alias dout. */
-lt_status lt_dropout_backward(lt_tensor *dx, const lt_tensor *dout, float p, uint64_t key);
+ * for element i is a pure function of (key, first + i), the same on every backend and thread
+ * count, so a backward or a recomputation redraws the same mask instead of storing it.
+ * first is the counter of x's element 0: a view of rows [t0, t0 + n) of a [N, in] tensor
+ * given first = t0 * in draws exactly the whole tensor's mask for those rows (first = 0: the
+ * tensor's own). out may alias x. p in [0, 1). */
+lt_status lt_dropout(lt_tensor *out, const lt_tensor *x, float p, uint64_t key, uint64_t first);
+/* dx = dout * mask / (1 - p) with the mask lt_dropout(.., p, key, first) drew; dx may alias
+ * dout. */
+lt_status lt_dropout_backward(lt_tensor *dx, const lt_tensor *dout, float p, uint64_t key,
+                              uint64_t first);
 
 /*
  * Fused softmax + cross-entropy over the last dim, never storing probabilities.

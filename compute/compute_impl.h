@@ -49,6 +49,7 @@ struct lt_device {
     char oom_hint[512]; /* appended to every LT_ERR_OOM message ("" = none) */
     int n_threads;
     size_t mem_in_use, mem_peak;
+    size_t host_in_use, host_peak; /* host-resident bytes registered by callers */
     bool profiling;
     int n_profile;
     lt_profile_entry profile[LT_PROFILE_MAX];
@@ -116,9 +117,10 @@ struct lt_backend {
     lt_status (*swiglu_backward)(lt_device *dev, lt_tensor *dgate, lt_tensor *dup,
                                  const lt_tensor *dout, const lt_tensor *gate,
                                  const lt_tensor *up);
-    /* out = x * keep(i) * scale (lt_dropout's mask for p and key); out may alias x */
-    lt_status (*dropout)(lt_device *dev, lt_tensor *out, const lt_tensor *x, float p,
-                         float scale, uint64_t key);
+    /* out = x * keep(first + i) * scale (lt_dropout's mask for p, key and first); out may
+     * alias x */
+    lt_status (*dropout)(lt_device *dev, lt_tensor *out, const lt_tensor *x, float p, float scale,
+                         uint64_t key, uint64_t first);
     lt_status (*cross_entropy)(lt_device *dev, lt_tensor *loss, lt_tensor *row_loss,
                                lt_tensor *dlogits, const lt_tensor *logits,
                                const lt_tensor *labels, int ignore_index, float grad_scale,

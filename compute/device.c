@@ -328,9 +328,25 @@ size_t lt_device_mem_in_use(const lt_device *dev) { return dev ? dev->mem_in_use
 size_t lt_device_mem_peak(const lt_device *dev) { return dev ? dev->mem_peak : 0; }
 void lt_device_reset_peak(lt_device *dev)
 {
-    if (dev)
+    if (dev) {
         dev->mem_peak = dev->mem_in_use;
+        dev->host_peak = dev->host_in_use;
+    }
 }
+
+void lt_device_host_mem_add(lt_device *dev, int64_t delta_bytes)
+{
+    if (!dev)
+        return;
+    if (delta_bytes < 0 && (size_t)(-delta_bytes) > dev->host_in_use)
+        dev->host_in_use = 0; /* a release larger than what was registered: clamp */
+    else
+        dev->host_in_use = (size_t)((int64_t)dev->host_in_use + delta_bytes);
+    if (dev->host_in_use > dev->host_peak)
+        dev->host_peak = dev->host_in_use;
+}
+size_t lt_device_host_mem_in_use(const lt_device *dev) { return dev ? dev->host_in_use : 0; }
+size_t lt_device_host_mem_peak(const lt_device *dev) { return dev ? dev->host_peak : 0; }
 
 void lt_device_set_profiling(lt_device *dev, bool on)
 {

@@ -494,7 +494,7 @@ void lt_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out
 
 /* out = x * mask * 1/(1-p): F32, same numel, out may be x itself; p in [0, 1). */
 static lt_status dropout_op(const char *op, lt_tensor *out, const char *on, const lt_tensor *x,
-                            const char *xn, float p, uint64_t key)
+                            const char *xn, float p, uint64_t key, uint64_t first)
 {
     lt_opcheck c = {lt_ck_device(2, out, x), op};
     CK(lt_ck_tensor(&c, out, on, LT_MASK(LT_F32)));
@@ -504,18 +504,22 @@ static lt_status dropout_op(const char *op, lt_tensor *out, const char *on, cons
     if (!(p >= 0.0f && p < 1.0f))
         return lt_ck_fail(&c, LT_ERR_ARG, "dropout probability p = %g must be in [0, 1)",
                           (double)p);
+    if (first > UINT64_MAX - (uint64_t)x->numel)
+        return lt_ck_fail(&c, LT_ERR_ARG, "dropout counter %llu + %lld elements overflows 64 bits",
+                          (unsigned long long)first, (long long)x->numel);
     LT_DISPATCH(c.dev, "dropout",
-                c.dev->be->dropout(c.dev, out, x, p, 1.0f / (1.0f - p), key));
+                c.dev->be->dropout(c.dev, out, x, p, 1.0f / (1.0f - p), key, first));
 }
 
-lt_status lt_dropout(lt_tensor *out, const lt_tensor *x, float p, uint64_t key)
+lt_status lt_dropout(lt_tensor *out, const lt_tensor *x, float p, uint64_t key, uint64_t first)
 {
-    return dropout_op("lt_dropout", out, "out", x, "x", p, key);
+    return dropout_op("lt_dropout", out, "out", x, "x", p, key, first);
 }
 
-lt_status lt_dropout_backward(lt_tensor *dx, const lt_tensor *dout, float p, uint64_t key)
+lt_status lt_dropout_backward(lt_tensor *dx, const lt_tensor *dout, float p, uint64_t key,
+                              uint64_t first)
 {
-    return dropout_op("lt_dropout_backward", dx, "dx", dout, "dout", p, key);
+    return dropout_op("lt_dropout_backward", dx, "dx", dout, "dout", p, key, first);
 }
 
 lt_status lt_add(lt_tensor *out, const lt_tensor *a, const lt_tensor *b)

@@ -1,15 +1,18 @@
 #version 450
 // dropout.comp - inverted dropout with Philox4x32-10 (lt_dropout in compute.h defines the
-// mask): invocation j draws block j (counter {j, 0, 0, 0}, key {key lo, key hi}) and
-// handles elements 4j .. 4j + 3; element i is kept iff (word[i % 4] >> 8) * 2^-24 >= p and
-// becomes x * scale, else 0. o may alias x (each element is read, then written, by one
-// invocation). The host refuses tensors past 2^32 elements.
+// mask): element i has the 64-bit counter first + i. Invocation b draws block j0 + b
+// (j0 = first / 4; counter {j lo, j hi, 0, 0}, key {key lo, key hi}) and handles elements
+// 4b - lead .. 4b - lead + 3 (lead = first % 4) that lie in [0, n); element i is kept iff
+// (word[(first + i) % 4] >> 8) * 2^-24 >= p and becomes x * scale, else 0. o may alias x
+// (each element is read, then written, by one invocation). The host refuses tensors past
+// 2^32 - 7 elements.
 #include "lt_common.glsl"
 layout(local_size_x = 256) in;
 layout(push_constant) uniform P {
     uvec2 o, x;
     uvec2 key; // low word first
-    uint n;
+    uvec2 j0;  // first / 4, low word first
+    uint n, lead;
     float p, scale;
 } p;
 
@@ -28,14 +31,18 @@ uvec4 philox(uvec4 c, uvec2 k)
 
 void main()
 {
-    uint j = lt_group() * 256u + gl_LocalInvocationID.x;
-    uint i0 = j * 4u;
-    if (j >= (p.n + 3u) / 4u)
+    uint b = lt_group() * 256u + gl_LocalInvocationID.x;
+    if (b >= (p.n + p.lead + 3u) / 4u)
         return;
-    uvec4 w = philox(uvec4(j, 0u, 0u, 0u), p.key);
+    uint carry;
+    uint jlo = uaddCarry(p.j0.x, b, carry);
+    uvec4 w = philox(uvec4(jlo, p.j0.y + carry, 0u, 0u), p.key);
     F32Buf o = F32Buf(p.o), x = F32Buf(p.x);
     for (uint t = 0u; t < 4u; t++) {
-        uint i = i0 + t;
+        uint c = b * 4u + t; // element c - lead
+        if (c < p.lead)
+            continue;
+        uint i = c - p.lead;
         if (i >= p.n)
             break;
         float u = float(w[t] >> 8) * (1.0 / 16777216.0);

@@ -16,9 +16,10 @@
 #include <string.h>
 #include <time.h>
 
-enum { M_LOSS, M_VAL, M_LR, M_GNORM, M_TPS, M_MEM, M_COUNT };
+enum { M_LOSS, M_VAL, M_LR, M_GNORM, M_TPS, M_MEM, M_HOST, M_COUNT };
 static const char *const METRIC[M_COUNT] = {"loss",         "val_loss",  "lr",
-                                            "grad_norm",    "tokens_per_s", "mem_bytes"};
+                                            "grad_norm",    "tokens_per_s", "mem_bytes",
+                                            "host_mem_bytes"};
 static const int64_t ZOOMS[] = {0, 100, 1000, 10000};
 #define N_EVENTS 64
 
@@ -362,7 +363,14 @@ static void draw_stats(const train_view *v, const lt_dash *d, lt_rect box)
             lt_dash_bytes(mem, b, sizeof b);
         else
             snprintf(b, sizeof b, "-");
-        lt_dash_putf(d, y++, in.x, w, LT_STYLE_NORMAL, "memory %s on %s", b,
+        double host = last_of(&v->s[M_HOST], NULL); /* offloaded inputs, host-side table */
+        char hb[32] = "";
+        if (isfinite(host) && host > 0) {
+            char t[24];
+            lt_dash_bytes(host, t, sizeof t);
+            snprintf(hb, sizeof hb, " + %s host", t);
+        }
+        lt_dash_putf(d, y++, in.x, w, LT_STYLE_NORMAL, "memory %s%s on %s", b, hb,
                      v->device[0] ? v->device : "?");
     }
     if (y < end)

@@ -344,21 +344,28 @@ static lt_status cpu_gelu_backward(lt_device *dev, lt_tensor *dx, const lt_tenso
     return LT_OK;
 }
 
-/* lt_dropout: one Philox block per 4 elements; the mask depends on (key, i) only. */
+/* lt_dropout: one Philox block per 4 counters; element i has counter first + i, and its mask
+ * depends on (key, first + i) only. Block b (0-based from the one holding first) covers the
+ * counters [4 (first / 4 + b), + 4), i.e. elements 4 b - lead .. 4 b - lead + 3. */
 static lt_status cpu_dropout(lt_device *dev, lt_tensor *out, const lt_tensor *x, float p,
-                             float scale, uint64_t key)
+                             float scale, uint64_t key, uint64_t first)
 {
     float *o = lt_cpu_f(out);
     const float *a = lt_cpu_f(x);
-    int64_t n = out->numel, nb = (n + 3) / 4;
+    const int64_t n = out->numel, lead = (int64_t)(first & 3u), nb = (lead + n + 3) / 4;
+    const uint64_t j0 = first >> 2;
     const uint32_t k[2] = {(uint32_t)key, (uint32_t)(key >> 32)};
     int nt = lt_cpu_nt(dev);
 #pragma omp parallel for schedule(static) num_threads(nt) if (n > PAR_MIN)
-    for (int64_t j = 0; j < nb; j++) {
-        uint32_t ctr[4] = {(uint32_t)j, (uint32_t)((uint64_t)j >> 32), 0, 0}, w[4];
+    for (int64_t b = 0; b < nb; b++) {
+        const uint64_t j = j0 + (uint64_t)b;
+        uint32_t ctr[4] = {(uint32_t)j, (uint32_t)(j >> 32), 0, 0}, w[4];
         lt_philox4x32_10(ctr, k, w);
-        for (int64_t i = 4 * j, e = i + 4 < n ? i + 4 : n; i < e; i++) {
-            float u = (float)(w[i & 3] >> 8) * (1.0f / 16777216.0f);
+        for (int t = 0; t < 4; t++) {
+            int64_t i = 4 * b + t - lead;
+            if (i < 0 || i >= n)
+                continue;
+            float u = (float)(w[t] >> 8) * (1.0f / 16777216.0f);
             o[i] = u >= p ? a[i] * scale : 0.0f;
         }
     }

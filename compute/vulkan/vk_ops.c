@@ -725,22 +725,35 @@ static lt_status vk_swiglu_backward(lt_device *dev, lt_tensor *dgate, lt_tensor 
                    0, 1);
 }
 static lt_status vk_dropout(lt_device *dev, lt_tensor *out, const lt_tensor *x, float p,
-                           float scale, uint64_t key)
+                            float scale, uint64_t key, uint64_t first)
 {
     lt_vk *vk = lt_vk_of(dev);
-    if ((uint64_t)out->numel > UINT32_MAX - 3)
+    if ((uint64_t)out->numel > UINT32_MAX - 6)
         return lt_dev_error(dev, LT_ERR_UNSUPPORTED,
                             "dropout: %lld elements exceed the shader's 32-bit index",
                             (long long)out->numel);
+    /* invocation b draws Philox block first / 4 + b; lead = first % 4 elements of the first
+     * block belong to the rows before this tensor */
+    const uint64_t j0 = first >> 2;
+    const uint32_t lead = (uint32_t)(first & 3u);
     struct {
         addr_t o, x;
-        uint32_t key_lo, key_hi, n;
+        uint32_t key_lo, key_hi, j0_lo, j0_hi, n, lead;
         float p, scale;
-    } pc = {A(out), A(x), (uint32_t)key, (uint32_t)(key >> 32), u32(out->numel), p, scale};
+    } pc = {A(out),
+            A(x),
+            (uint32_t)key,
+            (uint32_t)(key >> 32),
+            (uint32_t)j0,
+            (uint32_t)(j0 >> 32),
+            u32(out->numel),
+            lead,
+            p,
+            scale};
     lt_vk_range r[] = {R(x)}, w[] = {R(out)};
     lt_status st = lt_vk_op_begin(vk, "dropout");
     if (st == LT_OK)
-        st = RUN(vk, "dropout", pc, cdiv(((uint64_t)out->numel + 3) / 4, 256), r, w);
+        st = RUN(vk, "dropout", pc, cdiv(((uint64_t)out->numel + lead + 3) / 4, 256), r, w);
     lt_vk_op_end(vk);
     return st;
 }

@@ -4,8 +4,10 @@
  *
  * Buffers are allocated once per workspace at the largest [B, T]; each run cuts views of the
  * exact shapes out of them (compute tensors are contiguous, so a view is a prefix). This file
- * records ops only; it never reads device memory back and uploads only ids, positions and
- * segments. LoRA dropout masks are drawn on the device (lt_dropout, keyed per module).
+ * records ops only; it reads device memory back only to offload kept layer inputs to the host
+ * (recomputation), and uploads ids, positions, segments, those inputs and the rows of a
+ * host-resident embedding table. LoRA dropout masks are drawn on the device (lt_dropout,
+ * keyed per module, counted per element of the module's [N, in] input).
  *
  * Training runs (lt_forward_run_packed) take per-token positions and segment ids; an attached
  * LoRA adapter (model_impl.h) adds scale * (dropout(x) A^T) B^T to its projections, keeping
@@ -26,7 +28,8 @@ struct lt_kv_cache {
     lt_tensor **k, **v; /* [n_layers] of [B, Tmax, Hkv, hd] F32 */
 };
 
-/* Flat buffers of one layer (aliases of layer 0's when activations are not kept). */
+/* Flat buffers of one layer (aliases of layer 0's unless every layer keeps its own). gate,
+ * up and act hold [N, F] when the layer keeps them, else one MLP chunk [chunk, F]. */
 typedef struct layer_bufs {
     lt_tensor *x_mid, *h1, *h2, *mean1, *rstd1, *mean2, *rstd2;
     lt_tensor *q, *k, *v, *att, *lse, *gate, *up, *act;
@@ -34,7 +37,17 @@ typedef struct layer_bufs {
 
 struct lt_forward {
     lt_model *m;
+    const lt_model_config *cfg; /* m's, or the shape being sized (counting) */
     lt_forward_opts o;
+    lt_forward_mem_opts mo;
+    int64_t chunk;       /* MLP tokens per chunk */
+    bool per_layer;      /* keep without recompute: every layer has its own buffers */
+    bool counting;       /* sizing only: flat() counts bytes and allocates nothing */
+    uint64_t counted;    /* bytes flat() would have allocated (counting) */
+    uint64_t counted_logits; /* of which the logits buffer */
+    float **saved;       /* offload: [n_layers] host copies of each layer's input [N * D] */
+    uint64_t saved_bytes; /* host bytes registered for saved */
+    float *host_emb;     /* [N * D] rows of a host-resident embedding table (registered) */
     lt_tensor **resid;   /* [n_layers + 1] residual buffers (all one buffer unless kept) */
     layer_bufs *lb;      /* [n_layers] */
     lt_tensor *tmp, *hf, *meanf, *rstdf, *logits, *ids, *pos;
@@ -52,7 +65,7 @@ struct lt_forward {
     int lora_r;
     float lora_dropout;
     lt_tensor **lora_u; /* [n_layers * LT_LSLOT_COUNT] flat, NULL where absent */
-    lt_tensor *lora_xd; /* [N * max(D, F, H * hd)] one module's dropped input, or NULL */
+    lt_tensor *lora_xd; /* one module's dropped input (alloc_lora), or NULL */
 };
 
 static lt_model_status fail(lt_model_status st, char *err, size_t errlen, const char *fmt, ...)
@@ -140,8 +153,15 @@ void lt_kv_cache_truncate_row(lt_kv_cache *c, int64_t row, int64_t len)
 
 /* ---- workspace --------------------------------------------------------------------------- */
 
+/* Stands for a buffer while counting: never dereferenced, only compared with NULL. */
+static char counted_buffer;
+
 static lt_tensor *flat(lt_forward *f, lt_dtype dt, int64_t n)
 {
+    if (f->counting) {
+        f->counted += (uint64_t)lt_dtype_size(dt) * (uint64_t)(n > 0 ? n : 1);
+        return (lt_tensor *)(void *)&counted_buffer;
+    }
     if (f->n_alloc == f->cap_alloc) {
         int nc = f->cap_alloc ? 2 * f->cap_alloc : 64;
         lt_tensor **na = realloc(f->alloc, (size_t)nc * sizeof(*na));
@@ -158,8 +178,9 @@ static lt_tensor *flat(lt_forward *f, lt_dtype dt, int64_t n)
 
 static bool alloc_layer(lt_forward *f, layer_bufs *b, int64_t N, int64_t Bm, int64_t Tm)
 {
-    const lt_model_config *c = &f->m->cfg;
+    const lt_model_config *c = f->cfg;
     const int64_t D = c->dim, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    const int64_t mlp_rows = f->per_layer ? N : f->chunk;
     b->x_mid = f->o.keep_activations ? flat(f, LT_F32, N * D) : f->resid[0];
     b->h1 = flat(f, LT_F32, N * D);
     b->h2 = f->o.keep_activations ? flat(f, LT_F32, N * D) : b->h1;
@@ -172,19 +193,125 @@ static bool alloc_layer(lt_forward *f, layer_bufs *b, int64_t N, int64_t Bm, int
     b->v = flat(f, LT_F32, N * kvd);
     b->att = flat(f, LT_F32, N * qd);
     b->lse = f->o.keep_activations ? flat(f, LT_F32, Bm * c->n_heads * Tm) : NULL;
-    b->gate = flat(f, LT_F32, N * c->ffn);
-    b->up = flat(f, LT_F32, N * c->ffn);
-    b->act = flat(f, LT_F32, N * c->ffn);
+    b->gate = c->arch == LT_ARCH_GPT2 ? NULL : flat(f, LT_F32, mlp_rows * c->ffn);
+    b->up = flat(f, LT_F32, mlp_rows * c->ffn);
+    b->act = flat(f, LT_F32, mlp_rows * c->ffn);
     return b->x_mid && b->h1 && b->h2 && b->mean1 && b->rstd1 && b->mean2 && b->rstd2 && b->q &&
-           b->k && b->v && b->att && (b->lse || !f->o.keep_activations) && b->gate && b->up &&
-           b->act;
+           b->k && b->v && b->att && (b->lse || !f->o.keep_activations) &&
+           (b->gate || c->arch == LT_ARCH_GPT2) && b->up && b->act;
+}
+
+int64_t lt_forward_mlp_chunk(const lt_model_config *c)
+{
+    /* an [chunk, F] F32 buffer of at most 16 MiB, a multiple of 32 tokens, at least 32 */
+    int64_t chunk = ((int64_t)16 << 20) / (4 * (c->ffn > 0 ? c->ffn : 1));
+    chunk -= chunk % 32;
+    return chunk < 32 ? 32 : chunk;
+}
+
+/* Sets f's derived fields from f->o and f->cfg. */
+static void set_shape(lt_forward *f)
+{
+    const int64_t N = f->o.max_batch * f->o.max_seq;
+    if (!f->o.keep_activations)
+        f->mo.recompute = false;
+    if (!f->mo.recompute)
+        f->mo.offload_inputs = false;
+    f->per_layer = f->o.keep_activations && !f->mo.recompute;
+    f->chunk = f->mo.mlp_chunk > 0 ? f->mo.mlp_chunk : lt_forward_mlp_chunk(f->cfg);
+    if (f->chunk > N)
+        f->chunk = N;
+}
+
+/* Every flat buffer of the workspace, in one order for allocating and for counting. */
+static bool alloc_all(lt_forward *f)
+{
+    const lt_model_config *c = f->cfg;
+    const lt_forward_opts *o = &f->o;
+    const bool off = f->mo.offload_inputs;
+    const int64_t Bm = o->max_batch, Tm = o->max_seq, N = Bm * Tm, D = c->dim, L = c->n_layers;
+    /* the residual stream: one buffer per layer input when kept on the device, else one
+     * buffer that each layer overwrites with its output (its input is dead by then; offloaded
+     * inputs come back into it for the recomputation) */
+    for (int64_t l = 0; l <= L; l++) {
+        bool own = l == 0 || (o->keep_activations && !off);
+        f->resid[l] = own ? flat(f, LT_F32, N * D) : f->resid[0];
+        if (!f->resid[l])
+            return false;
+    }
+    for (int64_t l = 0; l < L; l++) {
+        if (l > 0 && !f->per_layer)
+            f->lb[l] = f->lb[0];
+        else if (!alloc_layer(f, &f->lb[l], N, Bm, Tm))
+            return false;
+    }
+    f->tmp = flat(f, LT_F32, N * D);
+    /* recomputing, the layers' buffers are idle from the final norm until the output layer's
+     * backward is done: the final norm's output takes the first norm's */
+    f->hf = f->mo.recompute ? f->lb[0].h1 : flat(f, LT_F32, N * D);
+    f->meanf = flat(f, LT_F32, N);
+    f->rstdf = flat(f, LT_F32, N);
+    /* the output layer's logits: [B, V], one chunk [logits_chunk, V] (lt_forward_logits) or
+     * [N, V] */
+    uint64_t before = f->counted;
+    f->logits = flat(f, LT_F32,
+                     (o->last_logits_only   ? Bm
+                      : o->logits_chunk > 0 ? (o->logits_chunk < N ? o->logits_chunk : N)
+                                            : N) *
+                         c->vocab);
+    f->counted_logits = f->counted - before;
+    f->ids = flat(f, LT_I32, N);
+    f->pos = flat(f, LT_I32, N);
+    f->seg = flat(f, LT_I32, N);
+    return f->tmp && f->hf && f->meanf && f->rstdf && f->logits && f->ids && f->pos && f->seg;
+}
+
+static bool alloc_lora(lt_forward *f, const lt_lora_adapter *a, int r, uint32_t slots,
+                       float dropout);
+
+void lt_forward_plan_bytes(const lt_model_config *c, const lt_forward_opts *o,
+                           const lt_forward_mem_opts *mo, int lora_r, uint32_t lora_slots,
+                           float lora_dropout, uint64_t *device, uint64_t *logits,
+                           uint64_t *host)
+{
+    lt_forward f;
+    memset(&f, 0, sizeof(f));
+    f.cfg = c;
+    f.o = *o;
+    if (mo)
+        f.mo = *mo;
+    f.counting = true;
+    set_shape(&f);
+    const int64_t L = c->n_layers, N = o->max_batch * o->max_seq;
+    f.resid = calloc((size_t)L + 1, sizeof(lt_tensor *));
+    f.lb = calloc((size_t)L > 0 ? (size_t)L : 1, sizeof(layer_bufs));
+    if (f.resid && f.lb) {
+        alloc_all(&f);
+        if (lora_r > 0 && lora_slots)
+            alloc_lora(&f, NULL, lora_r, lora_slots, lora_dropout);
+    }
+    free(f.resid);
+    free(f.lb);
+    if (device)
+        *device = f.counted;
+    if (logits)
+        *logits = f.counted_logits;
+    if (host)
+        *host = f.mo.offload_inputs ? (uint64_t)L * (uint64_t)N * (uint64_t)c->dim * 4u : 0;
 }
 
 lt_model_status lt_forward_new(lt_model *m, const lt_forward_opts *o, lt_forward **out,
                                char *err, size_t errlen)
 {
-    if (!m || !o || !out || o->max_batch <= 0 || o->max_seq <= 0 || o->logits_chunk < 0 ||
-        (o->logits_chunk > 0 && o->last_logits_only))
+    return lt_forward_new_mem(m, o, NULL, out, err, errlen);
+}
+
+lt_model_status lt_forward_new_mem(lt_model *m, const lt_forward_opts *o,
+                                   const lt_forward_mem_opts *mo, lt_forward **out, char *err,
+                                   size_t errlen)
+{
+    if (!m || !o || !out || o->max_batch <= 0 || o->max_seq <= 0 || (mo && mo->mlp_chunk < 0) ||
+        o->logits_chunk < 0 || (o->logits_chunk > 0 && o->last_logits_only))
         return fail(LT_MODEL_ERR_ARG, err, errlen, "forward: bad arguments");
     *out = NULL;
     const lt_model_config *c = &m->cfg;
@@ -193,38 +320,28 @@ lt_model_status lt_forward_new(lt_model *m, const lt_forward_opts *o, lt_forward
     if (!f)
         return fail(LT_MODEL_ERR_OOM, err, errlen, "out of memory");
     f->m = m;
+    f->cfg = c;
     f->o = *o;
+    if (mo)
+        f->mo = *mo;
+    set_shape(f);
     f->resid = calloc((size_t)L + 1, sizeof(lt_tensor *));
     f->lb = calloc((size_t)L, sizeof(layer_bufs));
     f->acts.layers = calloc((size_t)L, sizeof(lt_layer_acts));
     f->host_pos = malloc((size_t)N * sizeof(int32_t));
     if (!f->resid || !f->lb || !f->acts.layers || !f->host_pos)
         goto err_oom;
-    for (int64_t l = 0; l <= L; l++) {
-        f->resid[l] = (o->keep_activations || l == 0) ? flat(f, LT_F32, N * D) : f->resid[0];
-        if (!f->resid[l])
+    if (f->mo.offload_inputs) {
+        f->saved = calloc((size_t)L + 1, sizeof(float *));
+        if (!f->saved)
             goto err_oom;
+        for (int64_t l = 0; l < L; l++)
+            if (!(f->saved[l] = malloc((size_t)(N * D) * sizeof(float))))
+                goto err_oom;
+        f->saved_bytes = (uint64_t)L * (uint64_t)(N * D) * sizeof(float);
+        lt_device_host_mem_add(m->dev, (int64_t)f->saved_bytes);
     }
-    for (int64_t l = 0; l < L; l++) {
-        if (l > 0 && !o->keep_activations)
-            f->lb[l] = f->lb[0];
-        else if (!alloc_layer(f, &f->lb[l], N, Bm, Tm))
-            goto err_oom;
-    }
-    f->tmp = flat(f, LT_F32, N * D);
-    f->hf = flat(f, LT_F32, N * D);
-    f->meanf = flat(f, LT_F32, N);
-    f->rstdf = flat(f, LT_F32, N);
-    f->logits = flat(f, LT_F32,
-                     (o->last_logits_only   ? Bm
-                      : o->logits_chunk > 0 ? (o->logits_chunk < N ? o->logits_chunk : N)
-                                            : N) *
-                         c->vocab);
-    f->ids = flat(f, LT_I32, N);
-    f->pos = flat(f, LT_I32, N);
-    f->seg = flat(f, LT_I32, N);
-    if (!f->tmp || !f->hf || !f->meanf || !f->rstdf || !f->logits || !f->ids || !f->pos ||
-        !f->seg)
+    if (!alloc_all(f))
         goto err_oom;
     *out = f;
     return LT_MODEL_OK;
@@ -254,8 +371,67 @@ static void free_lora_bufs(lt_forward *f)
     f->lora_for = NULL;
 }
 
-/* Makes the LoRA buffers match the attached adapter (none when detached). Inference shares
- * one u buffer per slot across layers (each is used right after it is written). */
+/* Where slot s of layer l keeps its LoRA buffers: one per layer and slot when every layer
+ * keeps its activations, else one per slot shared by the layers (each layer's are used
+ * right after they are written, or recomputed before its backward). */
+static int lora_index(const lt_forward *f, int64_t l, int s)
+{
+    return f->per_layer ? (int)l * LT_LSLOT_COUNT + s : s;
+}
+
+static lt_tensor *lora_buf(lt_forward *f, int64_t n)
+{
+    if (f->counting) {
+        f->counted += (uint64_t)n * sizeof(float);
+        return (lt_tensor *)(void *)&counted_buffer;
+    }
+    return lt_tensor_new_1d(f->m->dev, LT_F32, n);
+}
+
+/* Allocates (or counts) the buffers for adapter a into f's lora arrays; without a (counting
+ * only), for an adapter of rank r on the LT_LSLOT_* bits slots of every layer. Under dropout,
+ * one scratch holds the dropped input of the module running: [N, max(D, H * hd)] for the
+ * attention's slots, [chunk, max(D, F)] for the MLP's (the masks are drawn on the device and
+ * redrawn by the backward, never kept). */
+static bool alloc_lora(lt_forward *f, const lt_lora_adapter *a, int r, uint32_t slots,
+                       float dropout)
+{
+    const lt_model_config *c = f->cfg;
+    const int64_t N = f->o.max_batch * f->o.max_seq, L = c->n_layers;
+    const int n = (int)L * LT_LSLOT_COUNT;
+    if (a) {
+        r = a->r;
+        dropout = a->dropout;
+    }
+    bool drop = f->o.keep_activations && dropout > 0;
+    lt_tensor **u = calloc((size_t)n, sizeof(lt_tensor *));
+    bool ok = u != NULL, given = ok && !f->counting;
+    if (given) /* f owns them now: free_lora_bufs releases whatever was made */
+        f->lora_u = u;
+    for (int64_t l = 0; ok && l < L && (!a || l < a->n_layers); l++)
+        for (int s = 0; ok && s < LT_LSLOT_COUNT; s++) {
+            int i = lora_index(f, l, s);
+            bool has = a ? a->mods[l][s].A != NULL : (slots >> s) & 1u;
+            if (!has || u[i])
+                continue;
+            ok = (u[i] = lora_buf(f, N * r)) != NULL;
+        }
+    if (ok && drop) {
+        const int64_t qd = c->n_heads * c->head_dim, F = c->ffn;
+        int64_t wide = N * (c->dim > qd ? c->dim : qd);
+        if (f->chunk * F > wide)
+            wide = f->chunk * F;
+        lt_tensor *xd = lora_buf(f, wide);
+        ok = xd != NULL;
+        if (given)
+            f->lora_xd = xd;
+    }
+    if (!given)
+        free(u);
+    return ok;
+}
+
+/* Makes the LoRA buffers match the attached adapter (none when detached). */
 static bool ensure_lora_bufs(lt_forward *f)
 {
     const lt_lora_adapter *a = f->m->lora;
@@ -264,8 +440,7 @@ static bool ensure_lora_bufs(lt_forward *f)
         bool complete = true;
         for (int64_t l = 0; a && l < a->n_layers && l < f->m->cfg.n_layers; l++)
             for (int s = 0; s < LT_LSLOT_COUNT; s++)
-                if (a->mods[l][s].A &&
-                    !f->lora_u[f->o.keep_activations ? l * LT_LSLOT_COUNT + s : s])
+                if (a->mods[l][s].A && !f->lora_u[lora_index(f, l, s)])
                     complete = false;
         if (complete)
             return true;
@@ -273,37 +448,14 @@ static bool ensure_lora_bufs(lt_forward *f)
     free_lora_bufs(f);
     if (!a)
         return true;
-    const lt_model_config *c = &f->m->cfg;
-    const int64_t N = f->o.max_batch * f->o.max_seq, L = c->n_layers;
-    const int n = (int)L * LT_LSLOT_COUNT;
-    bool kept = f->o.keep_activations, drop = kept && a->dropout > 0;
-    f->lora_u = calloc((size_t)n, sizeof(lt_tensor *));
-    int64_t wide = c->dim > c->ffn ? c->dim : c->ffn;
-    if (c->n_heads * c->head_dim > wide)
-        wide = c->n_heads * c->head_dim;
-    f->lora_xd = drop ? lt_tensor_new_1d(f->m->dev, LT_F32, N * wide) : NULL;
-    if (!f->lora_u || (drop && !f->lora_xd))
-        goto oom;
-    for (int64_t l = 0; l < L && l < a->n_layers; l++)
-        for (int s = 0; s < LT_LSLOT_COUNT; s++) {
-            const lt_lora_module *mo = &a->mods[l][s];
-            int i = (int)l * LT_LSLOT_COUNT + s;
-            if (!mo->A)
-                continue;
-            int iu = kept ? i : s;
-            if (!f->lora_u[iu]) {
-                f->lora_u[iu] = lt_tensor_new_1d(f->m->dev, LT_F32, N * a->r);
-                if (!f->lora_u[iu])
-                    goto oom;
-            }
-        }
+    if (!alloc_lora(f, a, 0, 0, 0.0f)) {
+        free_lora_bufs(f);
+        return false;
+    }
     f->lora_for = a;
     f->lora_r = a->r;
     f->lora_dropout = a->dropout;
     return true;
-oom:
-    free_lora_bufs(f);
-    return false;
 }
 
 void lt_forward_set_train(lt_forward *f, bool train, uint64_t seed)
@@ -328,6 +480,18 @@ void lt_forward_free(lt_forward *f)
     free(f->lb);
     free(f->acts.layers);
     free(f->host_pos);
+    if (f->host_emb) {
+        free(f->host_emb);
+        lt_device_host_mem_add(f->m->dev, -(int64_t)((size_t)(f->o.max_batch * f->o.max_seq *
+                                                              f->cfg->dim) *
+                                                     sizeof(float)));
+    }
+    if (f->saved) {
+        for (int64_t l = 0; l < f->cfg->n_layers; l++)
+            free(f->saved[l]);
+        free(f->saved);
+        lt_device_host_mem_add(f->m->dev, -(int64_t)f->saved_bytes);
+    }
     free(f);
 }
 
@@ -375,6 +539,7 @@ static bool make_views(lt_forward *f, int64_t B, int64_t T)
         layer_bufs *b = &f->lb[l];
         lt_layer_acts *la = &a->layers[l];
         la->x = prev_out;
+        la->row0 = 0;
         la->h1 = vw(f, b->h1, 0, 2, N, D, 0, 0, &ok);
         la->mean1 = vw(f, b->mean1, 0, 1, N, 0, 0, 0, &ok);
         la->rstd1 = vw(f, b->rstd1, 0, 1, N, 0, 0, 0, &ok);
@@ -387,16 +552,17 @@ static bool make_views(lt_forward *f, int64_t B, int64_t T)
         la->h2 = vw(f, b->h2, 0, 2, N, D, 0, 0, &ok);
         la->mean2 = vw(f, b->mean2, 0, 1, N, 0, 0, 0, &ok);
         la->rstd2 = vw(f, b->rstd2, 0, 1, N, 0, 0, 0, &ok);
-        la->gate = vw(f, b->gate, 0, 2, N, F, 0, 0, &ok);
-        la->up = vw(f, b->up, 0, 2, N, F, 0, 0, &ok);
-        la->act = vw(f, b->act, 0, 2, N, F, 0, 0, &ok);
+        /* the MLP's [N, F] buffers exist only where the layer keeps them (else per chunk) */
+        la->gate = f->per_layer ? vw(f, b->gate, 0, 2, N, F, 0, 0, &ok) : NULL;
+        la->up = f->per_layer ? vw(f, b->up, 0, 2, N, F, 0, 0, &ok) : NULL;
+        la->act = f->per_layer ? vw(f, b->act, 0, 2, N, F, 0, 0, &ok) : NULL;
         for (int s = 0; s < LT_LSLOT_COUNT; s++) {
             const lt_lora_module *mo = ad && l < ad->n_layers ? &ad->mods[l][s] : NULL;
-            int i = (int)l * LT_LSLOT_COUNT + s, i0 = f->o.keep_activations ? i : s;
+            int i = lora_index(f, l, s);
             la->lora_u[s] = NULL;
             if (!mo || !mo->A)
                 continue;
-            la->lora_u[s] = vw(f, f->lora_u[i0], 0, 2, N, ad->r, 0, 0, &ok);
+            la->lora_u[s] = vw(f, f->lora_u[i], 0, 2, N, ad->r, 0, 0, &ok);
         }
         prev_out = vw(f, f->resid[l + 1], 0, 2, N, D, 0, 0, &ok);
     }
@@ -436,7 +602,9 @@ static lt_status norm(const lt_model *m, lt_tensor *out, lt_tensor *mean, lt_ten
     } while (0)
 
 /* LoRA on slot s of layer l: y[k] += u Bk^T with u = scale * dropout(x) A^T (ny = 3 outputs
- * for GPT-2's fused c_attn, else 1). A no-op when the slot has no adapter. */
+ * for GPT-2's fused c_attn, else 1). x holds rows [la->row0, la->row0 + n) of the slot's
+ * [N, in] input; the mask's counter starts at la->row0 * in, so element (row, col) of the
+ * input gets one draw however the rows are chunked. A no-op when the slot has no adapter. */
 static lt_status lora_fwd(lt_forward *f, int64_t l, lt_layer_acts *la, int s, lt_tensor *const *y,
                           int ny, const lt_tensor *x)
 {
@@ -452,7 +620,8 @@ static lt_status lora_fwd(lt_forward *f, int64_t l, lt_layer_acts *la, int s, lt
         lt_tensor *xd = vw(f, f->lora_xd, 0, 2, lt_tensor_dim(x, 0), mo->in, 0, 0, &ok);
         if (!ok)
             return LT_ERR_OOM;
-        if ((st = lt_dropout(xd, x, p, lt_lora_dropout_key(f->acts.lora_seed, l, s))) != LT_OK)
+        if ((st = lt_dropout(xd, x, p, lt_lora_dropout_key(f->acts.lora_seed, l, s),
+                             (uint64_t)la->row0 * (uint64_t)mo->in)) != LT_OK)
             return st;
         xin = xd;
     }
@@ -464,10 +633,75 @@ static lt_status lora_fwd(lt_forward *f, int64_t l, lt_layer_acts *la, int s, lt
     return st;
 }
 
-/* One transformer layer: la->x -> out. */
+/*
+ * Tokens [t0, t0 + n) of layer l's MLP (it is per token, so it runs a chunk at a time with
+ * buffers for one chunk unless the layer keeps [N, F]; every mode chunks alike, so the ops
+ * and their bits do not depend on the mode). *ca (OUT) receives la with the chunk's rows:
+ * x_mid, h2, gate, up, act [n, ...] and the MLP slots' LoRA u, with row0 = t0 (the MLP
+ * slots' dropout masks are drawn at the rows' own counters, so every chunking draws the
+ * whole layer's mask). compute: run
+ * h2 -> gate, up -> act and the LoRA u of every MLP slot; then out (when given) rows =
+ * x_mid rows + down(act) (without out, the base down projection is skipped: only its
+ * adapter's u is wanted, for a recomputation).
+ */
+static lt_status mlp_chunk(lt_forward *f, int64_t l, const lt_layer_acts *la, int64_t t0,
+                           int64_t n, bool compute, lt_tensor *out, lt_layer_acts *ca, bool *ok)
+{
+    const lt_model *m = f->m;
+    const lt_model_config *c = &m->cfg;
+    const lt_layer_weights *w = &m->layers[l];
+    const layer_bufs *b = &f->lb[l];
+    const lt_lora_adapter *ad = f->lora_for;
+    const int64_t D = c->dim, F = c->ffn, r0 = f->per_layer ? t0 : 0;
+    const bool gpt2 = c->arch == LT_ARCH_GPT2;
+    *ca = *la;
+    ca->x = NULL;
+    ca->row0 = t0;
+    ca->x_mid = vw(f, la->x_mid, t0 * D, 2, n, D, 0, 0, ok);
+    ca->h2 = vw(f, la->h2, t0 * D, 2, n, D, 0, 0, ok);
+    ca->gate = gpt2 ? NULL : vw(f, b->gate, r0 * F, 2, n, F, 0, 0, ok);
+    ca->up = vw(f, b->up, r0 * F, 2, n, F, 0, 0, ok);
+    ca->act = vw(f, b->act, r0 * F, 2, n, F, 0, 0, ok);
+    const int mlp[3] = {LT_LSLOT_GATE, LT_LSLOT_UP, LT_LSLOT_DOWN};
+    for (int j = 0; j < 3; j++) {
+        int s = mlp[j];
+        if (!la->lora_u[s])
+            continue;
+        ca->lora_u[s] = vw(f, la->lora_u[s], t0 * ad->r, 2, n, ad->r, 0, 0, ok);
+    }
+    lt_tensor *tmp = vw(f, f->tmp, t0 * D, 2, n, D, 0, 0, ok);
+    lt_tensor *oc = out ? vw(f, out, t0 * D, 2, n, D, 0, 0, ok) : NULL;
+    if (!*ok)
+        return LT_ERR_OOM;
+    if (!compute)
+        return LT_OK;
+    lt_status s = LT_OK;
+    if (gpt2) {
+        CK(linear(ca->up, ca->h2, &w->up));
+        CK(lora_fwd(f, l, ca, LT_LSLOT_UP, &ca->up, 1, ca->h2));
+        CK(lt_gelu(ca->act, ca->up));
+    } else {
+        CK(linear(ca->gate, ca->h2, &w->gate));
+        CK(lora_fwd(f, l, ca, LT_LSLOT_GATE, &ca->gate, 1, ca->h2));
+        CK(linear(ca->up, ca->h2, &w->up));
+        CK(lora_fwd(f, l, ca, LT_LSLOT_UP, &ca->up, 1, ca->h2));
+        CK(lt_swiglu(ca->act, ca->gate, ca->up));
+    }
+    if (oc)
+        CK(linear(tmp, ca->act, &w->down));
+    CK(lora_fwd(f, l, ca, LT_LSLOT_DOWN, &tmp, 1, ca->act));
+    if (oc)
+        CK(lt_add(oc, ca->x_mid, tmp));
+    return LT_OK;
+dev_fail:
+    return s;
+}
+
+/* One transformer layer: la->x -> out; attn_only (a recomputation) stops after the second
+ * norm, leaving the MLP to lt_forward_mlp_acts. */
 static lt_model_status run_layer(lt_forward *f, int64_t l, lt_layer_acts *la, lt_tensor *out,
-                                 lt_kv_cache *cache, const int64_t *rows, int64_t p0, char *err,
-                                 size_t errlen)
+                                 lt_kv_cache *cache, const int64_t *rows, int64_t p0,
+                                 bool attn_only, char *err, size_t errlen)
 {
     lt_model *m = f->m;
     const lt_model_config *c = &m->cfg;
@@ -539,24 +773,46 @@ static lt_model_status run_layer(lt_forward *f, int64_t l, lt_layer_acts *la, lt
     CK(lora_fwd(f, l, la, LT_LSLOT_O, &tmp, 1, att2));
     CK(lt_add(la->x_mid, la->x, tmp));
     CK(norm(m, la->h2, gpt2 ? la->mean2 : NULL, la->rstd2, la->x_mid, w->ln2_w, w->ln2_b));
-    if (gpt2) {
-        CK(linear(la->up, la->h2, &w->up));
-        CK(lora_fwd(f, l, la, LT_LSLOT_UP, &la->up, 1, la->h2));
-        CK(lt_gelu(la->act, la->up));
-    } else {
-        CK(linear(la->gate, la->h2, &w->gate));
-        CK(lora_fwd(f, l, la, LT_LSLOT_GATE, &la->gate, 1, la->h2));
-        CK(linear(la->up, la->h2, &w->up));
-        CK(lora_fwd(f, l, la, LT_LSLOT_UP, &la->up, 1, la->h2));
-        CK(lt_swiglu(la->act, la->gate, la->up));
+    if (attn_only)
+        return LT_MODEL_OK;
+    for (int64_t t0 = 0; t0 < N; t0 += f->chunk) {
+        lt_layer_acts ca;
+        int64_t n = N - t0 < f->chunk ? N - t0 : f->chunk;
+        if ((s = mlp_chunk(f, l, la, t0, n, true, out, &ca, &ok)) != LT_OK)
+            break;
     }
-    CK(linear(tmp, la->act, &w->down));
-    CK(lora_fwd(f, l, la, LT_LSLOT_DOWN, &tmp, 1, la->act));
-    CK(lt_add(out, la->x_mid, tmp));
+    if (!ok)
+        return fail(LT_MODEL_ERR_OOM, err, errlen, "layer %lld: cannot make views", (long long)l);
+    if (s != LT_OK)
+        goto dev_fail;
     return LT_MODEL_OK;
 dev_fail:
     return fail(LT_MODEL_ERR_DEVICE, err, errlen, "layer %lld: %s: %s", (long long)l,
                 lt_status_str(s), lt_device_last_error(m->dev));
+}
+
+/* x0 [N, D] = rows ids of the model's host-resident embedding table (gathered on the host,
+ * converted to F32 and uploaded). */
+static lt_status gather_host_rows(lt_forward *f, lt_tensor *x0, const int32_t *ids, int64_t N)
+{
+    const lt_model *m = f->m;
+    const int64_t D = m->cfg.dim, Nmax = f->o.max_batch * f->o.max_seq;
+    if (!f->host_emb) {
+        if (!(f->host_emb = malloc((size_t)(Nmax * D) * sizeof(float))))
+            return LT_ERR_OOM;
+        lt_device_host_mem_add(m->dev, (int64_t)((size_t)(Nmax * D) * sizeof(float)));
+    }
+    for (int64_t i = 0; i < N; i++) {
+        float *o = f->host_emb + i * D;
+        if (m->emb_host_dtype == LT_F32) {
+            memcpy(o, (const float *)m->emb_host + (int64_t)ids[i] * D, (size_t)D * sizeof(float));
+            continue;
+        }
+        const uint16_t *r = (const uint16_t *)m->emb_host + (int64_t)ids[i] * D;
+        for (int64_t j = 0; j < D; j++)
+            o[j] = m->emb_host_dtype == LT_BF16 ? lt_bf16_to_f32(r[j]) : lt_f16_to_f32(r[j]);
+    }
+    return lt_tensor_upload_f32(x0, f->host_emb, N * D);
 }
 
 static lt_model_status run(lt_forward *f, const int32_t *ids, const int32_t *pos,
@@ -643,7 +899,10 @@ static lt_model_status run(lt_forward *f, const int32_t *ids, const int32_t *pos
         CK(lt_tensor_upload(a->seg, seg, (size_t)N * sizeof(int32_t)));
     }
     lt_tensor *x0 = a->layers ? a->layers[0].x : a->x_final;
-    CK(lt_embedding(x0, m->tok_emb, a->ids));
+    if (m->emb_host)
+        CK(gather_host_rows(f, x0, ids, N));
+    else
+        CK(lt_embedding(x0, m->tok_emb, a->ids));
     if (c->arch == LT_ARCH_GPT2) {
         bool ok = true;
         lt_tensor *tmp = vw(f, f->tmp, 0, 2, N, D, 0, 0, &ok);
@@ -652,11 +911,16 @@ static lt_model_status run(lt_forward *f, const int32_t *ids, const int32_t *pos
         CK(lt_embedding(tmp, m->pos_emb, a->pos));
         CK(lt_add(x0, x0, tmp));
     }
+    if (f->saved && c->n_layers > 0) /* offload: each layer's input goes to the host */
+        CK(lt_tensor_download_f32(x0, f->saved[0], N * D));
     for (int64_t l = 0; l < c->n_layers; l++) {
         lt_tensor *out = l + 1 < c->n_layers ? a->layers[l + 1].x : a->x_final;
-        lt_model_status ms = run_layer(f, l, &a->layers[l], out, cache, rows, p0, err, errlen);
+        lt_model_status ms =
+            run_layer(f, l, &a->layers[l], out, cache, rows, p0, false, err, errlen);
         if (ms)
             return ms;
+        if (f->saved && l + 1 < c->n_layers)
+            CK(lt_tensor_download_f32(out, f->saved[l + 1], N * D));
     }
     CK(norm(m, a->hf, c->arch == LT_ARCH_GPT2 ? a->meanf : NULL, a->rstdf, a->x_final, m->lnf_w,
             m->lnf_b));
@@ -753,7 +1017,8 @@ lt_model_status lt_forward_logits(lt_forward *f, int64_t r0, int64_t n, lt_tenso
 lt_tensor *lt_forward_hidden(const lt_forward *f, int l)
 {
     const lt_model_config *c = &f->m->cfg;
-    if (!f->o.keep_activations || l < 0 || l > c->n_layers + 1 || !f->acts.hf)
+    if (!f->o.keep_activations || l < 0 || l > c->n_layers + 1 || !f->acts.hf ||
+        (f->saved && l < c->n_layers))
         return NULL;
     if (l == c->n_layers + 1)
         return f->acts.hf;
@@ -763,3 +1028,49 @@ lt_tensor *lt_forward_hidden(const lt_forward *f, int l)
 }
 
 const lt_forward_acts *lt_forward_get_acts(const lt_forward *f) { return &f->acts; }
+
+int64_t lt_forward_chunk(const lt_forward *f) { return f->chunk; }
+
+lt_tensor *lt_forward_scratch(lt_forward *f) { return f->tmp; }
+
+bool lt_forward_recomputes(const lt_forward *f) { return f->mo.recompute; }
+
+lt_model_status lt_forward_recompute_layer(lt_forward *f, int64_t l, char *err, size_t errlen)
+{
+    lt_model *m = f->m;
+    lt_forward_acts *a = &f->acts;
+    const int64_t N = a->B * a->T, D = m->cfg.dim;
+    if (!f->mo.recompute || l < 0 || l >= m->cfg.n_layers || !a->layers || !a->hf)
+        return fail(LT_MODEL_ERR_ARG, err, errlen,
+                    "forward: layer %lld cannot be recomputed (no recomputing run)",
+                    (long long)l);
+    lt_layer_acts *la = &a->layers[l];
+    lt_status s = LT_OK;
+    if (f->saved && (s = lt_tensor_upload_f32(la->x, f->saved[l], N * D)) != LT_OK)
+        return fail(LT_MODEL_ERR_DEVICE, err, errlen, "forward: layer %lld input: %s: %s",
+                    (long long)l, lt_status_str(s), lt_device_last_error(m->dev));
+    return run_layer(f, l, la, NULL, NULL, NULL, 0, true, err, errlen);
+}
+
+lt_model_status lt_forward_mlp_acts(lt_forward *f, int64_t l, int64_t t0, int64_t n,
+                                    lt_layer_acts *ca, char *err, size_t errlen)
+{
+    lt_forward_acts *a = &f->acts;
+    const int64_t N = a->B * a->T;
+    if (l < 0 || l >= f->m->cfg.n_layers || !a->layers || t0 < 0 || n <= 0 || n > f->chunk ||
+        t0 + n > N)
+        return fail(LT_MODEL_ERR_ARG, err, errlen,
+                    "forward: MLP rows [%lld, %lld) of layer %lld outside %lld tokens in chunks "
+                    "of %lld",
+                    (long long)t0, (long long)(t0 + n), (long long)l, (long long)N,
+                    (long long)f->chunk);
+    bool ok = true;
+    lt_status s = mlp_chunk(f, l, &a->layers[l], t0, n, !f->per_layer, NULL, ca, &ok);
+    if (!ok)
+        return fail(LT_MODEL_ERR_OOM, err, errlen, "forward: layer %lld: cannot make views",
+                    (long long)l);
+    if (s != LT_OK)
+        return fail(LT_MODEL_ERR_DEVICE, err, errlen, "forward: layer %lld MLP: %s: %s",
+                    (long long)l, lt_status_str(s), lt_device_last_error(f->m->dev));
+    return LT_MODEL_OK;
+}

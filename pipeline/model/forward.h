@@ -54,9 +54,38 @@ typedef struct lt_forward_opts {
  * models in many chunks). */
 int64_t lt_logits_chunk_rows(int64_t vocab, int64_t max_rows);
 
+/* How a training workspace spends memory (lt_forward_new_mem; zeros = lt_forward_new). */
+typedef struct lt_forward_mem_opts {
+    bool recompute;      /* with keep_activations: keep only each layer's input; the backward
+                            recomputes a layer into one layer's shared buffers */
+    bool offload_inputs; /* with recompute: the kept inputs live in host memory */
+    int64_t mlp_chunk;   /* tokens per MLP chunk; 0 = lt_forward_mlp_chunk */
+} lt_forward_mem_opts;
+
+/* The MLP (per token) runs over chunks of this many tokens with buffers for one chunk: an
+ * [chunk, ffn] F32 buffer of at most 16 MiB (a multiple of 32 tokens, at least 32). */
+int64_t lt_forward_mlp_chunk(const lt_model_config *c);
+
+/*
+ * The bytes a workspace with options o would allocate on the device for a model of shape c
+ * (the same code that allocates, counting), with the LoRA buffers of an adapter of rank
+ * lora_r on slots lora_slots (LT_LSLOT_* bits of model_impl.h; 0 = none) and dropout
+ * lora_dropout. OUT (each may be NULL): *device all of it, *logits the part that is the
+ * output layer's logits, *host the host bytes (offloaded layer inputs).
+ */
+void lt_forward_plan_bytes(const lt_model_config *c, const lt_forward_opts *o,
+                           const lt_forward_mem_opts *mo, int lora_r, uint32_t lora_slots,
+                           float lora_dropout, uint64_t *device, uint64_t *logits,
+                           uint64_t *host);
+
 /* The caller owns *out (free with lt_forward_free before the model). */
 lt_model_status lt_forward_new(lt_model *m, const lt_forward_opts *o, lt_forward **out,
                                char *err, size_t errlen);
+/* As lt_forward_new with memory options (mo NULL = zeros). Offloaded inputs are registered as
+ * host-resident bytes on m's device (lt_device_host_mem_add) while the workspace lives. */
+lt_model_status lt_forward_new_mem(lt_model *m, const lt_forward_opts *o,
+                                   const lt_forward_mem_opts *mo, lt_forward **out, char *err,
+                                   size_t errlen);
 void lt_forward_free(lt_forward *f);
 
 /*

@@ -559,10 +559,58 @@ err_model:
     return st;
 }
 
+lt_model_status lt_model_host_embeddings(lt_model *m, char *err, size_t errlen)
+{
+    if (!m)
+        return fail(LT_MODEL_ERR_ARG, err, errlen, "host embeddings: no model");
+    if (m->emb_host)
+        return LT_MODEL_OK;
+    lt_tensor *t = m->tok_emb;
+    lt_dtype dt = t ? lt_tensor_dtype(t) : LT_F32;
+    if (!t || m->lm_head.w == t || m->cfg.tie_embeddings)
+        return fail(LT_MODEL_ERR_ARG, err, errlen,
+                    "host embeddings: the input embedding table is tied to the output layer, "
+                    "which needs it on the device");
+    if (dt != LT_F32 && dt != LT_F16 && dt != LT_BF16)
+        return fail(LT_MODEL_ERR_ARG, err, errlen,
+                    "host embeddings: the table is stored as %s (F32, F16 or BF16 expected)",
+                    lt_dtype_name(dt));
+    size_t bytes = lt_tensor_bytes(t);
+    void *h = malloc(bytes);
+    if (!h)
+        return fail(LT_MODEL_ERR_OOM, err, errlen,
+                    "host embeddings: cannot allocate %zu bytes of host memory", bytes);
+    if (lt_tensor_download(t, h, bytes) != LT_OK) {
+        free(h);
+        return fail(LT_MODEL_ERR_DEVICE, err, errlen, "host embeddings: %s",
+                    lt_device_last_error(m->dev));
+    }
+    for (int i = 0; i < m->n_params; i++)
+        if (m->params[i].tensor == t)
+            m->params[i].tensor = NULL;
+    for (int i = 0; i < m->n_owned; i++)
+        if (m->owned[i] == t)
+            m->owned[i] = NULL;
+    lt_tensor_free(t);
+    m->tok_emb = NULL;
+    m->emb_host = h;
+    m->emb_host_dtype = dt;
+    m->emb_host_bytes = bytes;
+    m->weight_bytes = m->weight_bytes > bytes ? m->weight_bytes - bytes : 0;
+    lt_device_host_mem_add(m->dev, (int64_t)bytes);
+    return LT_MODEL_OK;
+}
+
+size_t lt_model_host_embedding_bytes(const lt_model *m) { return m ? m->emb_host_bytes : 0; }
+
 void lt_model_free(lt_model *m)
 {
     if (!m)
         return;
+    if (m->emb_host) {
+        free(m->emb_host);
+        lt_device_host_mem_add(m->dev, -(int64_t)m->emb_host_bytes);
+    }
     /* views were added after their parents: free in reverse */
     for (int i = m->n_owned - 1; i >= 0; i--)
         lt_tensor_free(m->owned[i]);

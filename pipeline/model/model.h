@@ -72,6 +72,19 @@ const lt_model_param *lt_model_param_at(const lt_model *m, int i);
 /* Bytes of device memory the weights take. */
 size_t lt_model_weight_bytes(const lt_model *m);
 
+/*
+ * Keep the input embedding table in host memory instead of on the device: only the rows of a
+ * batch go to the device (gathered on the host and uploaded as [N, D] by every forward pass).
+ * For a table that does not train and is not tied to the output layer (a tied lm_head needs
+ * it on the device). The table's bytes leave the device's accounting and are registered as
+ * host-resident (lt_device_host_mem_add) until the model is freed. Its parameter entry then
+ * has no device tensor (tensor NULL): full fine-tuning or an export of the merged model need
+ * a model without it. A no-op when the table is already on the host.
+ */
+lt_model_status lt_model_host_embeddings(lt_model *m, char *err, size_t errlen);
+/* Whether the input embedding table is in host memory; its bytes (0 when not). */
+size_t lt_model_host_embedding_bytes(const lt_model *m);
+
 /* ---- a folder, without loading it -------------------------------------------------------- */
 
 typedef struct lt_model_summary {

@@ -77,6 +77,11 @@ struct lt_model {
     int n_owned, cap_owned;
     size_t weight_bytes;
     bool nf4_dq;               /* loading: NF4 weights double-quantize their scales */
+    /* lt_model_host_embeddings: the input table [V, D] in host memory (tok_emb is then NULL),
+     * in its stored dtype (F32, F16 or BF16) */
+    void *emb_host;
+    lt_dtype emb_host_dtype;
+    size_t emb_host_bytes;
 };
 
 /* Activations of one layer for one forward call (views, valid until the next run). */
@@ -91,12 +96,19 @@ typedef struct lt_layer_acts {
     lt_tensor *x_mid;        /* [N, D] residual after attention */
     lt_tensor *h2;           /* [N, D] after the second norm */
     lt_tensor *mean2, *rstd2;
-    lt_tensor *gate, *up;    /* [N, F] before the activation (gpt2: up = c_fc output) */
-    lt_tensor *act;          /* [N, F] swiglu(gate, up) / gelu(up) */
+    /* [N, F] before the activation (gpt2: up = c_fc output; gate NULL) and after it, when
+     * every layer keeps its activations; NULL otherwise (lt_forward_mlp_acts gives a chunk) */
+    lt_tensor *gate, *up;
+    lt_tensor *act;          /* swiglu(gate, up) / gelu(up) */
     /* LoRA (when an adapter is attached): per slot u = scale * xd A^T [N, r], xd being the
      * adapter's input after dropout. xd is not kept: the backward redraws it from the slot's
-     * input with lt_dropout(.., lora_dropout, lt_lora_dropout_key(lora_seed, l, s)). */
+     * input with lt_dropout(.., lora_dropout, lt_lora_dropout_key(lora_seed, l, s),
+     * row0 * in), so that element (row, col) of the batch's [N, in] input gets the same draw
+     * in every chunking and when the layer is recomputed. */
     lt_tensor *lora_u[LT_LSLOT_COUNT];
+    /* the first token row these views start at: 0 for a whole layer, t0 for an MLP chunk
+     * (lt_forward_mlp_acts); a slot's dropout counter starts at row0 * in */
+    int64_t row0;
 } lt_layer_acts;
 
 typedef struct lt_forward_acts {
@@ -120,6 +132,29 @@ static inline int64_t lt_model_layer_window(const lt_model_config *c, int64_t l)
 
 /* The activations of the last lt_forward_run (for the backward pass). */
 const lt_forward_acts *lt_forward_get_acts(const lt_forward *f);
+
+/* Recomputation (a workspace made with recompute): re-runs layer l of the last run from its
+ * kept input (fetched back from the host when offloaded) up to the second norm, into the
+ * shared buffers, with the dropout masks the forward drew; a->layers[l] then holds them. */
+lt_model_status lt_forward_recompute_layer(lt_forward *f, int64_t l, char *err, size_t errlen);
+bool lt_forward_recomputes(const lt_forward *f);
+
+/* Tokens per MLP chunk of this workspace: the MLP runs, and its backward must run, over
+ * chunks [t0, t0 + n) with t0 a multiple of it and n = min(chunk, N - t0). */
+int64_t lt_forward_chunk(const lt_forward *f);
+
+/* The forward's [N, D] F32 scratch (a projection's output before the residual add): free
+ * between a forward pass and the next, outside lt_forward_recompute_layer and
+ * lt_forward_mlp_acts, so a backward pass may borrow it for its own scratch. */
+lt_tensor *lt_forward_scratch(lt_forward *f);
+
+/* The MLP activations of layer l for tokens [t0, t0 + n) of the last run as views in *ca
+ * (OUT; valid until the next call for this layer's chunk buffers): x_mid, h2, gate, up, act
+ * [n, ...] and the MLP slots' LoRA u rows, row0 = t0; the other fields are layer l's.
+ * Recomputed (with the forward's dropout draws, chunks taken in order after
+ * lt_forward_recompute_layer) unless every layer keeps its own. */
+lt_model_status lt_forward_mlp_acts(lt_forward *f, int64_t l, int64_t t0, int64_t n,
+                                    lt_layer_acts *ca, char *err, size_t errlen);
 
 /* Training mode: LoRA dropout applies only while train is true; the mask of the adapter in
  * slot s of layer l is lt_dropout's with key lt_lora_dropout_key(seed, l, s), drawn on the

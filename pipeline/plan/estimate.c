@@ -3,12 +3,12 @@
  * method as lathe's engine allocates them, the largest micro-batch that fits a device, and
  * the time per epoch from a measured matmul throughput.
  *
- * The activation terms mirror pipeline/model/forward.c and pipeline/train/backward.c: every
- * layer's activations are kept in f32 for the backward pass (no recomputation), attention
- * keeps only its log-sum-exp per query (lt_attention never stores the T^2 probabilities, so
- * there is no a*s^2 term), and the logits [B*T, V] are f32 with their gradient written in
- * place. When the engine's buffers change, change the sums here: the estimator test compares
- * them with the engine's measured high-water mark.
+ * The trainer's terms (trainable state, activations with or without recomputation, logits,
+ * backward scratch, offloaded inputs) come from the engine's own sizing code
+ * (lt_trainer_plan_mem, which counts what the forward and backward workspaces allocate), so
+ * they follow the engine's buffers; the weights are the stored dtypes' bytes (NF4 by
+ * lt_nf4_bytes per matrix). The estimator test compares the result with the engine's
+ * measured high-water mark.
  */
 #include "plan/plan.h"
 #include "train/trainer.h"
@@ -66,123 +66,97 @@ int64_t lt_plan_param_count(const lt_model_config *c, int64_t *norms, int64_t *e
     return emb + head + c->n_layers * (l.linear + l.bias + l.norm) + fnorm;
 }
 
-/* One LoRA module's input and output sizes for a target bit (0 sizes when the arch lacks
- * it). */
-static void lora_shape(const lt_model_config *c, uint32_t bit, int64_t *in, int64_t *out)
+/* Bytes of the blocks' linear weights quantized to NF4 at load: each matrix on its own (its
+ * codes and scales padded as lt_nf4_bytes says). */
+static uint64_t nf4_block_bytes(const lt_model_config *c, bool dq)
 {
     const int64_t D = c->dim, F = c->ffn, qd = c->n_heads * c->head_dim,
                   kvd = c->n_kv_heads * c->head_dim;
-    bool g = c->arch == LT_ARCH_GPT2;
-    *in = *out = 0;
-    switch (bit) {
-    case LT_LORA_Q: *in = D, *out = g ? D : qd; break;
-    case LT_LORA_K: *in = D, *out = g ? D : kvd; break;
-    case LT_LORA_V: *in = D, *out = g ? D : kvd; break;
-    case LT_LORA_O: *in = g ? D : qd, *out = D; break;
-    case LT_LORA_GATE: if (!g) *in = D, *out = F; break;
-    case LT_LORA_UP: *in = D, *out = F; break;
-    case LT_LORA_DOWN: *in = F, *out = D; break;
-    case LT_LORA_ATTN: if (g) *in = D, *out = 3 * D; break;
-    default: break;
-    }
+    const int64_t mats[7] = {qd * D, kvd * D, kvd * D, D * qd, F * D, F * D, D * F};
+    uint64_t per = 0;
+    for (int i = 0; i < 7; i++)
+        per += lt_nf4_bytes(mats[i], dq);
+    return per * (uint64_t)c->n_layers;
 }
 
 void lt_plan_estimate(const lt_model_config *c, const lt_est_opts *o, bool gpu, lt_estimate *e)
 {
     memset(e, 0, sizeof(*e));
-    const uint64_t L = (uint64_t)c->n_layers, D = (uint64_t)c->dim, F = (uint64_t)c->ffn,
-                   V = (uint64_t)c->vocab, H = (uint64_t)c->n_heads,
-                   qd = (uint64_t)(c->n_heads * c->head_dim),
-                   kvd = (uint64_t)(c->n_kv_heads * c->head_dim);
-    const uint64_t N = (uint64_t)(o->batch * o->seq);
+    const uint64_t D = (uint64_t)c->dim, F = (uint64_t)c->ffn, V = (uint64_t)c->vocab;
     const uint64_t wb = o->method == LT_EST_FULL_F32 ? 4 : (uint64_t)(o->weight_bytes == 2 ? 2 : 4);
     int64_t small = 0, emb = 0;
     e->params = lt_plan_param_count(c, &small, &emb);
     const uint64_t matrices = (uint64_t)(e->params - small); /* stored in the weight dtype */
-    const uint64_t block_linear = (uint64_t)(e->params - small - emb);
     layer_counts lc = layer_params(c);
 
-    /* weights on the device: matrices in their dtype, norms and biases always f32 */
-    if (o->method == LT_EST_QLORA) {
-        double per = 0.5 + (o->double_quant ? 0.127 / 8 : 4.0 / 64);
-        e->weights = (uint64_t)((double)block_linear * per) + (uint64_t)emb * wb +
+    /* weights on the device: matrices in their dtype, norms and biases always f32; a frozen
+     * input table not tied to the output layer may stay in host memory */
+    if (o->method == LT_EST_QLORA)
+        e->weights = nf4_block_bytes(c, o->double_quant) + (uint64_t)emb * wb +
                      (uint64_t)small * 4;
-    } else if (o->method == LT_EST_FULL_PURE_BF16) {
+    else if (o->method == LT_EST_FULL_PURE_BF16)
         e->weights = (uint64_t)e->params * 2;
-    } else {
+    else
         e->weights = matrices * wb + (uint64_t)small * 4;
+    bool frozen_emb = o->method == LT_EST_LORA || o->method == LT_EST_QLORA ||
+                      o->method == LT_EST_FREEZE;
+    if (o->embed_on_host && frozen_emb && !c->tie_embeddings) {
+        uint64_t table = V * D * (o->method == LT_EST_FULL_PURE_BF16 ? 2 : wb);
+        e->weights -= table;
+        /* and the forward's host buffer of one batch's gathered rows [N, D] f32 */
+        e->host += table + (uint64_t)(o->batch * o->seq) * D * 4;
     }
 
-    /* trainable state */
+    /* the trainer's own buffers, from the code that sizes them as it allocates them */
+    lt_trainer_opts to;
+    memset(&to, 0, sizeof(to));
+    to.max_batch = o->batch;
+    to.max_seq = o->seq;
+    to.recompute = o->checkpointing;
+    to.offload_activations = o->checkpointing && o->offload_activations;
+    int64_t trainable = 0, master = 0;
     switch (o->method) {
     case LT_EST_FULL_F32:
     case LT_EST_FULL_BF16:
-        e->trainable = e->params;
-        e->master = wb < 4 ? matrices * 4 : 0;
-        e->grads = (uint64_t)e->params * 4;
-        e->moments = (uint64_t)e->params * 8;
-        break;
     case LT_EST_FULL_PURE_BF16:
-        e->trainable = e->params;
-        e->grads = (uint64_t)e->params * 2;
-        e->moments = (uint64_t)e->params * 4;
+        to.method = LT_METHOD_FULL;
+        trainable = e->params;
+        master = wb < 4 ? (int64_t)matrices : 0;
         break;
     case LT_EST_FREEZE: {
         int64_t n = o->freeze_layers < 1 ? 1 : o->freeze_layers;
         if (n > c->n_layers)
             n = c->n_layers;
-        uint64_t lin = (uint64_t)(n * lc.linear), rest = (uint64_t)(n * (lc.bias + lc.norm));
-        e->trainable = (int64_t)(lin + rest);
-        e->master = wb < 4 ? lin * 4 : 0;
-        e->grads = (lin + rest) * 4;
-        e->moments = (lin + rest) * 8;
+        to.method = LT_METHOD_FREEZE;
+        trainable = n * (lc.linear + lc.bias + lc.norm);
+        master = wb < 4 ? n * lc.linear : 0;
         break;
     }
-    case LT_EST_LORA:
-    case LT_EST_QLORA: {
-        uint32_t tg = o->lora_targets ? o->lora_targets : lt_lora_all_linear(c->arch);
-        uint64_t r = (uint64_t)(o->lora_r > 0 ? o->lora_r : 8), per_layer = 0, mods = 0;
-        for (uint32_t bit = 1; bit <= LT_LORA_ATTN; bit <<= 1) {
-            int64_t in, out;
-            if (!(tg & bit))
-                continue;
-            lora_shape(c, bit, &in, &out);
-            if (!in)
-                continue;
-            per_layer += r * (uint64_t)(in + out);
-            mods++;
-        }
-        e->trainable = (int64_t)(per_layer * L);
-        e->adapters = per_layer * L * 4;
-        e->grads = e->adapters;
-        e->moments = 2 * e->adapters;
-        /* kept per layer and module: u = scale * x A^T [N, r]; the backward's du and dxd */
-        e->activations += L * mods * N * r * 4;
-        uint64_t wide = D > F ? D : F;
-        wide = qd > wide ? qd : wide;
-        e->backward += N * r * 4 + N * wide * 4;
-        if (o->lora_dropout) /* one module's dropped input at a time (masks redrawn) */
-            e->activations += N * wide * 4;
+    default: /* LoRA and QLoRA */
+        to.method = LT_METHOD_LORA;
+        to.lora.r = o->lora_r > 0 ? o->lora_r : 8;
+        to.lora.alpha = 2.0f * (float)to.lora.r;
+        to.lora.dropout = o->lora_dropout ? 0.05f : 0.0f;
+        to.lora.targets = o->lora_targets ? o->lora_targets : lt_lora_all_linear(c->arch);
         break;
     }
-    default:
-        break;
-    }
-
-    /* activations kept per layer (forward.c alloc_layer): residual in, x_mid, h1, h2 [N, D];
-     * four [N] norm statistics; q and att [N, qd]; k, v [N, kvd]; lse [B, H, T]; gate, up,
-     * act [N, F] (GPT-2 allocates gate too) */
-    uint64_t per_layer = N * (4 * D + 4 + 2 * qd + 2 * kvd + H + 3 * F) * 4;
-    e->activations += L * per_layer;
-    /* the last residual, tmp, hf [N, D]; final norm statistics; ids, pos, seg and the
-     * trainer's labels [N] i32 */
-    e->activations += N * (3 * D + 2 + 4) * 4;
-    e->logits = N * V * 4;
-    /* backward.c: dres, dh, dtmp [N, D]; dq, datt [N, qd]; dk, dv [N, kvd]; dgate, dup,
-     * dact [N, F]; the loss and the gradient norm */
-    e->backward += N * (3 * D + 2 * qd + 2 * kvd + 3 * F) * 4 + 8;
-    if (o->method == LT_EST_FULL_PURE_BF16) /* a 16-bit engine would keep 16-bit activations */
+    lt_trainer_mem mem;
+    lt_trainer_plan_mem(c, &to, trainable, master, &mem);
+    e->trainable = to.method == LT_METHOD_LORA ? (int64_t)(mem.adapters / 4) : trainable;
+    e->adapters = mem.adapters;
+    e->grads = mem.grads;
+    e->moments = mem.moments;
+    e->master = mem.master;
+    e->activations = mem.activations - mem.logits;
+    e->logits = mem.logits;
+    e->backward = mem.backward + mem.other;
+    e->host += mem.host;
+    if (o->method == LT_EST_FULL_PURE_BF16) { /* a 16-bit engine: a reference point only */
+        e->master = 0;
+        e->grads = (uint64_t)e->params * 2;
+        e->moments = (uint64_t)e->params * 4;
         e->activations /= 2;
+    }
 
     e->tracked = e->weights + e->master + e->adapters + e->grads + e->moments + e->activations +
                  e->logits + e->backward;

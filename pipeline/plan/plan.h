@@ -92,13 +92,13 @@ typedef struct lt_est_opts {
     int weight_bytes;        /* storage bytes per weight of the model's matrices: 4 or 2 */
     int lora_r;              /* 8 */
     uint32_t lora_targets;   /* LT_LORA_* bits; 0 = every linear layer */
-    bool lora_dropout;       /* dropout > 0: one [N, widest input] scratch for the dropped
-                                input (masks are redrawn, never kept) */
+    bool lora_dropout;       /* dropout > 0: one scratch for the dropped input of the module
+                                running (masks are redrawn, never kept) */
     int freeze_layers;       /* LT_EST_FREEZE: layers that train (last N) */
     bool double_quant;       /* QLoRA: absmax quantized to 8 bits (0.127 bit/param) */
-    bool checkpointing;      /* recompute each layer's forward in the backward */
-    bool offload_activations; /* the saved layer inputs live in host memory */
-    bool embed_on_host;      /* a frozen input embedding table stays in host memory */
+    bool checkpointing;      /* activation recomputation: only each layer's input is kept */
+    bool offload_activations; /* with checkpointing: those inputs in host memory */
+    bool embed_on_host;      /* a frozen, untied input embedding table in host memory */
     /* estimate_overhead.c's inputs; 0 = its default */
     uint64_t heap_bytes;     /* the device's heap: the Vulkan allocator's block size grows
                                 with it (lt_plan_vk_block_bytes) */
@@ -114,14 +114,19 @@ typedef struct lt_estimate {
     uint64_t adapters;       /* bytes: LoRA A and B */
     uint64_t grads;          /* bytes: gradients of trainable parameters */
     uint64_t moments;        /* bytes: AdamW m and v */
-    uint64_t activations;    /* bytes: every layer's kept activations (forward) */
-    uint64_t logits;         /* bytes: logits [B*T, V] f32 (dlogits written in place) */
+    uint64_t activations;    /* bytes: the forward's buffers (every layer's activations, or
+                                with checkpointing each layer's input and one layer's) */
+    uint64_t logits;         /* bytes: one chunk of logits [lt_logits_chunk_rows, V] f32 (the
+                                output layer and loss run a chunk of rows at a time, dlogits
+                                written in place) */
     uint64_t backward;       /* bytes: the backward pass's scratch gradients */
-    uint64_t tracked;        /* bytes the engine allocates as tensors (lt_device_mem_peak) */
+    uint64_t tracked;        /* device-class bytes the engine allocates as tensors
+                                (lt_device_mem_peak) */
+    uint64_t host;           /* bytes in host memory instead: a host-resident embedding table
+                                and offloaded layer inputs (lt_device_host_mem_peak) */
     uint64_t workspace;      /* bytes: host scratch of the CPU matmul for half weights */
     uint64_t overhead;       /* bytes: backend overheads (driver, allocator blocks) */
     uint64_t peak;           /* tracked + workspace + overhead */
-    uint64_t host;           /* bytes in host memory (host-resident parts of the run) */
     uint64_t host_ram;       /* bytes: the process's peak RSS (estimate_overhead.c) */
 } lt_estimate;
 

@@ -19,15 +19,21 @@
 
 struct lt_backward {
     lt_model *m;
+    bool counting;                 /* sizing only: buffers are counted, not made */
+    uint64_t counted;
     int64_t max_n;                 /* max_batch * max_seq */
-    lt_tensor *dres, *dh, *dtmp;   /* [N, D] */
-    lt_tensor *dq, *datt;          /* [N, H * hd] */
+    int64_t chunk;                 /* MLP tokens per chunk (the forward's) */
+    lt_tensor *dres, *dh, *dtmp;   /* [N, D]; dtmp may be the forward's scratch (borrowed) */
+    lt_tensor *dq, *datt;          /* [N, H * hd]; datt is dh's buffer when H * hd <= D */
     lt_tensor *dk, *dv;            /* [N, Hkv * hd] */
-    lt_tensor *dgate, *dup, *dact; /* [N, F] */
+    lt_tensor *dact;               /* [chunk, F] */
+    lt_tensor *dup;                /* [chunk, F] gpt2 (Llama: SwiGLU's backward writes dgate
+                                      and dup over the chunk's gate and up) */
+    bool borrowed;                 /* dtmp belongs to the forward workspace */
     lt_tensor *du;                 /* [N, r] LoRA */
-    lt_tensor *dxd;                /* [N, max(D, F, H * hd)] LoRA with dropout: xd, then
-                                      its gradient */
-    int64_t wide;
+    lt_tensor *dxd;                /* [N, max(D, H * hd)] or [chunk, F] LoRA with dropout: xd,
+                                      then its gradient */
+    int64_t wide;                  /* elements of dxd */
     float lora_dropout;            /* the running forward's (lt_forward_acts) */
     uint64_t lora_seed;
     int64_t head_rows; /* rows lt_backward_head has filled since the last run */
@@ -55,55 +61,112 @@ void lt_backward_free(lt_backward *bw)
     for (int i = bw->n_views - 1; i >= 0; i--)
         lt_tensor_free(bw->views[i]);
     free(bw->views);
-    lt_tensor *all[] = {bw->dres, bw->dh,   bw->dtmp, bw->dq, bw->datt, bw->dk,
-                        bw->dv,   bw->dgate, bw->dup, bw->dact, bw->du, bw->dxd};
+    lt_tensor *all[] = {bw->dres, bw->dh,  bw->borrowed ? NULL : bw->dtmp,
+                        bw->dq,   bw->datt == bw->dh ? NULL : bw->datt,
+                        bw->dk,   bw->dv,  bw->dup, bw->dact, bw->du, bw->dxd};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         lt_tensor_free(all[i]);
     free(bw);
 }
 
-lt_model_status lt_backward_new(lt_model *m, int64_t max_batch, int64_t max_seq, int lora_r,
-                                lt_backward **out, char *err, size_t errlen)
+/* Stands for a buffer while counting: never dereferenced, only compared with NULL. */
+static char counted_buffer;
+
+static lt_tensor *buf(lt_backward *bw, int64_t n)
 {
-    if (!m || !out || max_batch <= 0 || max_seq <= 0)
-        return fail(LT_MODEL_ERR_ARG, err, errlen, "backward: bad arguments");
-    const lt_model_config *c = &m->cfg;
-    const int64_t N = max_batch * max_seq, D = c->dim, qd = c->n_heads * c->head_dim,
+    if (bw->counting) {
+        bw->counted += (uint64_t)n * sizeof(float);
+        return (lt_tensor *)(void *)&counted_buffer;
+    }
+    return lt_tensor_new_1d(bw->m->dev, LT_F32, n);
+}
+
+/* Every buffer, in one order for allocating and for counting (scratch: the forward's, lent
+ * as dtmp; NULL = its own). */
+static bool alloc_all(lt_backward *bw, const lt_model_config *c, int lora_r, bool dropout,
+                      lt_tensor *scratch)
+{
+    const int64_t N = bw->max_n, Nc = bw->chunk, D = c->dim, qd = c->n_heads * c->head_dim,
                   kvd = c->n_kv_heads * c->head_dim, F = c->ffn;
+    bw->wide = N * (D > qd ? D : qd);
+    if (Nc * F > bw->wide)
+        bw->wide = Nc * F;
+    const bool gpt2 = c->arch == LT_ARCH_GPT2;
+    bw->dres = buf(bw, N * D);
+    bw->dh = buf(bw, N * D);
+    bw->borrowed = scratch != NULL;
+    bw->dtmp = scratch ? scratch : buf(bw, N * D);
+    bw->dq = buf(bw, N * qd);
+    /* the attention output's gradient lives while dh is dead (from the second norm's backward
+     * to the q/k/v projections' backward) */
+    bw->datt = qd <= D ? bw->dh : buf(bw, N * qd);
+    bw->dk = buf(bw, N * kvd);
+    bw->dv = buf(bw, N * kvd);
+    bw->dup = gpt2 ? buf(bw, Nc * F) : NULL;
+    bw->dact = buf(bw, Nc * F);
+    bool ok = bw->dres && bw->dh && bw->dtmp && bw->dq && bw->datt && bw->dk && bw->dv &&
+              (bw->dup || !gpt2) && bw->dact;
+    if (ok && lora_r > 0) {
+        bw->du = buf(bw, N * lora_r);
+        ok = bw->du != NULL;
+        if (ok && dropout) {
+            bw->dxd = buf(bw, bw->wide);
+            ok = bw->dxd != NULL;
+        }
+    }
+    return ok;
+}
+
+static lt_model_status backward_new(lt_model *m, int64_t max_batch, int64_t max_seq,
+                                    int64_t chunk, int lora_r, bool dropout, lt_tensor *scratch,
+                                    lt_backward **out, char *err, size_t errlen)
+{
+    if (!m || !out || max_batch <= 0 || max_seq <= 0 || chunk <= 0)
+        return fail(LT_MODEL_ERR_ARG, err, errlen, "backward: bad arguments");
     lt_backward *bw = calloc(1, sizeof(*bw));
     if (!bw)
         return fail(LT_MODEL_ERR_OOM, err, errlen, "out of memory");
     bw->m = m;
-    bw->max_n = N;
-    bw->wide = D > F ? D : F;
-    if (qd > bw->wide)
-        bw->wide = qd;
-    lt_device *dev = m->dev;
-    bw->dres = lt_tensor_new_1d(dev, LT_F32, N * D);
-    bw->dh = lt_tensor_new_1d(dev, LT_F32, N * D);
-    bw->dtmp = lt_tensor_new_1d(dev, LT_F32, N * D);
-    bw->dq = lt_tensor_new_1d(dev, LT_F32, N * qd);
-    bw->datt = lt_tensor_new_1d(dev, LT_F32, N * qd);
-    bw->dk = lt_tensor_new_1d(dev, LT_F32, N * kvd);
-    bw->dv = lt_tensor_new_1d(dev, LT_F32, N * kvd);
-    bw->dgate = lt_tensor_new_1d(dev, LT_F32, N * F);
-    bw->dup = lt_tensor_new_1d(dev, LT_F32, N * F);
-    bw->dact = lt_tensor_new_1d(dev, LT_F32, N * F);
-    bool ok = bw->dres && bw->dh && bw->dtmp && bw->dq && bw->datt && bw->dk && bw->dv &&
-              bw->dgate && bw->dup && bw->dact;
-    if (ok && lora_r > 0) {
-        bw->du = lt_tensor_new_1d(dev, LT_F32, N * lora_r);
-        bw->dxd = lt_tensor_new_1d(dev, LT_F32, N * bw->wide);
-        ok = bw->du && bw->dxd;
-    }
-    if (!ok) {
+    bw->max_n = max_batch * max_seq;
+    bw->chunk = chunk < bw->max_n ? chunk : bw->max_n;
+    if (!alloc_all(bw, &m->cfg, lora_r, dropout, scratch)) {
         fail(LT_MODEL_ERR_OOM, err, errlen, "backward buffers for %lld tokens: %s",
-             (long long)N, lt_device_last_error(dev));
+             (long long)bw->max_n, lt_device_last_error(m->dev));
         lt_backward_free(bw);
         return LT_MODEL_ERR_OOM;
     }
     *out = bw;
     return LT_MODEL_OK;
+}
+
+lt_model_status lt_backward_new(lt_model *m, int64_t max_batch, int64_t max_seq, int lora_r,
+                                lt_backward **out, char *err, size_t errlen)
+{
+    int64_t chunk = m ? lt_forward_mlp_chunk(&m->cfg) : 1;
+    return backward_new(m, max_batch, max_seq, chunk, lora_r, lora_r > 0, NULL, out, err,
+                        errlen);
+}
+
+lt_model_status lt_backward_new_for(lt_model *m, lt_forward *f, int64_t max_batch,
+                                    int64_t max_seq, int lora_r, bool lora_dropout,
+                                    lt_backward **out, char *err, size_t errlen)
+{
+    if (!f)
+        return fail(LT_MODEL_ERR_ARG, err, errlen, "backward: no forward workspace");
+    return backward_new(m, max_batch, max_seq, lt_forward_chunk(f), lora_r, lora_dropout,
+                        lt_forward_scratch(f), out, err, errlen);
+}
+
+uint64_t lt_backward_plan_bytes(const lt_model_config *c, int64_t max_batch, int64_t max_seq,
+                                int64_t chunk, int lora_r, bool lora_dropout)
+{
+    lt_backward bw;
+    memset(&bw, 0, sizeof(bw));
+    bw.counting = true;
+    bw.max_n = max_batch * max_seq;
+    bw.chunk = chunk > 0 && chunk < bw.max_n ? chunk : bw.max_n;
+    alloc_all(&bw, c, lora_r, lora_dropout, (lt_tensor *)(void *)&counted_buffer);
+    return bw.counted;
 }
 
 /* A view of p's first elements with the given shape (freed at the end of the run). */
@@ -173,11 +236,12 @@ static lt_status lora_bwd(lt_backward *bw, const lt_layer_acts *la, int64_t l, i
     }
     const float p = bw->lora_dropout;
     const uint64_t key = lt_lora_dropout_key(bw->lora_seed, l, s);
+    const uint64_t first = (uint64_t)la->row0 * (uint64_t)mo->in; /* la's rows' counters */
     lt_tensor *dxd = p > 0 ? bv(bw, bw->dxd, 2, N, mo->in, 0, 0, ok) : NULL;
     if (!*ok)
         return LT_ERR_OOM;
     if (st == LT_OK && g && g->A) {
-        if (dxd && (st = lt_dropout(dxd, x, p, key)) != LT_OK) /* xd, as the forward drew it */
+        if (dxd && (st = lt_dropout(dxd, x, p, key, first)) != LT_OK) /* as the forward drew */
             return st;
         st = lt_matmul(g->A, du, dxd ? dxd : x, true, false, ad->scale, 1.0f);
     }
@@ -186,7 +250,7 @@ static lt_status lora_bwd(lt_backward *bw, const lt_layer_acts *la, int64_t l, i
     if (!dxd)
         return lt_matmul(dx, du, mo->A, false, false, ad->scale, 1.0f);
     if ((st = lt_matmul(dxd, du, mo->A, false, false, ad->scale, 0.0f)) != LT_OK ||
-        (st = lt_dropout_backward(dxd, dxd, p, key)) != LT_OK)
+        (st = lt_dropout_backward(dxd, dxd, p, key, first)) != LT_OK)
         return st;
     return lt_add(dx, dx, dxd);
 }
@@ -220,27 +284,111 @@ static bool layer_trains(const lt_layer_grads *g)
             goto dev_fail;                                                                    \
     } while (0)
 
+/* A view of rows [t0, t0 + n) of a [*, width] buffer p (freed at the end of the run). */
+static lt_tensor *rows_of(lt_backward *bw, lt_tensor *p, int64_t t0, int64_t n, int64_t width,
+                          bool *ok)
+{
+    if (!*ok || !p)
+        return NULL;
+    if (bw->n_views == bw->cap_views) {
+        int nc = bw->cap_views ? 2 * bw->cap_views : 128;
+        lt_tensor **nv = realloc(bw->views, (size_t)nc * sizeof(*nv));
+        if (!nv) {
+            *ok = false;
+            return NULL;
+        }
+        bw->views = nv;
+        bw->cap_views = nc;
+    }
+    int64_t shape[2] = {n, width};
+    lt_tensor *t = lt_tensor_view(p, t0 * width, 2, shape);
+    if (!t)
+        *ok = false;
+    else
+        bw->views[bw->n_views++] = t;
+    return t;
+}
+
+/*
+ * The MLP of layer l backward, a chunk of tokens at a time (the forward's chunks, so the
+ * weight gradients accumulate in one order whether or not the layer was recomputed): from
+ * dres (dL/d(layer output)) to dh (dL/dh2), the chunk's activations kept or recomputed.
+ */
+static lt_model_status mlp_bwd(lt_backward *bw, lt_forward *f, int64_t l,
+                               const lt_layer_grads *g, char *err, size_t errlen)
+{
+    lt_model *m = bw->m;
+    const lt_model_config *c = &m->cfg;
+    const lt_layer_weights *w = &m->layers[l];
+    const lt_forward_acts *a = lt_forward_get_acts(f);
+    const int64_t N = a->B * a->T, D = c->dim, F = c->ffn, chunk = lt_forward_chunk(f);
+    const bool gpt2 = c->arch == LT_ARCH_GPT2;
+    const lt_lora_module *gl = g->lora;
+    lt_status s = LT_OK;
+    bool ok = true;
+    for (int64_t t0 = 0; t0 < N; t0 += chunk) {
+        const int64_t n = N - t0 < chunk ? N - t0 : chunk;
+        lt_layer_acts ca;
+        lt_model_status ms = lt_forward_mlp_acts(f, l, t0, n, &ca, err, errlen);
+        if (ms)
+            return ms;
+        lt_tensor *dres = rows_of(bw, bw->dres, t0, n, D, &ok);
+        lt_tensor *dh = rows_of(bw, bw->dh, t0, n, D, &ok);
+        lt_tensor *dact = rows_of(bw, bw->dact, 0, n, F, &ok);
+        lt_tensor *dgate = gpt2 ? NULL : ca.gate; /* written over the chunk's gate and up */
+        lt_tensor *dup = gpt2 ? rows_of(bw, bw->dup, 0, n, F, &ok) : ca.up;
+        if (!ok)
+            goto dev_fail;
+        /* out = x_mid + down(act) */
+        CK(linear_bwd(dact, 0.0f, &g->down, dres, ca.act, &w->down));
+        CK(lora_bwd(bw, &ca, l, LT_LSLOT_DOWN, &gl[LT_LSLOT_DOWN], &dres, 1, ca.act, dact, n,
+                    &ok));
+        if (gpt2) {
+            CK(lt_gelu_backward(dup, dact, ca.up));
+        } else {
+            CK(lt_swiglu_backward(dgate, dup, dact, ca.gate, ca.up));
+        }
+        CK(linear_bwd(dh, 0.0f, &g->up, dup, ca.h2, &w->up));
+        CK(lora_bwd(bw, &ca, l, LT_LSLOT_UP, &gl[LT_LSLOT_UP], &dup, 1, ca.h2, dh, n, &ok));
+        if (!gpt2) {
+            CK(linear_bwd(dh, 1.0f, &g->gate, dgate, ca.h2, &w->gate));
+            CK(lora_bwd(bw, &ca, l, LT_LSLOT_GATE, &gl[LT_LSLOT_GATE], &dgate, 1, ca.h2, dh, n,
+                        &ok));
+        }
+    }
+    return LT_MODEL_OK;
+dev_fail:
+    if (!ok)
+        return fail(LT_MODEL_ERR_OOM, err, errlen, "backward layer %lld: cannot make views",
+                    (long long)l);
+    return fail(LT_MODEL_ERR_DEVICE, err, errlen, "backward layer %lld MLP: %s: %s",
+                (long long)l, lt_status_str(s), lt_device_last_error(m->dev));
+}
+
 /* One layer backward: bw->dres holds dL/d(layer output) and leaves holding dL/d(layer
- * input) (when need_dx). */
-static lt_model_status layer_bwd(lt_backward *bw, const lt_forward_acts *a, int64_t l,
+ * input) (when need_dx). A recomputing workspace first recomputes the layer's forward. */
+static lt_model_status layer_bwd(lt_backward *bw, lt_forward *f, int64_t l,
                                  const lt_layer_grads *g, bool need_dx, char *err,
                                  size_t errlen)
 {
+    if (lt_forward_recomputes(f)) {
+        lt_model_status ms = lt_forward_recompute_layer(f, l, err, errlen);
+        if (ms)
+            return ms;
+    }
+    const lt_forward_acts *a = lt_forward_get_acts(f);
     lt_model *m = bw->m;
     const lt_model_config *c = &m->cfg;
     const lt_layer_weights *w = &m->layers[l];
     const lt_layer_acts *la = &a->layers[l];
     const int64_t B = a->B, T = a->T, N = B * T, D = c->dim, H = c->n_heads,
-                  Hk = c->n_kv_heads, hd = c->head_dim, F = c->ffn;
+                  Hk = c->n_kv_heads, hd = c->head_dim;
     const bool gpt2 = c->arch == LT_ARCH_GPT2;
     lt_status s = LT_OK;
     bool ok = true;
     lt_tensor *dres = bv(bw, bw->dres, 2, N, D, 0, 0, &ok);
     lt_tensor *dh = bv(bw, bw->dh, 2, N, D, 0, 0, &ok);
     lt_tensor *dtmp = bv(bw, bw->dtmp, 2, N, D, 0, 0, &ok);
-    lt_tensor *dact = bv(bw, bw->dact, 2, N, F, 0, 0, &ok);
-    lt_tensor *dgate = bv(bw, bw->dgate, 2, N, F, 0, 0, &ok);
-    lt_tensor *dup = bv(bw, bw->dup, 2, N, F, 0, 0, &ok);
     lt_tensor *datt2 = bv(bw, bw->datt, 2, N, H * hd, 0, 0, &ok);
     lt_tensor *datt4 = bv(bw, bw->datt, 4, B, T, H, hd, &ok);
     lt_tensor *dq2 = bv(bw, bw->dq, 2, N, H * hd, 0, 0, &ok);
@@ -256,21 +404,9 @@ static lt_model_status layer_bwd(lt_backward *bw, const lt_forward_acts *a, int6
         return fail(LT_MODEL_ERR_OOM, err, errlen, "backward layer %lld: cannot make views",
                     (long long)l);
     const lt_lora_module *gl = g->lora;
-    /* MLP: out = x_mid + down(act) */
-    CK(linear_bwd(dact, 0.0f, &g->down, dres, la->act, &w->down));
-    CK(lora_bwd(bw, la, l, LT_LSLOT_DOWN, &gl[LT_LSLOT_DOWN], &dres, 1, la->act, dact, N, &ok));
-    if (gpt2) {
-        CK(lt_gelu_backward(dup, dact, la->up));
-    } else {
-        CK(lt_swiglu_backward(dgate, dup, dact, la->gate, la->up));
-    }
-    CK(linear_bwd(dh, 0.0f, &g->up, dup, la->h2, &w->up));
-    CK(lora_bwd(bw, la, l, LT_LSLOT_UP, &gl[LT_LSLOT_UP], &dup, 1, la->h2, dh, N, &ok));
-    if (!gpt2) {
-        CK(linear_bwd(dh, 1.0f, &g->gate, dgate, la->h2, &w->gate));
-        CK(lora_bwd(bw, la, l, LT_LSLOT_GATE, &gl[LT_LSLOT_GATE], &dgate, 1, la->h2, dh, N,
-                    &ok));
-    }
+    lt_model_status ms = mlp_bwd(bw, f, l, g, err, errlen);
+    if (ms)
+        return ms;
     CK(norm_bwd(m, dtmp, g->ln2_w, g->ln2_b, dh, la->x_mid, w->ln2_w, la->mean2, la->rstd2));
     CK(lt_add(dres, dres, dtmp));
     /* attention: x_mid = x + o(attention(q, k, v)) */
@@ -351,7 +487,7 @@ lt_model_status lt_backward_head(lt_backward *bw, const lt_forward *f, const lt_
     return LT_MODEL_OK;
 }
 
-lt_model_status lt_backward_run(lt_backward *bw, const lt_forward *f, const lt_model_grads *g,
+lt_model_status lt_backward_run(lt_backward *bw, lt_forward *f, const lt_model_grads *g,
                                 char *err, size_t errlen)
 {
     if (!bw || !f || !g)
@@ -404,7 +540,7 @@ lt_model_status lt_backward_run(lt_backward *bw, const lt_forward *f, const lt_m
     if (below || g->lnf_w || g->lnf_b)
         CK(norm_bwd(m, dres, g->lnf_w, g->lnf_b, dhf, a->x_final, m->lnf_w, a->meanf, a->rstdf));
     for (int64_t l = L - 1; below && l >= lowest; l--) {
-        lt_model_status ms = layer_bwd(bw, a, l, &g->layers[l], emb || l > lowest, err, errlen);
+        lt_model_status ms = layer_bwd(bw, f, l, &g->layers[l], emb || l > lowest, err, errlen);
         if (ms)
             return ms;
     }

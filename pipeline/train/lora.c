@@ -25,10 +25,12 @@ static lt_model_status fail(lt_model_status st, char *err, size_t errlen, const 
     return st;
 }
 
-uint32_t lt_lora_slots(const lt_model *m, uint32_t t)
+uint32_t lt_lora_slots(const lt_model *m, uint32_t t) { return lt_lora_slots_of(&m->cfg, t); }
+
+uint32_t lt_lora_slots_of(const lt_model_config *c, uint32_t t)
 {
     uint32_t s = 0;
-    if (m->cfg.arch == LT_ARCH_GPT2) {
+    if (c->arch == LT_ARCH_GPT2) {
         if (t & (LT_LORA_Q | LT_LORA_K | LT_LORA_V | LT_LORA_ATTN))
             s |= 1u << LT_LSLOT_ATTN;
         if (t & LT_LORA_O)
@@ -49,7 +51,11 @@ uint32_t lt_lora_slots(const lt_model *m, uint32_t t)
 
 void lt_lora_slot_dims(const lt_model *m, int s, int64_t *in, int64_t *out)
 {
-    const lt_model_config *c = &m->cfg;
+    lt_lora_slot_dims_of(&m->cfg, s, in, out);
+}
+
+void lt_lora_slot_dims_of(const lt_model_config *c, int s, int64_t *in, int64_t *out)
+{
     const int64_t D = c->dim, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
     switch (s) {
     case LT_LSLOT_Q: *in = D, *out = qd; break;

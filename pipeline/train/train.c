@@ -170,13 +170,18 @@ static bool split_count(lt_store *st, int64_t version_id, const char *split, int
 
 /*
  * What every out-of-memory error on the run's device suggests (lt_device_set_oom_hint): the
- * settings that lower memory. oom_estimate is where the estimator's figure for this run goes
- * ("the estimate for this run is 7.9 GB; "); empty until the estimator is wired in here.
+ * estimate for this run when known (estimate_bytes > 0: the model's weights plus the trainer
+ * as the code that allocates sizes it) and the settings that lower memory.
  */
-static void set_oom_hint(trun *r)
+static void set_oom_hint(trun *r, uint64_t estimate_bytes)
 {
     const lt_train_config *c = r->c;
     char oom_estimate[128] = "";
+    if (estimate_bytes > 0)
+        snprintf(oom_estimate, sizeof oom_estimate,
+                 "the estimate for this run is %.2f GB (model %.2f GB + trainer); ",
+                 (double)estimate_bytes / 1e9,
+                 r->model ? (double)lt_model_weight_bytes(r->model) / 1e9 : 0.0);
     char seq[48] = "seq_len";
     if (c->seq_len > 0)
         snprintf(seq, sizeof seq, "seq_len (%lld)", (long long)c->seq_len);
@@ -208,7 +213,7 @@ static bool setup(trun *r, int64_t *version_id, char *data_hash, char *mhash, ch
         snprintf(err, errlen, "device %s: %s", device, e);
         return false;
     }
-    set_oom_hint(r);
+    set_oom_hint(r, 0);
     int wdt = !c->qlora ? LT_MODEL_DTYPE_STORED
                         : c->qlora_double_quant ? LT_MODEL_DTYPE_NF4_DQ : (int)LT_NF4;
     lt_model_status ms = lt_model_load(c->model, r->dev, wdt, &r->model, e, sizeof(e));
@@ -349,6 +354,46 @@ static bool setup(trun *r, int64_t *version_id, char *data_hash, char *mhash, ch
     return true;
 }
 
+/* Device memory left beside what is allocated now, as the backend's budget says
+ * (lt_device_mem_budget: the driver's VK_EXT_memory_budget, else the device-local heap, on
+ * Vulkan; MemAvailable plus what lathe holds on the CPU); *what names the source. */
+static uint64_t device_free_bytes(lt_device *dev, const char **what)
+{
+    uint64_t budget = 0, usage = 0;
+    bool cpu = lt_device_get_kind(dev) == LT_DEVICE_CPU;
+    *what = cpu ? "RAM available" : "device memory budget left";
+    if (!lt_device_mem_budget(dev, &budget, &usage))
+        return 0;
+    return budget > usage ? budget - usage : 0;
+}
+
+/* "gradient_checkpointing": "auto": on when the trainer without it (sized by the code that
+ * allocates its buffers) does not fit in what the device has left beside the model; the
+ * decision is recorded as a run event. */
+static void resolve_checkpointing(trun *r, lt_trainer_opts *to)
+{
+    lt_trainer_mem keep, rec;
+    to->recompute = false;
+    lt_trainer_plan_mem_for(r->model, to, &keep);
+    to->recompute = true;
+    lt_trainer_plan_mem_for(r->model, to, &rec);
+    const char *what = "";
+    uint64_t avail = device_free_bytes(r->dev, &what);
+    to->recompute = keep.device > avail;
+    if (r->ckpt_auto == (int)to->recompute)
+        return; /* decided alike before (a new freeze round) */
+    r->ckpt_auto = to->recompute;
+    snprintf(r->ckpt_note, sizeof(r->ckpt_note),
+             "gradient checkpointing (auto): %s; the trainer needs %.3g GB of device memory "
+             "without it, %.3g GB with it, beside the model's %.3g GB (%s: %.3g GB)",
+             to->recompute ? "on" : "off", (double)keep.device / 1e9, (double)rec.device / 1e9,
+             (double)lt_device_mem_in_use(r->dev) / 1e9, what, (double)avail / 1e9);
+    if (r->run_id > 0) { /* else recorded once the run exists */
+        trun_event(r, "info", "%s", r->ckpt_note);
+        r->ckpt_note[0] = '\0';
+    }
+}
+
 bool trun_make_trainer(trun *r, char *err, size_t errlen)
 {
     const lt_train_config *c = r->c;
@@ -366,7 +411,25 @@ bool trun_make_trainer(trun *r, char *err, size_t errlen)
     lt_train_config_trainer_opts(c, lt_model_get_config(r->model), r->train_layer, &to);
     to.max_batch = trun_pref_enabled(c) ? 2 * c->batch_size : c->batch_size; /* pairs: 2 rows */
     to.max_seq = r->seq_len;
+    /* a frozen input table not tied to the output layer stays in host memory: only a batch's
+     * rows go to the device */
+    const lt_model_config *mc = lt_model_get_config(r->model);
+    bool emb_frozen = c->method == LT_METHOD_LORA ||
+                      (c->method == LT_METHOD_FREEZE && !c->freeze_train_embeddings);
     char e[1024];
+    if (emb_frozen && !mc->tie_embeddings && lt_model_host_embedding_bytes(r->model) == 0) {
+        if (lt_model_host_embeddings(r->model, e, sizeof(e)) != LT_MODEL_OK) {
+            snprintf(err, errlen, "model: %s", e);
+            return false;
+        }
+    }
+    if (c->grad_ckpt == LT_GRAD_CKPT_AUTO)
+        resolve_checkpointing(r, &to);
+    if (!to.recompute)
+        to.offload_activations = false;
+    lt_trainer_mem need;
+    lt_trainer_plan_mem_for(r->model, &to, &need);
+    set_oom_hint(r, lt_model_weight_bytes(r->model) + need.device);
     if (lt_trainer_new(r->model, &to, &r->tr, e, sizeof(e)) != LT_MODEL_OK) {
         snprintf(err, errlen, "trainer: %s", e);
         return false;
@@ -429,6 +492,7 @@ bool lt_train_run(lt_store *st, const lt_train_config *c, const lt_train_opts *o
         snprintf(err, errlen, "out of memory");
         return false;
     }
+    r->ckpt_auto = -1;
     memset(res, 0, sizeof(*res));
     res->last_loss = NAN;
     res->best_val = NAN;
@@ -528,6 +592,10 @@ bool lt_train_run(lt_store *st, const lt_train_config *c, const lt_train_opts *o
         o->on_start(o->ctx, r->run_id, r->dir);
     if (!o->resume_run)
         trun_pref_report(r);
+    if (r->ckpt_note[0]) {
+        trun_event(r, "info", "%s", r->ckpt_note);
+        r->ckpt_note[0] = '\0';
+    }
     if (r->train.n_truncated && !o->resume_run)
         trun_event(r, "warning", "%lld of %lld examples were longer than seq_len %lld and were "
                    "truncated", (long long)r->train.n_truncated,

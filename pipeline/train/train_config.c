@@ -193,7 +193,6 @@ void lt_train_config_defaults(lt_train_config *c)
     c->seed = 42;
     c->nan_tolerance = 5;
     c->qlora_double_quant = true;
-    c->gradient_checkpointing = -1;
     c->dpo_beta = 0.1;
     c->dpo_loss = LT_DPO_SIGMOID;
     c->orpo_beta = 0.1;
@@ -539,7 +538,8 @@ static bool parse_top(pctx *p, const cJSON *root, lt_train_config *c)
         "model", "dataset", "objective", "method", "lora", "freeze", "seq_len", "batch_size",
         "grad_accum", "packing", "train_on_prompt", "epochs", "max_steps", "optimizer",
         "schedule", "max_grad_norm", "eval", "checkpoint", "seed", "device", "threads",
-        "template", "nan_tolerance", "dpo", "orpo", "qlora", "gradient_checkpointing", NULL};
+        "template", "nan_tolerance", "dpo", "orpo", "qlora", "gradient_checkpointing",
+        "offload_activations", NULL};
     if (!cJSON_IsObject(root))
         return fail(p, "$", "expected a JSON object");
     if (!only_keys(p, root, "$", keys))
@@ -591,13 +591,6 @@ static bool parse_top(pctx *p, const cJSON *root, lt_train_config *c)
             return fail(p, "$.method",
                         "expected \"full\", \"freeze\", \"lora\" or \"qlora\"");
     }
-    const cJSON *gc = cJSON_GetObjectItemCaseSensitive(root, "gradient_checkpointing");
-    if (cJSON_IsBool(gc))
-        c->gradient_checkpointing = cJSON_IsTrue(gc) ? 1 : 0;
-    else if (cJSON_IsString(gc) && strcmp(gc->valuestring, "auto") == 0)
-        c->gradient_checkpointing = -1;
-    else if (gc)
-        return fail(p, "$.gradient_checkpointing", "expected true, false or \"auto\"");
     int64_t v;
     if (!get_int(p, root, "$", "seq_len", 2, 1 << 20, "an integer from 2 to 1048576",
                  &c->seq_len) ||
@@ -625,6 +618,25 @@ static bool parse_top(pctx *p, const cJSON *root, lt_train_config *c)
     if (!get_int(p, root, "$", "nan_tolerance", 1, 1000000, "a positive integer", &v))
         return false;
     c->nan_tolerance = (int)v;
+    const cJSON *gc = cJSON_GetObjectItemCaseSensitive(root, "gradient_checkpointing");
+    if (gc) {
+        if (cJSON_IsBool(gc)) {
+            c->grad_ckpt = cJSON_IsTrue(gc) ? LT_GRAD_CKPT_ON : LT_GRAD_CKPT_OFF;
+        } else if (cJSON_IsString(gc) && strcmp(gc->valuestring, "auto") == 0) {
+            c->grad_ckpt = LT_GRAD_CKPT_AUTO;
+        } else {
+            char got[80];
+            describe(gc, got, sizeof(got));
+            return fail(p, "$.gradient_checkpointing", "expected \"auto\", true or false, got %s",
+                        got);
+        }
+    }
+    if (!get_bool(p, root, "$", "offload_activations", &c->offload_activations))
+        return false;
+    if (c->offload_activations && c->grad_ckpt == LT_GRAD_CKPT_OFF)
+        return fail(p, "$.offload_activations",
+                    "needs gradient checkpointing (the offloaded layer inputs are what it keeps); "
+                    "set \"gradient_checkpointing\" to true or \"auto\"");
     if (c->chat_template && strcmp(c->chat_template, "chatml") != 0 &&
         strcmp(c->chat_template, "llama3") != 0 && strcmp(c->chat_template, "llama2") != 0 &&
         strcmp(c->chat_template, "alpaca") != 0)
@@ -695,8 +707,6 @@ static char *canonical_json(const lt_train_config *c)
         cJSON_AddNumberToObject(o, "round_steps", (double)c->freeze_round_steps);
         cJSON_AddBoolToObject(o, "train_embeddings", c->freeze_train_embeddings);
     }
-    if (c->gradient_checkpointing >= 0) /* absent: "auto" (keeps older runs' hashes) */
-        cJSON_AddBoolToObject(r, "gradient_checkpointing", c->gradient_checkpointing == 1);
     if (c->seq_len) /* absent: the model's context */
         cJSON_AddNumberToObject(r, "seq_len", (double)c->seq_len);
     cJSON_AddNumberToObject(r, "batch_size", (double)c->batch_size);
@@ -736,6 +746,11 @@ static char *canonical_json(const lt_train_config *c)
     if (c->chat_template)
         cJSON_AddStringToObject(r, "template", c->chat_template);
     cJSON_AddNumberToObject(r, "nan_tolerance", c->nan_tolerance);
+    if (c->grad_ckpt == LT_GRAD_CKPT_AUTO)
+        cJSON_AddStringToObject(r, "gradient_checkpointing", "auto");
+    else
+        cJSON_AddBoolToObject(r, "gradient_checkpointing", c->grad_ckpt == LT_GRAD_CKPT_ON);
+    cJSON_AddBoolToObject(r, "offload_activations", c->offload_activations);
     char *s = cJSON_PrintUnformatted(r);
     cJSON_Delete(r);
     return s;
@@ -896,4 +911,6 @@ void lt_train_config_trainer_opts(const lt_train_config *c, const lt_model_confi
     to->beta2 = (float)c->beta2;
     to->eps = (float)c->eps;
     to->weight_decay = (float)c->weight_decay;
+    to->recompute = c->grad_ckpt == LT_GRAD_CKPT_ON; /* "auto": the run loop decides */
+    to->offload_activations = c->offload_activations;
 }

@@ -33,6 +33,14 @@ typedef enum lt_freeze_kind {
 
 #define LT_TRAIN_MAX_LAYERS 256
 
+/* Activation recomputation ("gradient_checkpointing"): auto turns it on when the run without
+ * it does not fit the device (train.c decides, by the trainer's own sizing). */
+typedef enum lt_grad_ckpt {
+    LT_GRAD_CKPT_AUTO = 0,
+    LT_GRAD_CKPT_ON,
+    LT_GRAD_CKPT_OFF,
+} lt_grad_ckpt;
+
 typedef struct lt_train_config {
     /* what to train on */
     char *model;           /* model folder */
@@ -47,8 +55,6 @@ typedef struct lt_train_config {
     lt_train_method method;
     bool qlora;            /* "method": "qlora": LoRA on a base quantized to NF4 at load */
     bool qlora_double_quant; /* "qlora": {"double_quant"} (default true) */
-    int gradient_checkpointing; /* "gradient_checkpointing": 1 true, 0 false, -1 "auto" (the
-                                   default: on when the estimate without it does not fit) */
     lt_lora_opts lora;     /* targets as LT_LORA_* bits; seed = config seed */
     bool lora_all_linear;  /* "all-linear": every linear layer of the architecture */
     lt_freeze_kind freeze_kind;
@@ -88,6 +94,10 @@ typedef struct lt_train_config {
     char *device;          /* NULL = the command line's / LATHE_DEVICE */
     int threads;           /* 0 = the command line's */
     int nan_tolerance;     /* consecutive skipped (NaN/Inf) steps that stop the run */
+
+    /* memory */
+    lt_grad_ckpt grad_ckpt;   /* "gradient_checkpointing": "auto" (default), true or false */
+    bool offload_activations; /* with checkpointing: the kept layer inputs in host memory */
 
     char *json;            /* the canonical config (every field, defaults filled in) */
     char hash[65];         /* sha256 hex of json */

@@ -38,6 +38,15 @@ typedef struct lt_backward lt_backward;
  * attached adapter's rank and widest input (0 without LoRA). Caller owns *out. */
 lt_model_status lt_backward_new(lt_model *m, int64_t max_batch, int64_t max_seq, int lora_r,
                                 lt_backward **out, char *err, size_t errlen);
+/* As lt_backward_new for the forward workspace f: its MLP chunking, and its scratch
+ * (lt_forward_scratch) borrowed; the LoRA dropout scratch only when lora_dropout. The
+ * backward writes SwiGLU's gradients over the gate and up activations of each MLP chunk. */
+lt_model_status lt_backward_new_for(lt_model *m, lt_forward *f, int64_t max_batch,
+                                    int64_t max_seq, int lora_r, bool lora_dropout,
+                                    lt_backward **out, char *err, size_t errlen);
+/* The device bytes lt_backward_new_for would allocate (the same code, counting). */
+uint64_t lt_backward_plan_bytes(const lt_model_config *c, int64_t max_batch, int64_t max_seq,
+                                int64_t chunk, int lora_r, bool lora_dropout);
 void lt_backward_free(lt_backward *bw);
 
 /*
@@ -54,10 +63,11 @@ lt_model_status lt_backward_head(lt_backward *bw, const lt_forward *f, const lt_
  * The backward pass of f's last run (made with keep_activations). Without logits_chunk, its
  * logits buffer must already hold dloss/dlogits (lt_cross_entropy writes it in place); with
  * logits_chunk, lt_backward_head must have run over every row, and the pass starts from the
- * dL/dhf it left. Gradients accumulate into g; the model's attached adapter (if any) gets its
- * grads from g->layers[l].lora.
+ * dL/dhf it left. A workspace made with recompute has each layer recomputed right before its
+ * backward (f's shared buffers change). Gradients accumulate into g; the model's attached
+ * adapter (if any) gets its grads from g->layers[l].lora.
  */
-lt_model_status lt_backward_run(lt_backward *bw, const lt_forward *f, const lt_model_grads *g,
+lt_model_status lt_backward_run(lt_backward *bw, lt_forward *f, const lt_model_grads *g,
                                 char *err, size_t errlen);
 
 /* ---- lora.c ----------------------------------------------------------------------------- */
@@ -68,6 +78,9 @@ uint32_t lt_lora_slots(const lt_model *m, uint32_t targets);
 
 /* The input and output widths of slot s of m's layers. */
 void lt_lora_slot_dims(const lt_model *m, int s, int64_t *in, int64_t *out);
+/* The same two from a model's shape alone (sizing without a model). */
+uint32_t lt_lora_slots_of(const lt_model_config *c, uint32_t targets);
+void lt_lora_slot_dims_of(const lt_model_config *c, int s, int64_t *in, int64_t *out);
 
 /* The Hugging Face module path of slot s in layer l ("model.layers.3.self_attn.q_proj",
  * "transformer.h.0.attn.c_attn"), and the target_modules entry ("q_proj", "c_attn"). */

@@ -506,6 +506,7 @@ void trun_loop(trun *r)
         metric(r, "grad_norm", gn);
         metric(r, "tokens_per_s", tps);
         metric(r, "mem_bytes", (double)lt_device_mem_in_use(r->dev));
+        metric(r, "host_mem_bytes", (double)lt_device_host_mem_in_use(r->dev));
         if (r->pref)
             trun_pref_metrics(r);
         double now = trun_now();

@@ -52,6 +52,8 @@ typedef struct trun {
     double last_flush;       /* monotonic seconds */
     double t_start;
     int64_t tokens_since_start;
+    int ckpt_auto;           /* "auto" checkpointing decided: -1 not yet, 0 off, 1 on */
+    char ckpt_note[512];     /* that decision, until the run exists to record it */
 } trun;
 
 /* Monotonic seconds. */

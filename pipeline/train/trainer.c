@@ -268,6 +268,72 @@ oom:
                 lt_device_last_error(m->dev));
 }
 
+void lt_trainer_plan_mem(const lt_model_config *c, const lt_trainer_opts *o, int64_t trainable,
+                         int64_t master, lt_trainer_mem *mem)
+{
+    memset(mem, 0, sizeof(*mem));
+    const bool lora = o->method == LT_METHOD_LORA;
+    int r = lora ? o->lora.r : 0;
+    uint32_t slots = 0;
+    if (lora) {
+        slots = lt_lora_slots_of(c, o->lora.targets);
+        /* A [r, in] and B [out, r] F32, each with a gradient and two moments */
+        for (int s = 0; s < LT_LSLOT_COUNT; s++) {
+            int64_t in = 0, out = 0;
+            lt_lora_slot_dims_of(c, s, &in, &out);
+            if (slots & (1u << s))
+                mem->adapters += (uint64_t)c->n_layers * (uint64_t)(r * in + out * r) * 4u;
+        }
+        mem->grads = mem->adapters;
+        mem->moments = 2 * mem->adapters;
+    } else {
+        mem->grads = (uint64_t)trainable * 4u;
+        mem->moments = (uint64_t)trainable * 8u;
+        mem->master = (uint64_t)master * 4u;
+    }
+    mem->state = mem->adapters + mem->grads + mem->moments + mem->master;
+    /* the output layer's logits: one chunk of rows, as lt_trainer_new makes it */
+    const int64_t N = o->max_batch * o->max_seq;
+    lt_forward_opts fo = {.max_batch = o->max_batch,
+                          .max_seq = o->max_seq,
+                          .keep_activations = true,
+                          .logits_chunk = o->logits_chunk > 0
+                                              ? o->logits_chunk
+                                              : lt_logits_chunk_rows(c->vocab, N)};
+    lt_forward_mem_opts fm = {o->recompute, o->recompute && o->offload_activations,
+                              o->mlp_chunk};
+    lt_forward_plan_bytes(c, &fo, &fm, r, slots, lora ? o->lora.dropout : 0.0f,
+                          &mem->activations, &mem->logits, &mem->host);
+    int64_t chunk = o->mlp_chunk > 0 ? o->mlp_chunk : lt_forward_mlp_chunk(c);
+    mem->backward = lt_backward_plan_bytes(c, o->max_batch, o->max_seq, chunk, r,
+                                           lora && o->lora.dropout > 0);
+    /* labels [N] I32, the per-row losses [N] F32, loss and norm */
+    mem->other = (uint64_t)N * 8u + 8u;
+    mem->device = mem->state + mem->activations + mem->backward + mem->other;
+}
+
+/* Whether lt_trainer_new would train model parameter mp under o (full and freeze). */
+static bool param_trains(const lt_model_param *mp, const lt_trainer_opts *o)
+{
+    if (o->method != LT_METHOD_FREEZE)
+        return true;
+    return mp->layer < 0 ? o->train_embeddings : (!o->train_layer || o->train_layer[mp->layer]);
+}
+
+void lt_trainer_plan_mem_for(const lt_model *m, const lt_trainer_opts *o, lt_trainer_mem *mem)
+{
+    int64_t trainable = 0, master = 0;
+    for (int i = 0; o->method != LT_METHOD_LORA && i < m->n_params; i++) {
+        const lt_model_param *mp = &m->params[i];
+        if (!param_trains(mp, o) || !mp->tensor)
+            continue;
+        trainable += lt_tensor_numel(mp->tensor);
+        if (lt_tensor_dtype(mp->tensor) != LT_F32)
+            master += lt_tensor_numel(mp->tensor);
+    }
+    lt_trainer_plan_mem(&m->cfg, o, trainable, master, mem);
+}
+
 lt_model_status lt_trainer_new(lt_model *m, const lt_trainer_opts *o, lt_trainer **out,
                                char *err, size_t errlen)
 {
@@ -297,12 +363,13 @@ lt_model_status lt_trainer_new(lt_model *m, const lt_trainer_opts *o, lt_trainer
     } else {
         for (int i = 0; i < m->n_params; i++) {
             const lt_model_param *mp = &m->params[i];
-            bool train = true;
-            if (o->method == LT_METHOD_FREEZE)
-                train = mp->layer < 0 ? o->train_embeddings
-                                      : (!o->train_layer || o->train_layer[mp->layer]);
-            if (!train)
+            if (!param_trains(mp, o))
                 continue;
+            if (!mp->tensor) {
+                st = fail(LT_MODEL_ERR_ARG, err, errlen,
+                          "trainer: %s is kept in host memory and cannot train", mp->name);
+                goto fail;
+            }
             float decay = no_decay(mp->name, mp->kind) ? 0.0f : o->weight_decay;
             if (!add_param(t, mp->name, mp->tensor, mp->layout, decay, NULL) ||
                 !map_grad(t, mp->tensor, t->p[t->n - 1].grad))
@@ -328,10 +395,13 @@ lt_model_status lt_trainer_new(lt_model *m, const lt_trainer_opts *o, lt_trainer
     t->chunk = o->logits_chunk > 0 ? o->logits_chunk
                                    : lt_logits_chunk_rows(m->cfg.vocab, o->max_batch * o->max_seq);
     fo.logits_chunk = t->chunk;
-    if ((st = lt_forward_new(m, &fo, &t->fwd, err, errlen)))
+    lt_forward_mem_opts fm = {o->recompute, o->recompute && o->offload_activations,
+                              o->mlp_chunk};
+    if ((st = lt_forward_new_mem(m, &fo, &fm, &t->fwd, err, errlen)))
         goto fail;
-    if ((st = lt_backward_new(m, o->max_batch, o->max_seq, t->lora ? t->lora->r : 0, &t->bw,
-                              err, errlen)))
+    if ((st = lt_backward_new_for(m, t->fwd, o->max_batch, o->max_seq,
+                                  t->lora ? t->lora->r : 0, t->lora && t->lora->dropout > 0,
+                                  &t->bw, err, errlen)))
         goto fail;
     t->labels = lt_tensor_new_1d(m->dev, LT_I32, o->max_batch * o->max_seq);
     t->loss = lt_tensor_new_1d(m->dev, LT_F32, 1);

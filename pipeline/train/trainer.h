@@ -72,9 +72,42 @@ typedef struct lt_trainer_opts {
     /* rows of logits per chunk of the output layer and loss (0 = lt_logits_chunk_rows: at
      * most LT_LOGITS_CHUNK_BYTES, 64 MiB, of fp32 logits); [tokens x vocab] never exists */
     int64_t logits_chunk;
+    /* memory: recompute (gradient checkpointing) keeps only each layer's input and redoes the
+     * layer's forward right before its backward (the same gradients, bit for bit on the CPU
+     * backend); offload_activations keeps those inputs in host memory; mlp_chunk: tokens per
+     * MLP chunk (0 = automatic, lt_forward_mlp_chunk) */
+    bool recompute, offload_activations;
+    int64_t mlp_chunk;
 } lt_trainer_opts;
 
 typedef struct lt_trainer lt_trainer;
+
+/* The memory of a trainer with options o, by part, from the sizing code of the buffers it
+ * allocates (lt_forward_plan_bytes, lt_backward_plan_bytes; the model's own weights are not
+ * included). */
+typedef struct lt_trainer_mem {
+    uint64_t state;       /* device: adapters + grads + moments + master */
+    uint64_t adapters;    /* LoRA A and B (F32) */
+    uint64_t grads;       /* F32 gradients of what trains */
+    uint64_t moments;     /* AdamW m and v */
+    uint64_t master;      /* F32 master copies of 16-bit tensors that train */
+    uint64_t activations; /* device: the forward workspace (kept activations or layer inputs,
+                             one layer's recompute buffers, logits) */
+    uint64_t logits;      /* of which the output layer's logits: one chunk [logits_chunk, V] */
+    uint64_t backward;    /* device: the backward workspace */
+    uint64_t other;       /* device: labels, loss, norm */
+    uint64_t device;      /* the sum of the device parts */
+    uint64_t host;        /* host-resident: offloaded layer inputs */
+} lt_trainer_mem;
+
+/* Fills *mem for a model of shape c. trainable: elements that train under full or freeze (the
+ * model's parameter count for full; ignored for LoRA, which is sized from o->lora); master:
+ * how many of them are stored in 16 bits (each has an fp32 master copy). */
+void lt_trainer_plan_mem(const lt_model_config *c, const lt_trainer_opts *o, int64_t trainable,
+                         int64_t master, lt_trainer_mem *mem);
+/* The same for the trainer lt_trainer_new(m, o) would make: the tensors it would train (by
+ * method, train_layer and train_embeddings) and their master copies counted on m. */
+void lt_trainer_plan_mem_for(const lt_model *m, const lt_trainer_opts *o, lt_trainer_mem *mem);
 
 /* Make a trainer for m (which must outlive it). err names what is wrong. The caller owns *out
  * and frees it with lt_trainer_free. */

@@ -79,19 +79,35 @@ fi
 check "SIGTERM+resume ends bitwise identical" \
     cmp -s "$ws/runs/1/checkpoints/step-$final.ckpt" "$ws/runs/2/checkpoints/step-$final.ckpt"
 
+# gradient checkpointing (with the kept layer inputs offloaded to host memory) trains the same
+# bits; "auto" (the default) records its decision as a run event
+sed 's/"seed": 11}/"seed": 11, "gradient_checkpointing": true, "offload_activations": true}/' \
+    "$tmp/full.json" >"$tmp/ckpt.json"
+L train --device cpu --threads 1 --json "$tmp/ckpt.json" >"$tmp/k.out" 2>/dev/null
+kid=$(sed -n 's/.*"run_id":\([0-9]*\).*/\1/p' "$tmp/k.out")
+tensors() { tail -c +449 "$1" | head -c -32; } # past the state and config hash, no checksum
+check "checkpointing + offload: the same tensors, bit for bit" \
+    cmp -s <(tensors "$ws/runs/1/checkpoints/step-$final.ckpt") \
+    <(tensors "$ws/runs/$kid/checkpoints/step-$final.ckpt")
+check "checkpointing + offload: the same state before the config hash" \
+    cmp -s <(head -c 384 "$ws/runs/1/checkpoints/step-$final.ckpt") \
+    <(head -c 384 "$ws/runs/$kid/checkpoints/step-$final.ckpt")
+check "auto checkpointing decision is a run event" \
+    bash -c "'$lathe' runs show 1 --workspace '$ws' | grep -q 'gradient checkpointing (auto): off'"
+
 # a deterministic stop at a random step, resumed
 k=$((RANDOM % (final - 1) + 1))
 LATHE_TRAIN_STOP_AFTER=$k L train --device cpu --threads 1 "$tmp/full.json" >/dev/null 2>&1
-check "stopped at step $k" test -s "$ws/runs/3/checkpoints/step-$k.ckpt"
-L train --device cpu --threads 1 --resume 3 >/dev/null 2>&1
+check "stopped at step $k" test -s "$ws/runs/4/checkpoints/step-$k.ckpt"
+L train --device cpu --threads 1 --resume 4 >/dev/null 2>&1
 check "stop at step $k + resume ends bitwise identical" \
-    cmp -s "$ws/runs/1/checkpoints/step-$final.ckpt" "$ws/runs/3/checkpoints/step-$final.ckpt"
+    cmp -s "$ws/runs/1/checkpoints/step-$final.ckpt" "$ws/runs/4/checkpoints/step-$final.ckpt"
 
 # a damaged checkpoint is refused
 LATHE_TRAIN_STOP_AFTER=2 L train --device cpu --threads 1 "$tmp/full.json" >/dev/null 2>&1
-ck="$ws/runs/4/checkpoints/step-2.ckpt"
+ck="$ws/runs/5/checkpoints/step-2.ckpt"
 printf '\x55' | dd of="$ck" bs=1 seek=200 conv=notrunc 2>/dev/null
-L train --device cpu --threads 1 --resume 4 >/dev/null 2>"$tmp/err"
+L train --device cpu --threads 1 --resume 5 >/dev/null 2>"$tmp/err"
 check "damaged checkpoint: exit 1" test $? -eq 1
 check "damaged checkpoint: says checksum" grep -q "checksum" "$tmp/err"
 

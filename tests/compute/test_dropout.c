@@ -3,8 +3,10 @@
  * answers (counter and key all zeros, all ones, and the digits of pi); the mask against one
  * computed by an independent Python implementation of the header's definition; the keep
  * rate within statistical bounds; the same mask at every thread count, in place or not, and
- * in the backward; bad probabilities refused; and the Vulkan backend drawing bit-identical
- * masks to the CPU backend, under the validation layer (skipped when no Vulkan device).
+ * in the backward; a tensor drawn in pieces at their counter offsets (first) equals the whole
+ * (unaligned starts, a 64-bit counter crossing 2^32 blocks); bad probabilities and counter
+ * overflow refused; and the Vulkan backend drawing bit-identical masks to the CPU backend at
+ * those offsets too, under the validation layer (skipped when no Vulkan device).
  */
 #include "compute.h"
 #include "test.h"
@@ -40,19 +42,21 @@ static void test_philox_kat(void)
     }
 }
 
-/* x all ones, dropped with (p, key): the kept/dropped bits of n elements into mask. */
-static bool draw(lt_device *dev, int64_t n, float p, uint64_t key, bool in_place, bool bwd,
-                 float *vals)
+/* x[i] = 1 + (first + i) % 7 * 0.25 (the same values wherever a piece starts), dropped with
+ * (p, key, first): the n results into vals. */
+static bool draw_at(lt_device *dev, int64_t n, float p, uint64_t key, uint64_t first,
+                    bool in_place, bool bwd, float *vals)
 {
     lt_tensor *x = lt_tensor_new_1d(dev, LT_F32, n), *o = lt_tensor_new_1d(dev, LT_F32, n);
     float *ones = malloc((size_t)n * sizeof(float));
     bool ok = x && o && ones;
     for (int64_t i = 0; ok && i < n; i++)
-        ones[i] = 1.0f + (float)(i % 7) * 0.25f;
+        ones[i] = 1.0f + (float)((first + (uint64_t)i) % 7) * 0.25f;
     ok = ok && lt_tensor_upload_f32(x, ones, n) == LT_OK;
     lt_tensor *dst = in_place ? x : o;
     if (ok)
-        ok = (bwd ? lt_dropout_backward(dst, x, p, key) : lt_dropout(dst, x, p, key)) == LT_OK;
+        ok = (bwd ? lt_dropout_backward(dst, x, p, key, first)
+                  : lt_dropout(dst, x, p, key, first)) == LT_OK;
     ok = ok && lt_tensor_download_f32(dst, vals, n) == LT_OK;
     CHECK(ok, "dropout on %s: %s", lt_device_name(dev), lt_device_last_error(dev));
     free(ones);
@@ -61,6 +65,38 @@ static bool draw(lt_device *dev, int64_t n, float p, uint64_t key, bool in_place
     return ok;
 }
 
+static bool draw(lt_device *dev, int64_t n, float p, uint64_t key, bool in_place, bool bwd,
+                 float *vals)
+{
+    return draw_at(dev, n, p, key, 0, in_place, bwd, vals);
+}
+
+/* A tensor of n elements with counters from base, drawn whole on ref and in pieces of the
+ * given lengths on dev (each at its own first): the pieces must equal the whole's elements. */
+static void check_pieces(lt_device *ref, lt_device *dev, uint64_t base, int64_t n,
+                         const int64_t *len, int np)
+{
+    float *whole = malloc((size_t)n * sizeof(float)), *piece = malloc((size_t)n * sizeof(float));
+    if (whole && piece && draw_at(ref, n, 0.4f, 99, base, false, false, whole)) {
+        int64_t t0 = 0;
+        for (int k = 0; k < np && t0 < n; k++) {
+            int64_t m = len[k] < n - t0 ? len[k] : n - t0;
+            if (draw_at(dev, m, 0.4f, 99, base + (uint64_t)t0, k & 1, k & 2, piece))
+                CHECK(memcmp(piece, whole + t0, (size_t)m * sizeof(float)) == 0,
+                      "%s: piece [%lld, %lld) of a tensor at counter %llu differs from the whole",
+                      lt_device_name(dev), (long long)t0, (long long)(t0 + m),
+                      (unsigned long long)base);
+            t0 += m;
+        }
+    }
+    free(whole);
+    free(piece);
+}
+
+/* Piece lengths: unaligned starts, one element, more than a workgroup's 1024. */
+static const int64_t PIECES[6] = {3, 1, 130, 4, 517, 1000};
+/* A base whose blocks cross from 2^32 - 2 to 2^32 (the counter's high word). */
+#define HIGH_BASE ((((uint64_t)1 << 32) - 2) * 4 + 1)
 /* The mask of the first 64 elements for p = 0.3 and key 0x0123456789abcdef, bit i = kept,
  * from a Python implementation of compute.h's definition (52 kept). */
 #define PY_MASK 0x6e7eff37fbffb7fbull
@@ -116,11 +152,22 @@ static void test_cpu(void)
             all = all && b[i] == 1.0f + (float)(i % 7) * 0.25f;
         CHECK(all, "p = 0 changed values");
     }
-    /* bad probabilities */
+    /* first offsets the counter: rows [t0, t0 + n) of a [N, in] tensor drawn with first =
+     * t0 * in are the whole's rows, at unaligned starts and across the 2^32nd block */
+    check_pieces(d2, d1, 0, 1655, PIECES, 6);
+    check_pieces(d1, d2, HIGH_BASE, 1655, PIECES, 6);
+    if (draw(d2, 1000, p, 42, false, false, b) && draw_at(d2, 1000, p, 42, 4, false, false, a))
+        CHECK(memcmp(a, b, 1000 * sizeof(float)) != 0, "first = 4 draws the mask of first = 0");
+    /* bad probabilities, a counter past 2^64 */
     lt_tensor *x = lt_tensor_new_1d(d1, LT_F32, 8);
+    if (x) {
+        lt_status st = lt_dropout(x, x, 0.5f, 1, UINT64_MAX - 3);
+        CHECK(st == LT_ERR_ARG && strstr(lt_device_last_error(d1), "overflows"),
+              "counter overflow: %s (%s)", lt_status_str(st), lt_device_last_error(d1));
+    }
     float bad[3] = {1.0f, -0.1f, NAN};
     for (int k = 0; x && k < 3; k++) {
-        lt_status st = lt_dropout(x, x, bad[k], 1);
+        lt_status st = lt_dropout(x, x, bad[k], 1, 0);
         CHECK(st == LT_ERR_ARG && strstr(lt_device_last_error(d1), "[0, 1)"), "p = %g: %s (%s)",
               (double)bad[k], lt_status_str(st), lt_device_last_error(d1));
     }
@@ -165,6 +212,12 @@ static void test_vulkan(void)
                 CHECK(memcmp(a, b, (size_t)sizes[s] * sizeof(float)) == 0,
                       "Vulkan and CPU dropout differ (n = %lld, key %d)", (long long)sizes[s], k);
         }
+    /* at counter offsets: Vulkan pieces against the CPU's whole */
+    if (cpu && vk) {
+        check_pieces(cpu, vk, 0, 1655, PIECES, 6);
+        check_pieces(cpu, vk, HIGH_BASE, 1655, PIECES, 6);
+        check_pieces(cpu, vk, 3, 300001, (const int64_t[3]){1, 150000, 150000}, 3);
+    }
     if (vk) {
         int msgs = lt_vk_validation_messages(vk);
         if (msgs < 0)

@@ -332,9 +332,9 @@ static void test_plan_config_valid(void)
             CHECK(strcmp(lt_train_config_method_name(&tc), leafs[k][1]) == 0,
                   "config %d method %s", k, lt_train_config_method_name(&tc));
             bool ckpt = lt_plan_leaf_checkpointing(t, leaf);
-            CHECK(tc.gradient_checkpointing == (ckpt ? 1 : -1),
+            CHECK(tc.grad_ckpt == (ckpt ? LT_GRAD_CKPT_ON : LT_GRAD_CKPT_AUTO),
                   "config %d: gradient_checkpointing %d as the leaf %s says", k,
-                  tc.gradient_checkpointing, leaf);
+                  (int)tc.grad_ckpt, leaf);
             CHECK(k != 3 || (ckpt && tc.qlora && tc.qlora_double_quant),
                   "QLoRA with checkpointing when only that fits: leaf %s", leaf);
             CHECK(strcmp(lt_objective_name(tc.objective), leafs[k][2]) == 0,

@@ -53,7 +53,12 @@ static void test_config(void)
     expect_error("{\"model\":\"m\",\"dataset\":{\"name\":\"d\",\"file\":\"f\"}}", "not both");
     expect_error("{\"model\":\"m\",\"dataset\":\"d\",\"template\":\"jinja\"}", "$.template");
     expect_error("{\"model\":\"m\",\"dataset\":\"d\",\"gradient_checkpointing\":\"yes\"}",
-                 "$.gradient_checkpointing: expected true, false or \"auto\"");
+                 "$.gradient_checkpointing: expected \"auto\", true or false, got \"yes\"");
+    expect_error("{\"model\":\"m\",\"dataset\":\"d\",\"offload_activations\":1}",
+                 "$.offload_activations: expected true or false");
+    expect_error("{\"model\":\"m\",\"dataset\":\"d\",\"gradient_checkpointing\":false,"
+                 "\"offload_activations\":true}",
+                 "$.offload_activations: needs gradient checkpointing");
     {
         static const char *const gc[] = {"true", "false", "\"auto\""};
         for (int i = 0; i < 3; i++) {
@@ -63,7 +68,7 @@ static void test_config(void)
             lt_train_config g;
             char e[512] = "";
             bool okg = parse(j, &g, e, sizeof e);
-            CHECK(okg && g.gradient_checkpointing == (i == 0 ? 1 : i == 1 ? 0 : -1),
+            CHECK(okg && g.grad_ckpt == (i == 0 ? LT_GRAD_CKPT_ON : i == 1 ? LT_GRAD_CKPT_OFF : LT_GRAD_CKPT_AUTO),
                   "gradient_checkpointing %s parses (%s)", gc[i], e);
             if (okg)
                 lt_train_config_free(&g);
@@ -93,6 +98,31 @@ static void test_config(void)
         memcpy(hash, c.hash, 65);
         CHECK(parse(c.json, &d, err, sizeof(err)) && strcmp(d.hash, hash) == 0,
               "canonical JSON round-trips: %s", err);
+        lt_train_config_free(&d);
+        lt_train_config_free(&c);
+    }
+    const char *const ckpt[] = {
+        "", ",\"gradient_checkpointing\":true", ",\"gradient_checkpointing\":false",
+        ",\"gradient_checkpointing\":\"auto\",\"offload_activations\":true"};
+    const lt_grad_ckpt want_ckpt[] = {LT_GRAD_CKPT_AUTO, LT_GRAD_CKPT_ON, LT_GRAD_CKPT_OFF,
+                                      LT_GRAD_CKPT_AUTO};
+    for (int i = 0; i < 4; i++) {
+        char js[256];
+        snprintf(js, sizeof(js), "{\"model\":\"m\",\"dataset\":\"d\"%s}", ckpt[i]);
+        ok = parse(js, &c, err, sizeof(err));
+        CHECK(ok && c.grad_ckpt == want_ckpt[i] && c.offload_activations == (i == 3),
+              "%s: %s", js, err);
+        if (!ok)
+            continue;
+        lt_train_config d;
+        CHECK(parse(c.json, &d, err, sizeof(err)) && d.grad_ckpt == c.grad_ckpt &&
+                  d.offload_activations == c.offload_activations && strcmp(d.hash, c.hash) == 0,
+              "checkpointing round-trips through the canonical JSON %s: %s", c.json, err);
+        lt_trainer_opts to;
+        lt_model_config mc = {.arch = LT_ARCH_LLAMA};
+        lt_train_config_trainer_opts(&c, &mc, NULL, &to);
+        CHECK(to.recompute == (i == 1) && to.offload_activations == (i == 3),
+              "trainer options from %s", js);
         lt_train_config_free(&d);
         lt_train_config_free(&c);
     }
