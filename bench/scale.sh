@@ -14,16 +14,21 @@
 # Prints one table. Ratios, not absolute times, are what carries from one machine to another.
 #
 # usage: bench/scale.sh [LATHE=build/lathe] [DIR=$TMPDIR/lathe-scale]
-#   PARTS   which parts to run (default "1b torch 8b")
+#   PARTS   which parts to run, in order (default "1b-512 1b-2048 8b-512 8b-2048"; 1b-512
+#           includes the PyTorch run, right after lathe's LoRA run without checkpointing so
+#           both see the same machine load)
+#   ROWS    a file the result rows are appended to (default: a temporary one); give the same
+#           file to several invocations to print one table over all of them
 #   THREADS threads on both sides (default 2)
-#   STEPS   timed steps per 1B run after one warm-up step (default 1); 8B runs time one step
+#   STEPS   timed steps per 1B run (default 1) after one warm-up step at seq 512 (none at
+#           2048, where the first step's one-time costs are small); 8B runs time one step
 #   PYTHON  the interpreter with torch (default /usr/bin/python3); TORCH_REF the reference tool
 #           (default ../shared/tools/torch_ref.py beside the repository)
 # Needs about 19 GB of disk in DIR and 16 GB of RAM for the 8B part.
 set -eu
 LATHE=${1:-build/lathe}
 DIR=${2:-${TMPDIR:-/tmp}/lathe-scale}
-PARTS=${PARTS:-"1b torch 8b"}
+PARTS=${PARTS:-"1b-512 1b-2048 8b-512 8b-2048"}
 THREADS=${THREADS:-2}
 STEPS=${STEPS:-1}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -41,8 +46,8 @@ field() { # field FILE KEY: a number from lathe bench train --json's single resu
     "$PY" -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]; print(r.get(sys.argv[2], ""))' "$1" "$2"
 }
 
-ROWS=$TMP/rows
-: >"$ROWS"
+ROWS=${ROWS:-$TMP/rows}
+touch "$ROWS"
 lathe_run() { # lathe_run LABEL SHAPE METHOD SEQ CKPT WARMUP STEPS [extra args]
     local label=$1 shape=$2 method=$3 seq=$4 ckpt=$5 warm=$6 steps=$7
     shift 7
@@ -58,30 +63,34 @@ lathe_run() { # lathe_run LABEL SHAPE METHOD SEQ CKPT WARMUP STEPS [extra args]
 }
 
 uptime | sed 's/^/machine load at start:/'
+torch_1b() { # PyTorch on the 1B shape, LoRA r=16 on every linear layer, seq 512
+    echo "== PyTorch 1B lora seq 512" >&2
+    OMP_NUM_THREADS=$THREADS /usr/bin/time -v -o "$TMP/t" "$PY" "$REF" bench --arch llama \
+        --dim 2048 --layers 16 --heads 32 --kv-heads 8 --ffn 8192 --vocab 128256 --tie \
+        --seq 512 --batch 1 --method lora --lora-r 16 --lora-alpha 32 --warmup 1 \
+        --steps "$STEPS" --repeats 1 --threads "$THREADS" >"$TMP/o" 2>&1 ||
+        { cat "$TMP/o" >&2; return 1; }
+    tps=$(awk '$1 == "RESULT" {for (i = 1; i < NF; i++) if ($i == "tokens/s") print $(i + 1)}' "$TMP/o")
+    printf 'PyTorch-1B lora 512 off %s - - - %s\n' "$tps" "$(rss "$TMP/t")" >>"$ROWS"
+}
+
 for part in $PARTS; do
     case $part in
-    1b)
-        for seq in 512 2048; do
-            for method in lora qlora; do
-                for ckpt in off on; do
-                    lathe_run 1B llama-3.2-1b "$method" "$seq" "$ckpt" 1 "$STEPS"
-                done
+    1b-512)
+        lathe_run 1B llama-3.2-1b lora 512 off 1 "$STEPS"
+        torch_1b
+        lathe_run 1B llama-3.2-1b lora 512 on 1 "$STEPS"
+        lathe_run 1B llama-3.2-1b qlora 512 off 1 "$STEPS"
+        lathe_run 1B llama-3.2-1b qlora 512 on 1 "$STEPS" ;;
+    1b-2048)
+        for method in lora qlora; do
+            for ckpt in off on; do
+                lathe_run 1B llama-3.2-1b "$method" 2048 "$ckpt" 0 "$STEPS"
             done
         done ;;
-    torch)
-        echo "== PyTorch 1B lora seq 512" >&2
-        OMP_NUM_THREADS=$THREADS /usr/bin/time -v -o "$TMP/t" "$PY" "$REF" bench --arch llama \
-            --dim 2048 --layers 16 --heads 32 --kv-heads 8 --ffn 8192 --vocab 128256 --tie \
-            --seq 512 --batch 1 --method lora --lora-r 16 --lora-alpha 32 --warmup 1 \
-            --steps "$STEPS" --repeats 1 --threads "$THREADS" >"$TMP/o" 2>&1 ||
-            { cat "$TMP/o" >&2; exit 1; }
-        tps=$(awk '$1 == "RESULT" {for (i = 1; i < NF; i++) if ($i == "tokens/s") print $(i + 1)}' "$TMP/o")
-        printf 'PyTorch-1B lora 512 off %s - - - %s\n' "$tps" "$(rss "$TMP/t")" >>"$ROWS" ;;
-    8b)
-        for seq in 512 2048; do
-            lathe_run 8B llama-3.1-8b qlora "$seq" on 0 1 --offload
-        done ;;
-    *) echo "scale.sh: unknown part '$part' (1b, torch, 8b)" >&2; exit 2 ;;
+    8b-512 | 8b-2048)
+        lathe_run 8B llama-3.1-8b qlora "${part#8b-}" on 0 1 --offload ;;
+    *) echo "scale.sh: unknown part '$part' (1b-512, 1b-2048, 8b-512, 8b-2048)" >&2; exit 2 ;;
     esac
 done
 uptime | sed 's/^/machine load at end:/'

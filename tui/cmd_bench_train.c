@@ -35,7 +35,8 @@ static const preset presets[] = {
 static void print_help(void)
 {
     printf("usage: lathe bench train [--preset tiny|small | --model DIR] [--seq N] [--batch N]\n"
-           "                         [--method full,lora,qlora] [--steps N] [--warmup N]\n"
+           "                         [--method full,lora,qlora] [--checkpointing on|off]\n"
+           "                         [--offload] [--steps N] [--warmup N]\n"
            "                         [--repeats N] [--lora-r R] [--profile]\n"
            "                         [--device D] [--threads N] [--json]\n\n"
            "Times training steps (forward + backward + AdamW, fp32 arithmetic) of a random\n"
@@ -44,7 +45,10 @@ static void print_help(void)
            "estimator's figure, and the peak RSS. --model DIR takes a model folder instead of\n"
            "a preset (its shape, dtype and vocabulary; --seq and --batch default to 512 and 1).\n"
            "LoRA: rank R, alpha 2R, on q, k, v, o, gate, up and down; qlora: the same on an NF4\n"
-           "(double-quantized) base. --profile prints the time per op of the timed steps.\n");
+           "(double-quantized) base; the input table of an untied model stays in host memory\n"
+           "under LoRA/QLoRA, as lathe train does. --checkpointing on recomputes each layer in\n"
+           "the backward; --offload also keeps the saved layer inputs in host memory.\n"
+           "--profile prints the time per op of the timed steps.\n");
 }
 
 static double now_s(void)
@@ -81,20 +85,22 @@ static void remove_model(const char *dir)
 /* The estimator's figures for the run about to be timed (the same method, shape, rank and
  * micro-batch), so that the tracked peak is printed beside what lathe plan would predict. */
 static void estimate_run(const lt_model *m, const preset *p, bool qlora, lt_train_method meth,
-                         int lora_r, lt_estimate *e)
+                         int lora_r, const lt_trainer_opts *to, lt_estimate *e)
 {
     const lt_model_config *c = lt_model_get_config(m);
-    int wbytes = 4; /* the stored dtype of the embeddings (and of every matrix but NF4 ones) */
+    int wbytes = 4; /* the stored dtype of the matrices that are not NF4 */
     for (int i = 0; i < lt_model_param_count(m); i++) {
         const lt_model_param *mp = lt_model_param_at(m, i);
-        if (mp->kind == LT_PARAM_EMBEDDING) {
-            lt_dtype dt = lt_tensor_dtype(mp->tensor);
+        lt_dtype dt = mp->tensor ? lt_tensor_dtype(mp->tensor) : LT_NF4; /* NULL: on the host */
+        if (mp->kind != LT_PARAM_NORM && dt != LT_NF4) {
             wbytes = dt == LT_F16 || dt == LT_BF16 ? 2 : 4;
             break;
         }
     }
     lt_est_opts eo = {.batch = p->batch, .seq = p->seq, .weight_bytes = wbytes,
-                      .lora_r = lora_r, .double_quant = true};
+                      .lora_r = lora_r, .double_quant = true, .checkpointing = to->recompute,
+                      .offload_activations = to->offload_activations,
+                      .embed_on_host = lt_model_host_embedding_bytes(m) > 0};
     eo.method = qlora                      ? LT_EST_QLORA
                 : meth == LT_METHOD_LORA   ? LT_EST_LORA
                 : wbytes == 2              ? LT_EST_FULL_BF16
@@ -103,8 +109,14 @@ static void estimate_run(const lt_model *m, const preset *p, bool qlora, lt_trai
 }
 
 /* One method: returns 0 and fills the figures, or an exit code. */
+/* How the timed runs spend memory (--checkpointing, --offload). */
+typedef struct bench_mem {
+    bool recompute, offload;
+} bench_mem;
+
 static int run_method(lt_device *dev, const char *dir, const preset *p, const char *method,
-                      int lora_r, int warmup, int steps, int repeats, bool profile, cJSON *rows)
+                      int lora_r, const bench_mem *bm, int warmup, int steps, int repeats,
+                      bool profile, cJSON *rows)
 {
     char err[1024];
     lt_model *m = NULL;
@@ -119,13 +131,22 @@ static int run_method(lt_device *dev, const char *dir, const preset *p, const ch
         lt_cli_fail("bench", LT_EXIT_FAIL, "load: %s", err);
         goto out;
     }
+    /* as lathe train does: a frozen input table not tied to the output layer stays in host
+     * memory (only a batch's rows go to the device) */
+    if (meth == LT_METHOD_LORA && !lt_model_get_config(m)->tie_embeddings &&
+        lt_model_host_embeddings(m, err, sizeof err) != LT_MODEL_OK) {
+        lt_cli_fail("bench", LT_EXIT_FAIL, "host embeddings: %s", err);
+        goto out;
+    }
     lt_device_reset_peak(dev);
     lt_trainer_opts o = {.method = meth,
                          .lora = {.r = lora_r, .alpha = 2.0f * (float)lora_r, .seed = 1,
                                   .targets = LT_LORA_Q | LT_LORA_K | LT_LORA_V | LT_LORA_O |
                                              LT_LORA_GATE | LT_LORA_UP | LT_LORA_DOWN},
                          .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.0f,
-                         .max_batch = p->batch, .max_seq = p->seq};
+                         .max_batch = p->batch, .max_seq = p->seq,
+                         .recompute = bm->recompute,
+                         .offload_activations = bm->recompute && bm->offload};
     if (lt_trainer_new(m, &o, &t, err, sizeof err) != LT_MODEL_OK) {
         lt_cli_fail("bench", LT_EXIT_FAIL, "trainer: %s", err);
         goto out;
@@ -177,7 +198,9 @@ static int run_method(lt_device *dev, const char *dir, const preset *p, const ch
     double dev_mb = (double)lt_device_mem_peak(dev) / (1024.0 * 1024.0);
     double w_mb = (double)lt_model_weight_bytes(m) / (1024.0 * 1024.0);
     lt_estimate est;
-    estimate_run(m, p, qlora, meth, lora_r, &est);
+    estimate_run(m, p, qlora, meth, lora_r, &o, &est);
+    double host_mb = (double)lt_device_host_mem_peak(dev) / (1024.0 * 1024.0);
+    double est_host_mb = (double)est.host / (1024.0 * 1024.0);
     double est_mb = (double)est.tracked / (1024.0 * 1024.0);
     if (rows) {
         cJSON *r = cJSON_CreateObject();
@@ -190,6 +213,10 @@ static int run_method(lt_device *dev, const char *dir, const preset *p, const ch
         cJSON_AddNumberToObject(r, "device_peak_mb", dev_mb);
         cJSON_AddNumberToObject(r, "weights_mb", w_mb);
         cJSON_AddNumberToObject(r, "estimate_mb", est_mb);
+        cJSON_AddNumberToObject(r, "host_peak_mb", host_mb);
+        cJSON_AddNumberToObject(r, "estimate_host_mb", est_host_mb);
+        cJSON_AddBoolToObject(r, "checkpointing", o.recompute);
+        cJSON_AddBoolToObject(r, "offload", o.offload_activations);
         cJSON_AddNumberToObject(r, "seq", (double)p->seq);
         cJSON_AddNumberToObject(r, "batch", (double)p->batch);
         cJSON_AddNumberToObject(r, "loss_first", first);
@@ -197,10 +224,10 @@ static int run_method(lt_device *dev, const char *dir, const preset *p, const ch
         cJSON_AddItemToArray(rows, r);
     } else {
         printf("RESULT %s %-4s trainable %lld | tokens/s %.1f | ms/step %.1f | peak RSS %.0f MB "
-               "(device tensors %.0f MB, estimate %.0f MB, weights %.1f MB) | loss %.3f -> "
-               "%.3f\n",
+               "(device tensors %.0f MB, estimate %.0f MB, host %.0f MB, estimate %.0f MB, "
+               "weights %.1f MB) | loss %.3f -> %.3f\n",
                p->name, method, (long long)lt_trainer_n_trainable(t), med, med_ms, rss_mb,
-               dev_mb, est_mb, w_mb, first, last);
+               dev_mb, est_mb, host_mb, est_host_mb, w_mb, first, last);
     }
     if (profile && !rows) {
         lt_profile_entry pe[64];
@@ -232,6 +259,7 @@ int lt_cmd_bench_train(int argc, char **argv)
     const char *pname = "tiny", *methods = "full,lora", *model_dir = NULL;
     int steps = 5, warmup = 2, repeats = 3, lora_r = 8;
     long long seq = 0, batch = 0;
+    bench_mem bm = {false, false};
     bool profile = false;
     for (int i = 1; i < argc; i++) {
         int r = lt_cli_common_parse(&co, argc, argv, &i);
@@ -257,6 +285,14 @@ int lt_cmd_bench_train(int argc, char **argv)
             repeats = atoi(argv[++i]);
         } else if (v && strcmp(a, "--lora-r") == 0) {
             lora_r = atoi(argv[++i]);
+        } else if (v && strcmp(a, "--checkpointing") == 0) {
+            const char *c = argv[++i];
+            if (strcmp(c, "on") && strcmp(c, "off"))
+                return lt_cli_fail("bench", LT_EXIT_USAGE, "--checkpointing: expected on or off, "
+                                   "got '%s'", c);
+            bm.recompute = strcmp(c, "on") == 0;
+        } else if (strcmp(a, "--offload") == 0) {
+            bm.offload = true;
         } else if (v && strcmp(a, "--model") == 0) {
             model_dir = argv[++i];
         } else if (v && strcmp(a, "--seq") == 0) {
@@ -338,7 +374,7 @@ int lt_cmd_bench_train(int argc, char **argv)
                              tok);
             break;
         }
-        rc = run_method(dev, dir, p, tok, lora_r, warmup, steps, repeats, profile, rows);
+        rc = run_method(dev, dir, p, tok, lora_r, &bm, warmup, steps, repeats, profile, rows);
     }
     if (root) {
         char *js = cJSON_Print(root);
