@@ -26,6 +26,7 @@ layout(push_constant) uniform P {
     uint a_off, b_off;
     uint vec;
     float alpha, beta;
+    uint k_lo, k_hi; // this dispatch sums k in [k_lo, k_hi) (k_lo a multiple of 4)
 } p;
 
 float lt_dec16(uint dt, uint h) { return dt == DT_F16 ? lt_f16_to_f32(h) : lt_bf16_to_f32(h); }
@@ -62,7 +63,7 @@ void main()
         [[unroll]] for (uint j = 0u; j < 8u; j++)
             acc[i][j] = 0.0;
 
-    for (uint k = 0u; k < p.K; k += 4u) {
+    for (uint k = p.k_lo; k < p.k_hi; k += 4u) {
         float a[8][4], b[4][8]; // a[i][kk] = A(mb+i, k+kk), b[kk][j] = B(k+kk, nb+j)
         if (TRANS_A == 0u) { // A rows run along k (K % 4 == 0)
             [[unroll]] for (uint i = 0u; i < 8u; i++) {
@@ -74,11 +75,11 @@ void main()
             }
         } else { // A^T rows run along m (M % 4 == 0)
             [[unroll]] for (uint kk = 0u; kk < 4u; kk++) {
-                uint kc = min(k + kk, p.K - 1u);
+                uint kc = min(k + kk, p.k_hi - 1u);
                 [[unroll]] for (uint h = 0u; h < 2u; h++) {
                     uint m = mb + 4u * h;
                     vec4 v = tx4a(abase + kc * p.M + min(m, p.M - 4u));
-                    if (m >= p.M || k + kk >= p.K)
+                    if (m >= p.M || k + kk >= p.k_hi)
                         v = vec4(0.0);
                     a[4u * h][kk] = v.x; a[4u * h + 1u][kk] = v.y;
                     a[4u * h + 2u][kk] = v.z; a[4u * h + 3u][kk] = v.w;
@@ -87,11 +88,11 @@ void main()
         }
         if (TRANS_B == 0u) { // B rows run along n (N % 4 == 0)
             [[unroll]] for (uint kk = 0u; kk < 4u; kk++) {
-                uint kc = min(k + kk, p.K - 1u);
+                uint kc = min(k + kk, p.k_hi - 1u);
                 [[unroll]] for (uint h = 0u; h < 2u; h++) {
                     uint n = nb + 4u * h;
                     vec4 v = tx4b(bbase + kc * p.N + min(n, p.N - 4u));
-                    if (n >= p.N || k + kk >= p.K)
+                    if (n >= p.N || k + kk >= p.k_hi)
                         v = vec4(0.0);
                     b[kk][4u * h] = v.x; b[kk][4u * h + 1u] = v.y;
                     b[kk][4u * h + 2u] = v.z; b[kk][4u * h + 3u] = v.w;
