@@ -234,11 +234,13 @@ lt_status lt_vk_matmul(lt_device *dev, lt_tensor *C, const lt_tensor *Am, const 
         int64_t a_row = trans_a ? g->M : g->K, b_row = trans_b ? g->K : g->N;
         tpc.vec = (a_row % 4 == 0 && a_off % 4 == 0 ? 1u : 0u) |
                   (b_row % 4 == 0 && b_off % 4 == 0 ? 2u : 0u);
-        /* CPU-type devices: the variant without shared memory, when both load by 4 */
-        bool direct = tpc.vec == 3u && vk->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
+        /* CPU-type devices: the variant without shared memory (loads by 4 where it can) */
+        bool direct = vk->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
         d.shader = direct ? "matmul_txd" : "matmul_tx";
+        if (direct)
+            spec[4] = tpc.vec;
         d.spec = spec;
-        d.n_spec = direct ? 4 : 7;
+        d.n_spec = direct ? 5 : 7;
         d.pc = &tpc;
         d.pc_bytes = sizeof tpc;
         d.n_tex = 2;
