@@ -581,15 +581,16 @@ static void test_profiling(void)
 /*
  * K beyond what one shader invocation may loop over on Mesa 22.3's lavapipe (its shared
  * 65535-iteration loop budget cut the lm_head backward dx = dlogits W short at a vocabulary of
- * 50,259): every transpose case, odd K (scalar loads) and 4-aligned K (vector and direct
- * kernels), with beta. Then the K slicing itself on any driver, forced to slices of 16, on
+ * 50,259 in the shared-memory kernel): every transpose case, odd K (scalar loads) and
+ * 4-aligned K (vector loads), with beta. Then the K slicing itself on any driver, forced to slices of 16, on
  * the shapes of test_matmul with beta != 0.
  */
 static void test_matmul_long_k(void)
 {
     /* long sums of terms of both signs: fp32 rounding is judged on the tensor's scale here
      * (max|cpu - vulkan| <= 1e-5 max|cpu|); a sum cut short is off by tens of percent */
-    static const int64_t shapes[][3] = {{24, 20, 50259}, {8, 12, 65536}};
+    /* K past 4 x 65535: the direct kernel (lavapipe) reads 4 k per loop step */
+    static const int64_t shapes[][3] = {{24, 20, 300001}, {8, 12, 300000}};
     for (int s = 0; s < 2; s++)
         for (int tr = 0; tr < 4; tr++) {
             int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
