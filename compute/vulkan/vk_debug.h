@@ -9,6 +9,8 @@
  * LATHE_VK_NO_TEXEL=1 makes matmul read its inputs by address (the variant for devices
  * without texel buffers), so tests can compare the variants bit for bit.
  * LATHE_VK_NO_TILED_ATTENTION=1 selects the one-query-per-workgroup attention forward.
+ * LATHE_VK_NO_COOPMAT=1 keeps the cooperative-matrix kernels off (the tiled fp32 ones run);
+ * so does a validation layer older than VK_KHR_cooperative_matrix (Debian 12's 1.3.239).
  * LATHE_CACHE_DIR names the pipeline-cache folder ("off": no cache file).
  */
 #ifndef LATHE_VK_DEBUG_H
@@ -24,4 +26,10 @@ int lt_vk_validation_messages(const lt_device *dev);
  * was missing, corrupt or foreign), or -1 when dev is not a Vulkan device. */
 long lt_vk_pipeline_cache_loaded(const lt_device *dev);
 
+/* The cooperative-matrix matmul kernel a Vulkan device uses for f16 x f16 products
+ * ("matmul_coopmat", "matmul_coopmat8"), or NULL when none passed its self-test (not built
+ * in, not offered, LATHE_VK_NO_COOPMAT set, or not a Vulkan device). */
+const char *lt_vk_coopmat_kernel(const lt_device *dev);
+/* Whether this build embeds a cooperative-matrix matmul kernel (compiled or committed). */
+bool lt_vk_coopmat_built(void);
 #endif

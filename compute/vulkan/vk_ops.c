@@ -175,7 +175,7 @@ static const char *coopmat_shader(const lt_vk *vk, const lt_tensor *Am, const lt
     if (Am->dtype != Bm->dtype || g->M < 64 || g->N < 64 || g->K < 32)
         return NULL;
     if (Am->dtype == LT_F16 && vk->cm_f16)
-        return "matmul_coopmat";
+        return vk->cm_size == 8 ? "matmul_coopmat8" : "matmul_coopmat";
     if (Am->dtype == LT_BF16 && vk->cm_bf16)
         return "matmul_coopmat_bf16";
     return NULL;
