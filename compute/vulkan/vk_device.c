@@ -442,9 +442,8 @@ lt_status lt_vk_backend_init(lt_device *dev, int index, char *err, size_t errlen
         goto fail;
     }
     const char *val = getenv("LATHE_VK_VALIDATION");
-    vk->validation_layer = val && val[0] && strcmp(val, "0") != 0
-                               ? layer_version(&vk->f, VALIDATION_LAYER)
-                               : 0;
+    vk->validation_layer =
+        val && val[0] && strcmp(val, "0") != 0 ? layer_version(&vk->f, VALIDATION_LAYER) : 0;
     vk->validation = vk->validation_layer != 0;
     VkResult r = create_instance(&vk->f, vk, vk->validation, &vk->instance);
     if (r != VK_SUCCESS) {

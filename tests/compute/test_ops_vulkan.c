@@ -582,8 +582,8 @@ static void test_profiling(void)
  * K beyond what one shader invocation may loop over on Mesa 22.3's lavapipe (its shared
  * 65535-iteration loop budget cut the lm_head backward dx = dlogits W short at a vocabulary of
  * 50,259 in the shared-memory kernel): every transpose case, odd K (scalar loads) and
- * 4-aligned K (vector loads), with beta. Then the K slicing itself on any driver, forced to slices of 16, on
- * the shapes of test_matmul with beta != 0.
+ * 4-aligned K (vector loads), with beta. Then the K slicing itself on any driver, forced to slices
+ * of 16, on the shapes of test_matmul with beta != 0.
  */
 static void test_matmul_long_k(void)
 {
@@ -610,8 +610,10 @@ static void test_matmul_long_k(void)
                 }
             else
                 d = INFINITY;
-            CHECK(d <= 1e-5 * mx, "matmul %lldx%lldx%lld ta=%d tb=%d (long K): max|cpu - vulkan| "
-                  "%.3g, max|cpu| %.3g", (long long)M, (long long)N, (long long)K, ta, tb, d, mx);
+            CHECK(d <= 1e-5 * mx,
+                  "matmul %lldx%lldx%lld ta=%d tb=%d (long K): max|cpu - vulkan| "
+                  "%.3g, max|cpu| %.3g",
+                  (long long)M, (long long)N, (long long)K, ta, tb, d, mx);
             free(x);
             free(y);
             drop(a);
