@@ -606,11 +606,11 @@ lt_model_status lt_devcheck_for_training(lt_device *dev, const char *workspace, 
         return ms;
     if (!r.ok) {
         snprintf(err, errlen,
-                 "device %s (%s, %s) disagrees with the CPU backend on %s (error %.3g, "
+                 "%s with driver %s disagrees with the CPU backend on %s (error %.3g, "
                  "tolerance %.1g): it would train wrong, so it is refused. Run `lathe devices "
                  "--check`, use --device cpu, or update the driver (LATHE_DEVCHECK=off skips "
                  "this check at your own risk)",
-                 lt_device_name(dev), r.device, r.driver, r.failed, r.failed_err, r.failed_tol);
+                 r.device, r.driver, r.failed, r.failed_err, r.failed_tol);
         return LT_MODEL_ERR_DEVICE;
     }
     return LT_MODEL_OK;
