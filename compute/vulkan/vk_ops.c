@@ -158,13 +158,17 @@ static uint32_t matmul_tile(const lt_vk *vk, const lt_matmul_geom *g)
  * budget), run as dispatches that accumulate into C. The slice is a multiple of 16, so the
  * tiled and the 4-wide loads stay aligned.
  */
+static bool loops_capped(const lt_vk *vk)
+{
+    return vk->props.vendorID == 0x10005u /* VK_VENDOR_ID_MESA */ &&
+           vk->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
+}
+
 static uint32_t matmul_k_slice(const lt_vk *vk)
 {
-    bool llvmpipe = vk->props.vendorID == 0x10005u /* VK_VENDOR_ID_MESA */ &&
-                    vk->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
     if (getenv("LATHE_VK_MATMUL_K_SLICE")) /* tests: force a slice on any driver */
         return (uint32_t)strtoul(getenv("LATHE_VK_MATMUL_K_SLICE"), NULL, 10) & ~15u;
-    return llvmpipe ? 4096u : 0u;
+    return loops_capped(vk) ? 4096u : 0u;
 }
 
 /* The cooperative-matrix variant for these inputs, or NULL: both f16 or both bf16, the
@@ -334,13 +338,19 @@ static lt_status vk_embedding_backward(lt_device *dev, lt_tensor *dtable, const 
         lt_vk_range r[] = {RA(counts, vb)}, w[] = {RA(offsets, vb + 4), RA(cursor, vb)};
         st = RUN(vk, "embedding_scan", pc, 1, r, w);
     }
-    if (st == LT_OK) {
+    /* one workgroup walks every token; where loops are capped (see matmul_k_slice) it walks
+     * 16384 tokens per dispatch (64 blocks of 256, about 16,600 loop iterations) */
+    uint32_t slice = loops_capped(vk) ? 16384u : u32(N);
+    for (uint32_t lo = 0; st == LT_OK; lo += slice) {
+        uint32_t hi = u32(N) - lo > slice ? lo + slice : u32(N);
         struct {
             addr_t ids, cursor, sorted;
-            uint32_t N, V;
-        } pc = {A(ids), cursor, sorted, u32(N), u32(V)};
+            uint32_t N, V, b_lo, b_hi;
+        } pc = {A(ids), cursor, sorted, u32(N), u32(V), lo, hi};
         lt_vk_range r[] = {R(ids), RA(cursor, vb)}, w[] = {RA(cursor, vb), RA(sorted, nb)};
         st = RUN(vk, "embedding_sort", pc, 1, r, w);
+        if (hi >= u32(N))
+            break;
     }
     if (st == LT_OK) {
         struct {

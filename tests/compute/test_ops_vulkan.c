@@ -291,6 +291,17 @@ static void test_embedding_norms(void)
         drop(dout);
         drop(dtab);
     }
+    { /* more tokens than Mesa 22.3's lavapipe lets one invocation loop over: the sort walks
+       * every token (about 70,300 iterations here), so it runs in slices there */
+        int64_t V = 1000, D = 4, N = 70000;
+        pair ids = MK(LT_I32, 1, 1000, N), dout = MK(LT_F32, 2, 1, N, D),
+             dtab = MK(LT_F32, 2, 1, V, D);
+        BOTH(lt_embedding_backward(X(dtab), X(dout), X(ids)));
+        cmp("embedding_backward over 70,000 tokens", dtab);
+        drop(ids);
+        drop(dout);
+        drop(dtab);
+    }
     /* 300 rows: the dw/db column sums split into partitions (two-stage reduction) */
     int64_t Ns[] = {1, 7, 33, 300}, Ds[] = {3, 257, 1031, 5};
     for (int k = 0; k < 4; k++) {
