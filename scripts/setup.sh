@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(build-essential cmake pkg-config git
           libncurses-dev libcjson-dev libsqlite3-dev
-          libvulkan-dev glslc mesa-vulkan-drivers vulkan-validationlayers
+          libvulkan-dev glslc spirv-tools mesa-vulkan-drivers vulkan-validationlayers
           libopenblas-dev libopenblas0-openmp tmux python3)
 
 JOBS=$(nproc 2>/dev/null || echo 2)

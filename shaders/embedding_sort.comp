@@ -10,6 +10,7 @@ layout(local_size_x = 256) in;
 layout(push_constant) uniform P {
     uvec2 ids, cursor, sorted; // cursor: V ints (bucket starts on entry), sorted: N ints
     uint N, V;
+    uint b_lo, b_hi; // this dispatch walks tokens [b_lo, b_hi) (b_lo a multiple of 256)
 } p;
 // the cursor is read and advanced by different invocations of the workgroup
 layout(buffer_reference, std430, buffer_reference_align = 4) coherent buffer CohI32 { int d[]; };
@@ -18,7 +19,7 @@ void main()
 {
     uint t = gl_LocalInvocationID.x;
     CohI32 cur = CohI32(p.cursor);
-    for (uint b0 = 0u; b0 < p.N; b0 += WG) {
+    for (uint b0 = p.b_lo; b0 < p.b_hi; b0 += WG) {
         uint i = b0 + t;
         int id = i < p.N ? I32Buf(p.ids).d[i] : -1;
         bool valid = id >= 0 && uint(id) < p.V;

@@ -1,11 +1,15 @@
 /*
  * cmd_devices.c - `lathe devices`: every compute device lathe can use, as text or JSON.
- * Works without a Vulkan loader or driver: it says so and lists the CPU.
+ * Works without a Vulkan loader or driver: it says so and lists the CPU. With --check, runs
+ * the device check (pipeline/train/devcheck.h) on each Vulkan device and prints its verdict
+ * per op; this file only formats.
  */
 #include "cli.h"
 #include "compute.h"
+#include "train/devcheck.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,10 +17,15 @@
 
 static void print_help(void)
 {
-    printf("usage: lathe devices [--json]\n\n"
+    printf("usage: lathe devices [--json] [--check]\n\n"
            "Lists the CPU (model, cores, SIMD level, RAM) and each Vulkan physical device (name,\n"
            "type, driver, memory heaps, limits, fp16/bf16/int8 and cooperative-matrix support).\n"
-           "Device names for --device: cpu, vulkan:N (the index shown), auto.\n");
+           "Device names for --device: cpu, vulkan:N (the index shown), auto.\n\n"
+           "--check  run each op of a training step (matmul, embedding, rmsnorm, rope, attention,\n"
+           "         swiglu, cross-entropy, AdamW, gradient norm, each with its backward) and a\n"
+           "         tiny model's forward, backward and AdamW step on every Vulkan device and on\n"
+           "         the CPU backend, and print pass or fail per op and per device. Exit status 1\n"
+           "         when a device disagrees. Training on a GPU runs the same check at start.\n");
 }
 
 static double gib(uint64_t b) { return (double)b / (1024.0 * 1024.0 * 1024.0); }
@@ -122,14 +131,95 @@ static int print_json(const lt_cpu_info *cpu, const lt_vk_device_info *vk, int n
     return LT_EXIT_OK;
 }
 
+/* --check on each Vulkan device: a line per op (text) or an array (JSON). */
+static int run_checks(const lt_vk_device_info *vk, int n_vk, const char *why, bool json)
+{
+    int failed = 0;
+    cJSON *root = json ? cJSON_CreateObject() : NULL, *arr = NULL;
+    if (json) {
+        cJSON_AddBoolToObject(root, "vulkan_available", n_vk >= 0);
+        if (n_vk < 0)
+            cJSON_AddStringToObject(root, "reason", why);
+        arr = cJSON_AddArrayToObject(root, "checks");
+    } else if (n_vk <= 0) {
+        printf("vulkan: %s: nothing to check\n", n_vk < 0 ? why : "no physical devices");
+    }
+    for (int i = 0; i < n_vk; i++) {
+        char spec[32], err[1024] = "";
+        snprintf(spec, sizeof spec, "vulkan:%d", vk[i].index);
+        lt_devcheck r;
+        memset(&r, 0, sizeof r);
+        lt_device *dev = lt_device_open(spec, 0, err, sizeof err);
+        lt_model_status ms = dev ? lt_devcheck_run(dev, &r, err, sizeof err) : LT_MODEL_ERR_DEVICE;
+        lt_device_close(dev);
+        bool ok = ms == LT_MODEL_OK && r.ok;
+        failed += !ok;
+        if (json) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "id", spec);
+            cJSON_AddStringToObject(o, "name", vk[i].name);
+            cJSON_AddStringToObject(o, "driver", vk[i].driver);
+            cJSON_AddBoolToObject(o, "pass", ok);
+            if (ms != LT_MODEL_OK)
+                cJSON_AddStringToObject(o, "error", err);
+            else if (!r.ok)
+                cJSON_AddStringToObject(o, "failed_op", r.failed);
+            cJSON_AddNumberToObject(o, "seconds", r.seconds);
+            cJSON *ops = cJSON_AddArrayToObject(o, "ops");
+            for (int k = 0; k < r.n_ops; k++) {
+                cJSON *op = cJSON_CreateObject();
+                cJSON_AddStringToObject(op, "op", r.ops[k].name);
+                cJSON_AddBoolToObject(op, "pass", r.ops[k].ok);
+                cJSON_AddNumberToObject(op, "error", isfinite(r.ops[k].err) ? r.ops[k].err : -1);
+                cJSON_AddNumberToObject(op, "tolerance", r.ops[k].tol);
+                cJSON_AddItemToArray(ops, op);
+            }
+            cJSON_AddItemToArray(arr, o);
+            continue;
+        }
+        printf("%s  ", spec);
+        lt_cli_print_sanitized(stdout, vk[i].name, false);
+        printf("  (");
+        lt_cli_print_sanitized(stdout, vk[i].driver, false);
+        printf(")\n");
+        for (int k = 0; k < r.n_ops; k++)
+            printf("  %-4s %-44s error %-9.3g tolerance %.0e\n", r.ops[k].ok ? "ok" : "FAIL",
+                   r.ops[k].name, r.ops[k].err, r.ops[k].tol);
+        if (ms != LT_MODEL_OK) {
+            printf("  FAIL: the check could not run: ");
+            lt_cli_print_sanitized(stdout, err, false);
+            printf("\n");
+        } else if (!r.ok)
+            printf("  FAIL: disagrees with the CPU backend on %s (%d ops, %.2f s)\n", r.failed,
+                   r.n_ops, r.seconds);
+        else
+            printf("  pass: %d ops agree with the CPU backend (%.2f s)\n", r.n_ops, r.seconds);
+    }
+    if (json) {
+        cJSON_AddBoolToObject(root, "pass", failed == 0);
+        char *s = cJSON_Print(root);
+        cJSON_Delete(root);
+        if (!s)
+            return LT_EXIT_FAIL;
+        puts(s);
+        free(s);
+    }
+    return failed ? LT_EXIT_FAIL : LT_EXIT_OK;
+}
+
 int lt_cmd_devices(int argc, char **argv)
 {
     lt_cli_common common;
     lt_cli_common_defaults(&common);
+    bool check = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             print_help();
             return LT_EXIT_OK;
+        }
+        if (strcmp(argv[i], "--check") == 0) {
+            check = true;
+            continue;
         }
         int r = lt_cli_common_parse(&common, argc, argv, &i);
         if (r < 0)
@@ -143,6 +233,8 @@ int lt_cmd_devices(int argc, char **argv)
     static lt_vk_device_info vk[MAX_VK];
     char why[512] = "";
     int n_vk = lt_vk_enumerate(vk, MAX_VK, why, sizeof why);
+    if (check)
+        return run_checks(vk, n_vk, why, common.json);
     if (common.json)
         return print_json(&cpu, vk, n_vk, why);
     print_text(&cpu, vk, n_vk, why);

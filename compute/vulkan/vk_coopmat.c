@@ -5,13 +5,16 @@
  * must be built in (glslc accepted GL_KHR_cooperative_matrix at configure time:
  * LATHE_HAVE_COOPMAT / LATHE_HAVE_COOPMAT_BF16), the device must expose the extension with the
  * cooperativeMatrix feature, shaderFloat16 (and VK_KHR_shader_bfloat16 for bf16), and list a
- * subgroup-scope (M, N, K) = (16, 16, 16) configuration with 16-bit A/B and fp32 C/result.
+ * subgroup-scope (M, N, K) = (16, 16, 16) configuration with 16-bit A/B and fp32 C/result, or
+ * for f16 an (8, 8, 8) one (lavapipe's only shape; the matmul_coopmat8 kernel).
  * Chain: the features are enabled at device creation only for wanted variants. Self-test
  * (after the device is up): each wanted variant runs a few awkward shapes next to the tiled
  * kernel and is turned on only if every result agrees within fp32 rounding of the sums.
- * LATHE_VK_NO_COOPMAT=1 skips all of it. Without the build-time support this file queries
+ * LATHE_VK_NO_COOPMAT=1 skips all of it, and so does a validation layer (LATHE_VK_VALIDATION=1)
+ * older than the extension. Without the build-time support this file queries
  * nothing, so devices behave exactly as before.
  */
+#include "vk_debug.h"
 #include "vk_impl.h"
 
 #include <math.h>
@@ -33,8 +36,9 @@ static bool has_ext(const lt_vk *vk, const char *name)
     return found;
 }
 
-/* True when the device lists a 16x16x16 subgroup configuration with inputs ab, fp32 out. */
-static bool has_config(const lt_vk *vk, VkComponentTypeKHR ab)
+/* True when the device lists a size x size x size subgroup configuration with inputs ab, fp32
+ * out. */
+static bool has_config(const lt_vk *vk, VkComponentTypeKHR ab, uint32_t size)
 {
     PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR get =
         (PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR)vk->f.vkGetInstanceProcAddr(
@@ -50,7 +54,7 @@ static bool has_config(const lt_vk *vk, VkComponentTypeKHR ab)
     bool found = false;
     if (get(vk->phys, &n, p) == VK_SUCCESS || n > 0)
         for (uint32_t i = 0; i < n && !found; i++)
-            found = p[i].MSize == 16 && p[i].NSize == 16 && p[i].KSize == 16 &&
+            found = p[i].MSize == size && p[i].NSize == size && p[i].KSize == size &&
                     p[i].AType == ab && p[i].BType == ab &&
                     p[i].CType == VK_COMPONENT_TYPE_FLOAT32_KHR &&
                     p[i].ResultType == VK_COMPONENT_TYPE_FLOAT32_KHR &&
@@ -63,8 +67,13 @@ static bool has_config(const lt_vk *vk, VkComponentTypeKHR ab)
 void lt_vk_coopmat_query(lt_vk *vk)
 {
     vk->cm_want_f16 = vk->cm_want_bf16 = vk->cm_f16 = vk->cm_bf16 = false;
+    vk->cm_size = 0;
 #if defined(LATHE_HAVE_COOPMAT)
     const char *off = getenv("LATHE_VK_NO_COOPMAT");
+    /* a validation layer older than the extension (header 1.3.255; Debian 12 ships 1.3.239)
+     * rejects its feature structure at vkCreateDevice: under it, no cooperative matrices */
+    if (vk->validation && vk->validation_layer < VK_MAKE_API_VERSION(0, 1, 3, 255))
+        return;
     if ((off && off[0] && strcmp(off, "0") != 0) || !vk->info.cooperative_matrix ||
         !vk->info.fp16 || vk->info.subgroup_size == 0 ||
         4 * vk->info.subgroup_size > vk->info.max_workgroup_invocations)
@@ -82,10 +91,16 @@ void lt_vk_coopmat_query(lt_vk *vk)
     if (!cm.cooperativeMatrix || !f12.shaderFloat16 || !f12.vulkanMemoryModel)
         return;
     vk->cm_wg = 4 * vk->info.subgroup_size;
-    vk->cm_want_f16 = has_config(vk, VK_COMPONENT_TYPE_FLOAT16_KHR);
+    /* f16: the 16 x 16 x 16 kernel where listed, else the 8 x 8 x 8 one (lavapipe) */
+    vk->cm_size = has_config(vk, VK_COMPONENT_TYPE_FLOAT16_KHR, 16) ? 16 : 0;
+#if defined(LATHE_HAVE_COOPMAT8)
+    if (!vk->cm_size && has_config(vk, VK_COMPONENT_TYPE_FLOAT16_KHR, 8))
+        vk->cm_size = 8;
+#endif
+    vk->cm_want_f16 = vk->cm_size != 0;
 #if defined(LATHE_HAVE_COOPMAT_BF16)
     vk->cm_want_bf16 = bf_ext && bf.shaderBFloat16Type && bf.shaderBFloat16CooperativeMatrix &&
-                       has_config(vk, LT_VK_COMPONENT_BF16);
+                       has_config(vk, LT_VK_COMPONENT_BF16, 16);
 #endif
 #endif
 }
@@ -201,4 +216,23 @@ void lt_vk_coopmat_selftest(lt_vk *vk)
         vk->cm_bf16 = selftest(vk, LT_BF16);
     }
     vk->dev->err[0] = 0; /* a failed variant is not the caller's error */
+}
+
+const char *lt_vk_coopmat_kernel(const lt_device *dev)
+{
+    if (!dev || lt_device_get_kind(dev) != LT_DEVICE_VULKAN || !dev->impl)
+        return NULL;
+    const lt_vk *vk = lt_vk_of(dev);
+    if (!vk->cm_f16)
+        return NULL;
+    return vk->cm_size == 8 ? "matmul_coopmat8" : "matmul_coopmat";
+}
+
+bool lt_vk_coopmat_built(void)
+{
+#if defined(LATHE_HAVE_COOPMAT) || defined(LATHE_HAVE_COOPMAT8)
+    return true;
+#else
+    return false;
+#endif
 }

@@ -9,6 +9,8 @@
  * LATHE_VK_NO_TEXEL=1 makes matmul read its inputs by address (the variant for devices
  * without texel buffers), so tests can compare the variants bit for bit.
  * LATHE_VK_NO_TILED_ATTENTION=1 selects the one-query-per-workgroup attention forward.
+ * LATHE_VK_NO_COOPMAT=1 keeps the cooperative-matrix kernels off (the tiled fp32 ones run);
+ * so does a validation layer older than VK_KHR_cooperative_matrix (Debian 12's 1.3.239).
  * LATHE_CACHE_DIR names the pipeline-cache folder ("off": no cache file).
  * LATHE_VK_BLOCK_BYTES sets the size of the allocator's shared blocks (tests force tiny ones
  * so a run spans hundreds of blocks); LATHE_VK_BUDGET_BYTES caps the bytes of blocks lathe
@@ -36,4 +38,10 @@ long lt_vk_pipeline_cache_loaded(const lt_device *dev);
 int lt_vk_debug_blocks(const lt_device *dev, int *peak, uint64_t *block_bytes,
                        uint64_t *reserved_bytes);
 
+/* The cooperative-matrix matmul kernel a Vulkan device uses for f16 x f16 products
+ * ("matmul_coopmat", "matmul_coopmat8"), or NULL when none passed its self-test (not built
+ * in, not offered, LATHE_VK_NO_COOPMAT set, or not a Vulkan device). */
+const char *lt_vk_coopmat_kernel(const lt_device *dev);
+/* Whether this build embeds a cooperative-matrix matmul kernel (compiled or committed). */
+bool lt_vk_coopmat_built(void);
 #endif

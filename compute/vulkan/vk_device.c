@@ -79,19 +79,20 @@ static void *open_loader(lt_vk_fns *f, char *why, size_t whylen)
     return lib;
 }
 
-static bool layer_present(const lt_vk_fns *f, const char *layer)
+/* The layer's specVersion, or 0 when it is not installed. */
+static uint32_t layer_version(const lt_vk_fns *f, const char *layer)
 {
-    uint32_t n = 0;
+    uint32_t n = 0, version = 0;
     if (!f->vkEnumerateInstanceLayerProperties ||
         f->vkEnumerateInstanceLayerProperties(&n, NULL) != VK_SUCCESS || n == 0)
-        return false;
+        return 0;
     VkLayerProperties *p = calloc(n, sizeof *p);
-    bool found = false;
     if (p && f->vkEnumerateInstanceLayerProperties(&n, p) == VK_SUCCESS)
-        for (uint32_t i = 0; i < n && !found; i++)
-            found = strcmp(p[i].layerName, layer) == 0;
+        for (uint32_t i = 0; i < n && !version; i++)
+            if (strcmp(p[i].layerName, layer) == 0)
+                version = p[i].specVersion ? p[i].specVersion : 1;
     free(p);
-    return found;
+    return version;
 }
 
 static VKAPI_ATTR VkBool32 VKAPI_CALL debug_callback(
@@ -451,7 +452,9 @@ lt_status lt_vk_backend_init(lt_device *dev, int index, char *err, size_t errlen
         goto fail;
     }
     const char *val = getenv("LATHE_VK_VALIDATION");
-    vk->validation = val && val[0] && strcmp(val, "0") != 0 && layer_present(&vk->f, VALIDATION_LAYER);
+    vk->validation_layer =
+        val && val[0] && strcmp(val, "0") != 0 ? layer_version(&vk->f, VALIDATION_LAYER) : 0;
+    vk->validation = vk->validation_layer != 0;
     VkResult r = create_instance(&vk->f, vk, vk->validation, &vk->instance);
     if (r != VK_SUCCESS) {
         vk->instance = VK_NULL_HANDLE;

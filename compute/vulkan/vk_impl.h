@@ -229,6 +229,7 @@ typedef struct lt_vk {
     VkDebugUtilsMessengerEXT messenger;
     int validation_messages; /* errors + warnings seen by the debug messenger */
     bool validation;
+    uint32_t validation_layer; /* the validation layer's specVersion (0: not loaded) */
     VkPhysicalDevice phys;
     VkDevice device;
     VkQueue queue;
@@ -279,7 +280,8 @@ typedef struct lt_vk {
     /* cooperative matrices (vk_coopmat.c): wanted = built in, offered by the device with a
      * 16x16x16 subgroup configuration and enabled at device creation; on = self-test passed */
     bool cm_want_f16, cm_want_bf16, cm_f16, cm_bf16;
-    uint32_t cm_wg; /* workgroup size: 4 subgroups */
+    uint32_t cm_wg;   /* workgroup size: 4 subgroups */
+    uint32_t cm_size; /* f16 kernel's matrix size: 16 (matmul_coopmat) or 8 (..._coopmat8) */
     uint32_t push_bytes;
     lt_vk_pipeline *pipes;
     int n_pipes, cap_pipes;

@@ -187,6 +187,31 @@ static uint32_t matmul_tile(const lt_vk *vk, const lt_matmul_geom *g)
     return 64;
 }
 
+/*
+ * The most K one matmul dispatch may sum on this device, 0 = no limit. Mesa's llvmpipe
+ * (lavapipe) before the NIR back end dropped it, seen in Mesa 22.3 / LLVM 15 (Debian 12), counts
+ * every loop iteration of a shader invocation against one shared budget of 65535
+ * (LP_MAX_TGSI_LOOP_ITERATIONS) and silently stops looping when it runs out: a matmul with
+ * K near 42000 or more (the lm_head backward dx = dlogits W at a vocabulary of 50,259) came
+ * back summed over a prefix of K only, wrong gradients and no error. Mesa 26.1 has no such
+ * limit, but the version that lifted it is not known, so every llvmpipe splits K into slices
+ * of 4096 (at most 256 slices of 16 with a few dozen loop iterations each, well inside the
+ * budget), run as dispatches that accumulate into C. The slice is a multiple of 16, so the
+ * tiled and the 4-wide loads stay aligned.
+ */
+static bool loops_capped(const lt_vk *vk)
+{
+    return vk->props.vendorID == 0x10005u /* VK_VENDOR_ID_MESA */ &&
+           vk->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
+}
+
+static uint32_t matmul_k_slice(const lt_vk *vk)
+{
+    if (getenv("LATHE_VK_MATMUL_K_SLICE")) /* tests: force a slice on any driver */
+        return (uint32_t)strtoul(getenv("LATHE_VK_MATMUL_K_SLICE"), NULL, 10) & ~15u;
+    return loops_capped(vk) ? 4096u : 0u;
+}
+
 /* The cooperative-matrix variant for these inputs, or NULL: both f16 or both bf16, the
  * variant self-tested, and the product large enough to fill its 64 x 64 tiles. */
 static const char *coopmat_shader(const lt_vk *vk, const lt_tensor *Am, const lt_tensor *Bm,
@@ -195,7 +220,7 @@ static const char *coopmat_shader(const lt_vk *vk, const lt_tensor *Am, const lt
     if (Am->dtype != Bm->dtype || g->M < 64 || g->N < 64 || g->K < 32)
         return NULL;
     if (Am->dtype == LT_F16 && vk->cm_f16)
-        return "matmul_coopmat";
+        return vk->cm_size == 8 ? "matmul_coopmat8" : "matmul_coopmat";
     if (Am->dtype == LT_BF16 && vk->cm_bf16)
         return "matmul_coopmat_bf16";
     return NULL;
@@ -233,14 +258,16 @@ lt_status lt_vk_matmul(lt_device *dev, lt_tensor *C, const lt_tensor *Am, const 
         addr_t c;
         uint32_t M, N, K, a_bstride, b_bstride, a_off, b_off, vec;
         float alpha, beta;
+        uint32_t k_lo, k_hi;
     } tpc = {A(C), u32(g->M), u32(g->N), u32(g->K), a_bstride, b_bstride, a_off, b_off, 0,
-             alpha, beta};
+             alpha, beta, 0, u32(g->K)};
     struct {
         addr_t c, a, b;
         uint32_t M, N, K, a_bstride, b_bstride;
         float alpha, beta;
+        uint32_t k_lo, k_hi;
     } pc = {A(C), A(Am), A(Bm), u32(g->M), u32(g->N), u32(g->K), a_bstride, b_bstride,
-            alpha, beta};
+            alpha, beta, 0, u32(g->K)};
     uint32_t spec[7] = {trans_a, trans_b, (uint32_t)Am->dtype, (uint32_t)Bm->dtype, tile, tile,
                         (tile / 8) * (tile / 8)};
     if (cm) {
@@ -255,11 +282,13 @@ lt_status lt_vk_matmul(lt_device *dev, lt_tensor *C, const lt_tensor *Am, const 
         int64_t a_row = trans_a ? g->M : g->K, b_row = trans_b ? g->K : g->N;
         tpc.vec = (a_row % 4 == 0 && a_off % 4 == 0 ? 1u : 0u) |
                   (b_row % 4 == 0 && b_off % 4 == 0 ? 2u : 0u);
-        /* CPU-type devices: the variant without shared memory, when both load by 4 */
-        bool direct = tpc.vec == 3u && vk->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
+        /* CPU-type devices: the variant without shared memory (loads by 4 where it can) */
+        bool direct = vk->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
         d.shader = direct ? "matmul_txd" : "matmul_tx";
+        if (direct)
+            spec[4] = tpc.vec;
         d.spec = spec;
-        d.n_spec = direct ? 4 : 7;
+        d.n_spec = direct ? 5 : 7;
         d.pc = &tpc;
         d.pc_bytes = sizeof tpc;
         d.n_tex = 2;
@@ -270,9 +299,23 @@ lt_status lt_vk_matmul(lt_device *dev, lt_tensor *C, const lt_tensor *Am, const 
         d.pc = &pc;
         d.pc_bytes = sizeof pc;
     }
+    /* K in slices where the driver needs it (see matmul_k_slice): the first slice applies
+     * beta, the others add to C. The cooperative-matrix kernels take K whole. */
+    uint32_t slice = cm ? 0u : matmul_k_slice(vk), K = u32(g->K);
+    if (slice == 0u || slice >= K)
+        slice = K;
     st = lt_vk_op_begin(vk, "matmul");
-    if (st == LT_OK)
+    for (uint32_t k_lo = 0; st == LT_OK; k_lo += slice) {
+        uint32_t k_hi = K - k_lo > slice ? k_lo + slice : K;
+        float b = k_lo == 0 ? beta : 1.0f;
+        pc.k_lo = tpc.k_lo = k_lo;
+        pc.k_hi = tpc.k_hi = k_hi;
+        pc.beta = tpc.beta = b;
+        d.n_reads = b != 0.0f ? 3 : 2;
         st = lt_vk_record(vk, &d);
+        if (k_hi >= K)
+            break;
+    }
     lt_vk_op_end(vk);
     return st;
 }
@@ -344,13 +387,19 @@ static lt_status vk_embedding_backward(lt_device *dev, lt_tensor *dtable, const 
         lt_vk_range r[] = {RA(counts, vb)}, w[] = {RA(offsets, vb + 4), RA(cursor, vb)};
         st = RUN(vk, "embedding_scan", pc, 1, r, w);
     }
-    if (st == LT_OK) {
+    /* one workgroup walks every token; where loops are capped (see matmul_k_slice) it walks
+     * 16384 tokens per dispatch (64 blocks of 256, about 16,600 loop iterations) */
+    uint32_t slice = loops_capped(vk) ? 16384u : u32(N);
+    for (uint32_t lo = 0; st == LT_OK; lo += slice) {
+        uint32_t hi = u32(N) - lo > slice ? lo + slice : u32(N);
         struct {
             addr_t ids, cursor, sorted;
-            uint32_t N, V;
-        } pc = {A(ids), cursor, sorted, u32(N), u32(V)};
+            uint32_t N, V, b_lo, b_hi;
+        } pc = {A(ids), cursor, sorted, u32(N), u32(V), lo, hi};
         lt_vk_range r[] = {R(ids), RA(cursor, vb)}, w[] = {RA(cursor, vb), RA(sorted, nb)};
         st = RUN(vk, "embedding_sort", pc, 1, r, w);
+        if (hi >= u32(N))
+            break;
     }
     if (st == LT_OK) {
         struct {

@@ -10,6 +10,7 @@
 #include "data/data.h"
 #include "data/sha256.h"
 #include "model/model.h"
+#include "train/devcheck.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -209,7 +210,7 @@ static bool setup(trun *r, int64_t *version_id, char *data_hash, char *mhash, ch
     const char *device = r->o->device ? r->o->device : (c->device ? c->device : "auto");
     int threads = r->o->threads > 0 ? r->o->threads : c->threads;
     r->dev = lt_device_open(device, threads, e, sizeof(e));
-    if (!r->dev) {
+    if (!r->dev || lt_devcheck_for_training(r->dev, lt_store_workspace(r->st), e, sizeof(e))) {
         snprintf(err, errlen, "device %s: %s", device, e);
         return false;
     }

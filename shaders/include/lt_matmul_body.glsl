@@ -19,6 +19,7 @@ layout(push_constant) uniform P {
     uint M, N, K;
     uint a_bstride, b_bstride; // elements between batch entries (0: broadcast)
     float alpha, beta;
+    uint k_lo, k_hi; // this dispatch sums k in [k_lo, k_hi) (the host may split K)
 } p;
 
 shared float As[BK][BM + 4];
@@ -35,14 +36,14 @@ void main()
         for (uint j = 0u; j < TN; j++)
             acc[i][j] = 0.0;
 
-    for (uint k0 = 0u; k0 < p.K; k0 += BK) {
+    for (uint k0 = p.k_lo; k0 < p.k_hi; k0 += BK) {
         for (uint idx = tid; idx < BM * BK; idx += WG) {
             uint mm, kk;
             if (TRANS_A == 0u) { mm = idx / BK; kk = idx % BK; }
             else { kk = idx / BM; mm = idx % BM; }
             uint m = m0 + mm, k = k0 + kk;
             float v = 0.0;
-            if (m < p.M && k < p.K)
+            if (m < p.M && k < p.k_hi)
                 v = lt_ld(p.a, DTA, abase + (TRANS_A == 0u ? m * p.K + k : k * p.M + m));
             As[kk][mm] = v;
         }
@@ -52,7 +53,7 @@ void main()
             else { nn = idx / BK; kk = idx % BK; }
             uint n = n0 + nn, k = k0 + kk;
             float v = 0.0;
-            if (n < p.N && k < p.K)
+            if (n < p.N && k < p.k_hi)
                 v = lt_ld(p.b, DTB, bbase + (TRANS_B == 0u ? k * p.N + n : n * p.K + k));
             Bs[kk][nn] = v;
         }

@@ -3,8 +3,9 @@
 // including file), fp32 accumulation. Built only where glslc accepts the extension and used
 // only after the host's self-test against the tiled kernel; the tiled path always remains.
 // A workgroup of 4 subgroups (WG = 4 * subgroup size, specialization constant 4) computes a
-// 64 x 64 tile of C; subgroup s owns the 32 x 32 quadrant s as 2 x 2 accumulators of
-// 16 x 16 (the (M, N, K) = (16, 16, 16) configuration the host found in the device's list).
+// 64 x 64 tile of C; subgroup s owns the 32 x 32 quadrant s as NQ x NQ accumulators of
+// CM x CM, (M, N, K) = (CM, CM, CM) the configuration the host found in the device's list:
+// CM is 16 unless the including file defines it (8: matmul_coopmat8, lavapipe's shape).
 // A and B are staged in shared memory as ELT, row-major, with strides that keep every
 // coopMatLoad 16-byte aligned; the epilogue goes through a per-subgroup 16 x 16 fp32 staging
 // area so edges, alpha and beta are applied element by element.
@@ -18,6 +19,10 @@
 #extension GL_EXT_control_flow_attributes : require
 #include "lt_common.glsl"
 
+#ifndef CM
+#define CM 16
+#endif
+#define NQ (32u / uint(CM)) // accumulators per quadrant side
 #define BM 64u
 #define BN 64u
 #define BK 32u
@@ -40,7 +45,7 @@ layout(push_constant) uniform P {
 
 shared ELT As[BM * SA];
 shared ELT Bs[BK * SB];
-shared float Cs[4u * 256u];
+shared float Cs[4u * uint(CM * CM)];
 
 void main()
 {
@@ -48,9 +53,9 @@ void main()
     uint m0 = gl_WorkGroupID.y * BM, n0 = gl_WorkGroupID.x * BN, bz = gl_WorkGroupID.z;
     uint abase = bz * p.a_bstride, bbase = bz * p.b_bstride;
     uint qm = (sg / 2u) * 32u, qn = (sg % 2u) * 32u;
-    coopmat<float, gl_ScopeSubgroup, 16, 16, gl_MatrixUseAccumulator> acc[4]; // [2 * i + j]
-    [[unroll]] for (uint q = 0u; q < 4u; q++)
-        acc[q] = coopmat<float, gl_ScopeSubgroup, 16, 16, gl_MatrixUseAccumulator>(0.0);
+    coopmat<float, gl_ScopeSubgroup, CM, CM, gl_MatrixUseAccumulator> acc[NQ * NQ]; // [NQ i + j]
+    [[unroll]] for (uint q = 0u; q < NQ * NQ; q++)
+        acc[q] = coopmat<float, gl_ScopeSubgroup, CM, CM, gl_MatrixUseAccumulator>(0.0);
 
     for (uint k0 = 0u; k0 < p.K; k0 += BK) {
         for (uint idx = tid; idx < BM * BK; idx += WG) {
@@ -75,18 +80,18 @@ void main()
         }
         barrier();
         if (sg < 4u) {
-            [[unroll]] for (uint kk = 0u; kk < BK; kk += 16u) {
-                coopmat<ELT, gl_ScopeSubgroup, 16, 16, gl_MatrixUseA> a[2];
-                coopmat<ELT, gl_ScopeSubgroup, 16, 16, gl_MatrixUseB> b[2];
-                [[unroll]] for (uint i = 0u; i < 2u; i++)
-                    coopMatLoad(a[i], As, (qm + 16u * i) * SA + kk, SA,
+            [[unroll]] for (uint kk = 0u; kk < BK; kk += uint(CM)) {
+                coopmat<ELT, gl_ScopeSubgroup, CM, CM, gl_MatrixUseA> a[NQ];
+                coopmat<ELT, gl_ScopeSubgroup, CM, CM, gl_MatrixUseB> b[NQ];
+                [[unroll]] for (uint i = 0u; i < NQ; i++)
+                    coopMatLoad(a[i], As, (qm + uint(CM) * i) * SA + kk, SA,
                                 gl_CooperativeMatrixLayoutRowMajor);
-                [[unroll]] for (uint j = 0u; j < 2u; j++)
-                    coopMatLoad(b[j], Bs, kk * SB + qn + 16u * j, SB,
+                [[unroll]] for (uint j = 0u; j < NQ; j++)
+                    coopMatLoad(b[j], Bs, kk * SB + qn + uint(CM) * j, SB,
                                 gl_CooperativeMatrixLayoutRowMajor);
-                [[unroll]] for (uint i = 0u; i < 2u; i++)
-                    [[unroll]] for (uint j = 0u; j < 2u; j++)
-                        acc[2u * i + j] = coopMatMulAdd(a[i], b[j], acc[2u * i + j]);
+                [[unroll]] for (uint i = 0u; i < NQ; i++)
+                    [[unroll]] for (uint j = 0u; j < NQ; j++)
+                        acc[NQ * i + j] = coopMatMulAdd(a[i], b[j], acc[NQ * i + j]);
             }
         }
         barrier();
@@ -95,17 +100,19 @@ void main()
         return;
     F32Buf C = F32Buf(p.c);
     uint cbase = bz * p.M * p.N;
-    [[unroll]] for (uint i = 0u; i < 2u; i++)
-        [[unroll]] for (uint j = 0u; j < 2u; j++) {
-            coopMatStore(acc[2u * i + j], Cs, sg * 256u, 16u,
+    const uint CC = uint(CM * CM);
+    [[unroll]] for (uint i = 0u; i < NQ; i++)
+        [[unroll]] for (uint j = 0u; j < NQ; j++) {
+            coopMatStore(acc[NQ * i + j], Cs, sg * CC, uint(CM),
                          gl_CooperativeMatrixLayoutRowMajor);
             subgroupMemoryBarrierShared();
             subgroupBarrier();
-            for (uint e = gl_SubgroupInvocationID; e < 256u; e += gl_SubgroupSize) {
-                uint m = m0 + qm + 16u * i + e / 16u, n = n0 + qn + 16u * j + e % 16u;
+            for (uint e = gl_SubgroupInvocationID; e < CC; e += gl_SubgroupSize) {
+                uint m = m0 + qm + uint(CM) * i + e / uint(CM);
+                uint n = n0 + qn + uint(CM) * j + e % uint(CM);
                 if (m < p.M && n < p.N) {
                     uint ci = cbase + m * p.N + n;
-                    float r = p.alpha * Cs[sg * 256u + e];
+                    float r = p.alpha * Cs[sg * CC + e];
                     if (p.beta != 0.0)
                         r += p.beta * C.d[ci];
                     C.d[ci] = r;

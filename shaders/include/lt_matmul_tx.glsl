@@ -35,6 +35,7 @@ layout(push_constant) uniform P {
     uint a_off, b_off;         // element index of A[0] / B[0] in its view
     uint vec;                  // bit 0: A loads by 4, bit 1: B loads by 4
     float alpha, beta;
+    uint k_lo, k_hi;           // this dispatch sums k in [k_lo, k_hi) (the host may split K)
 } p;
 
 shared float As[BK][BM + 4u];
@@ -69,7 +70,7 @@ void load_a(uint tid, uint m0, uint k0, uint abase)
             uint mm = g / (BK / 4u), kq = (g % (BK / 4u)) * 4u;
             uint m = m0 + mm, k = k0 + kq;
             vec4 v = vec4(0.0);
-            if (m < p.M && k < p.K)
+            if (m < p.M && k < p.k_hi)
                 v = tx4(TA, DTA, p.a_off + abase + m * p.K + k);
             As[kq][mm] = v.x;
             As[kq + 1u][mm] = v.y;
@@ -81,7 +82,7 @@ void load_a(uint tid, uint m0, uint k0, uint abase)
             uint kk = g / (BM / 4u), mq = (g % (BM / 4u)) * 4u;
             uint m = m0 + mq, k = k0 + kk;
             vec4 v = vec4(0.0);
-            if (m < p.M && k < p.K)
+            if (m < p.M && k < p.k_hi)
                 v = tx4(TA, DTA, p.a_off + abase + k * p.M + m);
             As[kk][mq] = v.x;
             As[kk][mq + 1u] = v.y;
@@ -95,7 +96,7 @@ void load_a(uint tid, uint m0, uint k0, uint abase)
             else { kk = idx / BM; mm = idx % BM; }
             uint m = m0 + mm, k = k0 + kk;
             float v = 0.0;
-            if (m < p.M && k < p.K)
+            if (m < p.M && k < p.k_hi)
                 v = tx1(TA, DTA, p.a_off + abase + (TRANS_A == 0u ? m * p.K + k : k * p.M + m));
             As[kk][mm] = v;
         }
@@ -109,7 +110,7 @@ void load_b(uint tid, uint n0, uint k0, uint bbase)
             uint kk = g / (BN / 4u), nq = (g % (BN / 4u)) * 4u;
             uint n = n0 + nq, k = k0 + kk;
             vec4 v = vec4(0.0);
-            if (n < p.N && k < p.K)
+            if (n < p.N && k < p.k_hi)
                 v = tx4(TB, DTB, p.b_off + bbase + k * p.N + n);
             Bs[kk][nq] = v.x;
             Bs[kk][nq + 1u] = v.y;
@@ -121,7 +122,7 @@ void load_b(uint tid, uint n0, uint k0, uint bbase)
             uint nn = g / (BK / 4u), kq = (g % (BK / 4u)) * 4u;
             uint n = n0 + nn, k = k0 + kq;
             vec4 v = vec4(0.0);
-            if (n < p.N && k < p.K)
+            if (n < p.N && k < p.k_hi)
                 v = tx4(TB, DTB, p.b_off + bbase + n * p.K + k);
             Bs[kq][nn] = v.x;
             Bs[kq + 1u][nn] = v.y;
@@ -135,7 +136,7 @@ void load_b(uint tid, uint n0, uint k0, uint bbase)
             else { nn = idx / BK; kk = idx % BK; }
             uint n = n0 + nn, k = k0 + kk;
             float v = 0.0;
-            if (n < p.N && k < p.K)
+            if (n < p.N && k < p.k_hi)
                 v = tx1(TB, DTB, p.b_off + bbase + (TRANS_B == 0u ? k * p.N + n : n * p.K + k));
             Bs[kk][nn] = v;
         }
@@ -153,7 +154,7 @@ void main()
         [[unroll]] for (uint j = 0u; j < TN; j++)
             acc[i][j] = 0.0;
 
-    for (uint k0 = 0u; k0 < p.K; k0 += BK) {
+    for (uint k0 = p.k_lo; k0 < p.k_hi; k0 += BK) {
         load_a(tid, m0, k0, abase);
         load_b(tid, n0, k0, bbase);
         barrier();

@@ -2,7 +2,8 @@
  * test_ops_vulkan.c - every op of the Vulkan backend, forward and backward, against the CPU
  * backend on random inputs of awkward shapes, under the Khronos validation layer (when it is
  * installed) with zero errors or warnings allowed; determinism (same op twice, same bits); a
- * tensor over 128 MiB (the maxStorageBufferRange of lavapipe); and bad input (no loader, no
+ * tensor over 128 MiB (the maxStorageBufferRange of lavapipe); matmuls with K past
+ * lavapipe 22.3's loop budget and K split into slices; and bad input (no loader, no
  * device, out of memory, bad ids) leaving the CPU backend usable. Skips, never passes, when
  * no Vulkan device exists.
  *
@@ -286,6 +287,17 @@ static void test_embedding_norms(void)
         CHECK(same_bits(again, once), "embedding_backward twice gives the same bits");
         lt_tensor_free(again);
         lt_tensor_free(once);
+        drop(ids);
+        drop(dout);
+        drop(dtab);
+    }
+    { /* more tokens than Mesa 22.3's lavapipe lets one invocation loop over: the sort walks
+       * every token (about 70,300 iterations here), so it runs in slices there */
+        int64_t V = 1000, D = 4, N = 70000;
+        pair ids = MK(LT_I32, 1, 1000, N), dout = MK(LT_F32, 2, 1, N, D),
+             dtab = MK(LT_F32, 2, 1, V, D);
+        BOTH(lt_embedding_backward(X(dtab), X(dout), X(ids)));
+        cmp("embedding_backward over 70,000 tokens", dtab);
         drop(ids);
         drop(dout);
         drop(dtab);
@@ -601,6 +613,69 @@ static void test_profiling(void)
     lt_tensor_free(c);
 }
 
+/*
+ * K beyond what one shader invocation may loop over on Mesa 22.3's lavapipe (its shared
+ * 65535-iteration loop budget cut the lm_head backward dx = dlogits W short at a vocabulary of
+ * 50,259 in the shared-memory kernel): every transpose case, odd K (scalar loads) and
+ * 4-aligned K (vector loads), with beta. Then the K slicing itself on any driver, forced to slices
+ * of 16, on the shapes of test_matmul with beta != 0.
+ */
+static void test_matmul_long_k(void)
+{
+    /* long sums of terms of both signs: fp32 rounding is judged on the tensor's scale here
+     * (max|cpu - vulkan| <= 1e-5 max|cpu|); a sum cut short is off by tens of percent */
+    /* K past 4 x 65535: the direct kernel (lavapipe) reads 4 k per loop step */
+    static const int64_t shapes[][3] = {{24, 20, 300001}, {8, 12, 300000}};
+    for (int s = 0; s < 2; s++)
+        for (int tr = 0; tr < 4; tr++) {
+            int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+            bool ta = tr & 1, tb = tr & 2;
+            pair a = ta ? MK(LT_F32, 2, 1, K, M) : MK(LT_F32, 2, 1, M, K);
+            pair b = tb ? MK(LT_F32, 2, 1, N, K) : MK(LT_F32, 2, 1, K, N);
+            pair c = MK(LT_F32, 2, 1, M, N);
+            BOTH(lt_matmul(X(c), X(a), X(b), ta, tb, 0.5f, s ? 0.25f : 0.0f));
+            int64_t n = M * N;
+            float *x = malloc((size_t)n * 4), *y = malloc((size_t)n * 4);
+            double d = 0, mx = 0;
+            if (lt_tensor_download_f32(c.c, x, n) == LT_OK &&
+                lt_tensor_download_f32(c.g, y, n) == LT_OK)
+                for (int64_t i = 0; i < n; i++) {
+                    d = fmax(d, fabs((double)x[i] - y[i]));
+                    mx = fmax(mx, fabs(x[i]));
+                }
+            else
+                d = INFINITY;
+            CHECK(d <= 1e-5 * mx,
+                  "matmul %lldx%lldx%lld ta=%d tb=%d (long K): max|cpu - vulkan| "
+                  "%.3g, max|cpu| %.3g",
+                  (long long)M, (long long)N, (long long)K, ta, tb, d, mx);
+            free(x);
+            free(y);
+            drop(a);
+            drop(b);
+            drop(c);
+        }
+    setenv("LATHE_VK_MATMUL_K_SLICE", "16", 1);
+    static const int64_t small[][3] = {{33, 17, 7}, {65, 70, 129}, {12, 20, 76}};
+    for (int s = 0; s < 3; s++)
+        for (int tr = 0; tr < 4; tr++) {
+            int64_t M = small[s][0], N = small[s][1], K = small[s][2];
+            bool ta = tr & 1, tb = tr & 2;
+            pair a = ta ? MK(LT_BF16, 2, 1, K, M) : MK(LT_BF16, 2, 1, M, K);
+            pair b = tb ? MK(LT_F32, 2, 1, N, K) : MK(LT_F32, 2, 1, K, N);
+            pair c = MK(LT_F32, 2, 1, M, N);
+            BOTH(lt_matmul(X(c), X(a), X(b), ta, tb, 0.75f, 0.5f));
+            char what[128];
+            snprintf(what, sizeof what, "matmul %lldx%lldx%lld ta=%d tb=%d in K slices of 16",
+                     (long long)M, (long long)N, (long long)K, ta, tb);
+            cmp(what, c);
+            drop(a);
+            drop(b);
+            drop(c);
+        }
+    unsetenv("LATHE_VK_MATMUL_K_SLICE");
+}
+
 int main(void)
 {
     lt_vk_device_info info[16];
@@ -630,6 +705,7 @@ int main(void)
     printf("testing %s against %s\n", lt_device_name(vk), lt_device_name(cpu));
     test_fill_copy();
     test_matmul();
+    test_matmul_long_k();
     test_embedding_norms();
     test_rope_attention();
     test_elementwise_losses();

@@ -1,0 +1,30 @@
+# prebuilt_check.cmake - fails when a committed SPIR-V module in shaders/prebuilt no longer
+# matches its sources (shader_hash.cmake), has no hash or no source: the test suite runs it so
+# a shader edit without scripts/gen_coopmat_spv.sh cannot pass.
+#   cmake -DSHADER_DIR=shaders -P prebuilt_check.cmake
+include(${CMAKE_CURRENT_LIST_DIR}/shader_hash.cmake)
+file(GLOB modules ${SHADER_DIR}/prebuilt/*.spv)
+set(bad 0)
+foreach(spv ${modules})
+  get_filename_component(name ${spv} NAME_WE)
+  set(src ${SHADER_DIR}/${name}.comp)
+  if(NOT EXISTS ${src} OR NOT EXISTS ${spv}.sha256)
+    message(SEND_ERROR "${spv}: no ${name}.comp or no ${name}.spv.sha256 beside it")
+    math(EXPR bad "${bad} + 1")
+    continue()
+  endif()
+  lathe_shader_hash(${src} ${SHADER_DIR}/include hash)
+  file(STRINGS ${spv}.sha256 want LIMIT_COUNT 1)
+  if(NOT hash STREQUAL want)
+    message(SEND_ERROR "${name}.spv is stale (sources ${hash}, committed ${want}): run "
+                       "scripts/gen_coopmat_spv.sh and commit shaders/prebuilt")
+    math(EXPR bad "${bad} + 1")
+  else()
+    message(STATUS "${name}.spv: sources unchanged (${hash})")
+  endif()
+endforeach()
+list(LENGTH modules n)
+if(n EQUAL 0)
+  message(FATAL_ERROR "no committed modules in ${SHADER_DIR}/prebuilt")
+endif()
+message(STATUS "${n} committed module(s), ${bad} stale")
