@@ -226,8 +226,16 @@ static void check_layer_ops(dc *d)
         qv[s] = own(d, lt_tensor_view(src, 0, 3, S(N, H, HD)));
     }
     pair qflat = {qv[0], qv[1]};
+    pair inv = MK(LT_F32, 1, 0, 0, HD / 2); /* plain rotary frequencies, theta 10000 */
+    if (d->st == LT_OK) {
+        float f[HD / 2];
+        lt_rope_inv_freq(f, HD, 10000.0f);
+        if (lt_tensor_upload_f32(inv.c, f, HD / 2) != LT_OK ||
+            lt_tensor_upload_f32(inv.g, f, HD / 2) != LT_OK)
+            d->st = LT_ERR_DEVICE;
+    }
     if (qflat.c && qflat.g) {
-        BOTH("rope", lt_rope(X(qflat), X(pos), 10000.0f));
+        BOTH("rope", lt_rope(X(qflat), X(pos), X(inv), 1.0f));
         cmp(d, "rope", q);
     }
     lt_attn_params ap = {.scale = 1.0f / sqrtf((float)HD)};
@@ -243,7 +251,7 @@ static void check_layer_ops(dc *d)
     cmp(d, "attention_backward dk", dk);
     cmp(d, "attention_backward dv", dv);
     if (qflat.c && qflat.g) {
-        BOTH("rope_backward", lt_rope_backward(X(qflat), X(pos), 10000.0f));
+        BOTH("rope_backward", lt_rope_backward(X(qflat), X(pos), X(inv), 1.0f));
         cmp(d, "rope_backward", q);
     }
 
