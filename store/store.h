@@ -108,6 +108,17 @@ lt_store_status lt_store_version_delete(lt_store *st, int64_t version_id);
 lt_store_status lt_store_version_copy_members(lt_store *st, int64_t from_version,
                                               int64_t to_version, int64_t *n_copied);
 
+/* Makes an unfinished appended version the dataset's newest, inside the caller's write
+ * transaction (BEGIN IMMEDIATE, so no other version can finish meanwhile). When another version
+ * of the dataset finished since this one started, its members replace those this version
+ * inherited from its old parent (the samples this version introduced stay members) and
+ * parent_id points at it; the rows it introduced (row indexes first_row and up) move past any
+ * row index another version took meanwhile; the version number moves past every other
+ * version's. OUT *version: the number after the move. Without it, two appends that started from
+ * the same parent would each leave out the other's rows. */
+lt_store_status lt_store_version_rebase(lt_store *st, int64_t version_id, int64_t first_row,
+                                        int *version);
+
 /* Iterates the datasets with their latest finished version. */
 lt_store_status lt_store_datasets_iter(lt_store *st, lt_store_iter **it);
 lt_store_status lt_store_datasets_next(lt_store_iter *it, lt_store_version *v);

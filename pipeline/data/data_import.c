@@ -437,6 +437,7 @@ lt_data_status lt_data_import(lt_store *st, const char *const *paths, int n_path
         goto close_readers;
     }
     im.next_row++;
+    int64_t first_row = im.next_row;
     res->dataset_id = im.dataset_id;
     res->version_id = im.version_id;
     snprintf(res->name, sizeof res->name, "%s", name);
@@ -471,7 +472,11 @@ lt_data_status lt_data_import(lt_store *st, const char *const *paths, int n_path
         goto abandon;
     }
     int64_t members = 0;
-    if (lt_store_samples_count(st, im.version_id, &members) != LT_STORE_OK ||
+    /* appends rebase onto whatever finished meanwhile, in the same transaction that marks the
+     * version ready, so concurrent appends keep each other's rows */
+    if ((parent &&
+         lt_store_version_rebase(st, im.version_id, first_row, &res->version) != LT_STORE_OK) ||
+        lt_store_samples_count(st, im.version_id, &members) != LT_STORE_OK ||
         lt_store_version_finish(st, im.version_id, lt_data_format_name(im.format), members,
                                 res->n_bad + res->n_warnings) != LT_STORE_OK ||
         lt_store_commit(st) != LT_STORE_OK) {
