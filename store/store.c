@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -152,8 +154,9 @@ close_out:
     return r;
 }
 
-static lt_store_status migrate(lt_store *st, const char *dbpath, const lt_store_migration *steps,
-                               int n_steps, char *err, size_t errlen)
+static lt_store_status migrate_locked(lt_store *st, const char *dbpath,
+                                      const lt_store_migration *steps, int n_steps, char *err,
+                                      size_t errlen)
 {
     sqlite3_stmt *s = NULL;
     int have = 0;
@@ -201,6 +204,36 @@ static lt_store_status migrate(lt_store *st, const char *dbpath, const lt_store_
         }
     }
     return LT_STORE_OK;
+}
+
+/* Brings the schema up to date. Processes opening one workspace at once are serialized by an
+ * exclusive lock on lathe.db.lock (held only while a migration is due), and the version is
+ * read again under it: only the first runs the steps and takes the backup, the others find
+ * the schema current. */
+static lt_store_status migrate(lt_store *st, const char *dbpath, const lt_store_migration *steps,
+                               int n_steps, char *err, size_t errlen)
+{
+    int have = -1;
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW)
+        have = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    if (have == steps[n_steps - 1].version)
+        return LT_STORE_OK; /* the common case: no lock taken */
+    char lockpath[4200];
+    snprintf(lockpath, sizeof lockpath, "%s.lock", dbpath);
+    int fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0 || flock(fd, LOCK_EX) != 0) {
+        snprintf(err, errlen, "cannot lock %s for the schema migration: %s", lockpath,
+                 strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return LT_STORE_IO;
+    }
+    lt_store_status r = migrate_locked(st, dbpath, steps, n_steps, err, errlen);
+    close(fd); /* releases the lock */
+    return r;
 }
 
 /* ---- checkpoints on their own thread ---- */

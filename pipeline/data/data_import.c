@@ -419,10 +419,24 @@ lt_data_status lt_data_import(lt_store *st, const char *const *paths, int n_path
             if (im.format == LT_DATA_FORMAT_AUTO && pf > 0)
                 im.format = (lt_data_format)pf;
         }
-    } else if (lt_store_dataset_create(st, name, &im.dataset_id) != LT_STORE_OK) {
-        r = store_fail(&im, "creating the dataset", err, errlen);
-        lt_store_rollback(st);
-        goto close_readers;
+    } else {
+        lt_store_status cs = lt_store_dataset_create(st, name, &im.dataset_id);
+        if (cs == LT_STORE_EXISTS) {
+            /* the name is held by a first import still running in another process */
+            lt_store_rollback(st);
+            snprintf(err, errlen,
+                     "a dataset named '%s' is being imported by another process; wait for it "
+                     "to finish and use --append to add these rows as a new version of it, or "
+                     "--name to pick another name",
+                     name);
+            r = LT_DATA_USAGE;
+            goto close_readers;
+        }
+        if (cs != LT_STORE_OK) {
+            r = store_fail(&im, "creating the dataset", err, errlen);
+            lt_store_rollback(st);
+            goto close_readers;
+        }
     }
     char params[512];
     snprintf(params, sizeof params, "{\"files\":%d,\"format\":\"%s\",\"strict\":%s}", n_paths,
