@@ -10,6 +10,7 @@
 #include "store_impl.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -51,6 +52,24 @@ const char *lt_store_workspace_resolve(const char *dir)
 }
 
 const char *lt_store_workspace(const lt_store *st) { return st->workspace; }
+
+const char *lt_store_abs_path(const char *path, char *buf)
+{
+    if (!path || !*path || path[0] == '/')
+        return path;
+    if (realpath(path, buf))
+        return buf;
+    if (path[0] == '.' && path[1] == '/')
+        path += 2;
+    if (!getcwd(buf, PATH_MAX))
+        return path;
+    size_t n = strlen(buf), m = strlen(path);
+    if (n + 1 + m >= PATH_MAX)
+        return path;
+    buf[n] = '/';
+    memcpy(buf + n + 1, path, m + 1);
+    return buf;
+}
 const char *lt_store_errmsg(const lt_store *st) { return sqlite3_errmsg(st->db); }
 
 lt_store_status lt_store_map_rc(int rc)
@@ -364,14 +383,17 @@ lt_store_status lt_store_open_steps(const char *workspace, const lt_store_migrat
         snprintf(err, errlen, "out of memory");
         return LT_STORE_IO;
     }
-    st->workspace = strdup(workspace);
-    if (!st->workspace)
-        goto free_store;
     if (make_dirs(workspace) != 0) {
         snprintf(err, errlen, "cannot create workspace folder %s: %s", workspace,
                  strerror(errno));
         goto free_store;
     }
+    /* absolute, so every path built from it (checkpoints, adapters) works from any folder */
+    char abs_ws[PATH_MAX];
+    st->workspace = strdup(lt_store_abs_path(workspace, abs_ws));
+    if (!st->workspace)
+        goto free_store;
+    workspace = st->workspace;
     snprintf(dbpath, sizeof dbpath, "%s/lathe.db", workspace);
     /* no global memory statistics (nothing reads them; they cost a mutex per allocation);
      * refused, harmlessly, once SQLite is initialized */

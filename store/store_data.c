@@ -6,6 +6,8 @@
  */
 #include "store_impl.h"
 
+#include <limits.h>
+
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -333,8 +335,9 @@ lt_store_status lt_store_file_add(lt_store *st, int64_t version_id, const char *
     if (sqlite3_prepare_v2(st->db, "INSERT INTO dataset_files(version_id, path) VALUES(?1,?2)",
                            -1, &s, NULL) != SQLITE_OK)
         return LT_STORE_SQL;
+    char abs[PATH_MAX];
     sqlite3_bind_int64(s, 1, version_id);
-    sqlite3_bind_text(s, 2, path, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, lt_store_abs_path(path, abs), -1, SQLITE_TRANSIENT);
     lt_store_status r = lt_store_step_done(st, s);
     sqlite3_finalize(s);
     if (r == LT_STORE_OK)

@@ -7,6 +7,8 @@
  */
 #include "store_impl.h"
 
+#include <limits.h>
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,7 +79,8 @@ lt_store_status lt_store_run_create(lt_store *st, const lt_store_run *r, int64_t
     bind_text_or_null(s, 1, r->name);
     sqlite3_bind_text(s, 2, r->config ? r->config : "{}", -1, SQLITE_TRANSIENT);
     bind_text_or_null(s, 3, r->method);
-    bind_text_or_null(s, 4, r->model_path);
+    char abs[PATH_MAX];
+    bind_text_or_null(s, 4, lt_store_abs_path(r->model_path, abs));
     bind_text_or_null(s, 5, r->model_hash);
     if (r->dataset_version_id > 0)
         sqlite3_bind_int64(s, 6, r->dataset_version_id);
@@ -275,7 +278,8 @@ lt_store_status lt_store_checkpoint_add(lt_store *st, const lt_store_checkpoint 
         return LT_STORE_SQL;
     sqlite3_bind_int64(s, 1, c->run_id);
     sqlite3_bind_int64(s, 2, c->step);
-    sqlite3_bind_text(s, 3, c->path, -1, SQLITE_TRANSIENT);
+    char abs[PATH_MAX];
+    sqlite3_bind_text(s, 3, lt_store_abs_path(c->path, abs), -1, SQLITE_TRANSIENT);
     bind_text_or_null(s, 4, c->kind);
     if (isfinite(c->loss))
         sqlite3_bind_double(s, 5, c->loss);

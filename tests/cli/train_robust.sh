@@ -1,0 +1,47 @@
+#!/bin/bash
+# train_robust.sh - training runs under hostile conditions, on a tiny random model: a relative
+# --workspace used again from another folder (resume and export find their checkpoints).
+# usage: bash train_robust.sh /path/to/lathe /path/to/tests/data
+lathe=$1
+pass=0
+fail=0
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+check() { # name, command...
+    local name=$1
+    shift
+    if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $name"; fi
+}
+
+# a small chat dataset, a tokenizer trained on it and a random llama with that vocabulary
+for ((i = 0; i < 24; i++)); do
+    printf '{"instruction": "say the cat %d", "output": "dog %d ran far"}\n' $i $((i % 5))
+done >"$tmp/chat.jsonl"
+"$lathe" tokenizer train --vocab 300 --out "$tmp/m" "$tmp/chat.jsonl" >/dev/null 2>&1
+"$lathe" model init --arch llama --dim 32 --layers 2 --heads 4 --kv-heads 2 --vocab 300 \
+    --seq 64 --seed 3 "$tmp/m" >/dev/null
+mkdir -p "$tmp/a" "$tmp/b"
+cat >"$tmp/a/cfg.json" <<EOF
+{"model": "$tmp/m", "dataset": "chat", "method": "full", "seq_len": 64, "batch_size": 4,
+ "epochs": 2, "checkpoint": {"every": 2}, "seed": 1}
+EOF
+
+# a relative --workspace: the run is resumed and exported from another folder
+cd "$tmp/a" || exit 1
+"$lathe" data import "$tmp/chat.jsonl" --name chat --workspace ws >/dev/null
+LATHE_TRAIN_STOP_AFTER=3 "$lathe" train --device cpu --threads 1 cfg.json --workspace ws \
+    >/dev/null 2>&1
+check "relative workspace: run stopped with a checkpoint" test -s ws/runs/1/checkpoints/step-3.ckpt
+cd "$tmp/b" || exit 1
+"$lathe" train --resume 1 --device cpu --threads 1 --workspace ../a/ws >"$tmp/resume.out" 2>&1
+check "relative workspace: resume from another folder exits 0" test $? -eq 0
+"$lathe" export 1 --format merged out --workspace ../a/ws >"$tmp/export.out" 2>&1
+check "relative workspace: export from another folder exits 0" test $? -eq 0
+check "relative workspace: the model was written" test -s out/model.safetensors
+"$lathe" runs show 1 --workspace ../a/ws >"$tmp/show.out" 2>&1
+check "relative workspace: the run is done" grep -q "done" "$tmp/show.out"
+cd "$tmp" || exit 1
+
+echo "$pass passed, $fail failed"
+test "$fail" -eq 0
