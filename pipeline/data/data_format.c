@@ -202,6 +202,47 @@ static const char *type_name(const cJSON *j)
     return "null";
 }
 
+/* Finds a NUL in a JSON row: a raw 0 byte, or the escape \u0000 inside a string. Either would
+ * cut the text short wherever it is kept as a C string, so the row is refused rather than
+ * silently truncated. Returns the byte offset (-1 when none); OUT field: the key of the
+ * value holding it (the last key before it; "" when none). */
+static int64_t find_nul(const char *raw, size_t n, char *field, size_t flen)
+{
+    bool in_str = false;
+    size_t str_start = 0;
+    field[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        char c = raw[i];
+        if (c == '\0')
+            return (int64_t)i;
+        if (!in_str) {
+            if (c == '"') {
+                in_str = true;
+                str_start = i + 1;
+            }
+            continue;
+        }
+        if (c == '\\') {
+            if (i + 5 < n && raw[i + 1] == 'u' && memcmp(raw + i + 2, "0000", 4) == 0)
+                return (int64_t)i;
+            i++; /* the escaped character */
+            continue;
+        }
+        if (c != '"')
+            continue;
+        in_str = false;
+        size_t k = i + 1;
+        while (k < n && (raw[k] == ' ' || raw[k] == '\t' || raw[k] == '\r' || raw[k] == '\n'))
+            k++;
+        if (k < n && raw[k] == ':') { /* the string was a key */
+            size_t len = i - str_start < flen - 1 ? i - str_start : flen - 1;
+            memcpy(field, raw + str_start, len);
+            field[len] = '\0';
+        }
+    }
+    return -1;
+}
+
 /* The reader hands rows here (or to a worker thread) to be parsed. */
 lt_read_kind lt_parse_row(const char *raw, size_t n, int64_t line, cJSON **json, char *reason,
                           size_t rlen, int64_t *column)
@@ -213,6 +254,17 @@ lt_read_kind lt_parse_row(const char *raw, size_t n, int64_t line, cJSON **json,
         *column = bad + 1;
         snprintf(reason, rlen, "invalid UTF-8 at line %lld, byte column %lld (byte 0x%02x)",
                  (long long)line, (long long)*column, (unsigned char)raw[bad]);
+        return LT_READ_BAD;
+    }
+    char field[64];
+    int64_t nul = find_nul(raw, n, field, sizeof field);
+    if (nul >= 0) {
+        *column = nul + 1;
+        snprintf(reason, rlen,
+                 "NUL character (%s) at line %lld, byte column %lld%s%s%s; text with NUL "
+                 "cannot be kept whole, so the row was not imported",
+                 raw[nul] ? "\\u0000" : "a raw 0 byte", (long long)line, (long long)*column,
+                 field[0] ? ", in field '" : "", field, field[0] ? "'" : "");
         return LT_READ_BAD;
     }
     const char *end = NULL;

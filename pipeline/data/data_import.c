@@ -83,11 +83,17 @@ static lt_data_status add_issue(importer *im, int64_t file_id, const char *path,
                                 const lt_row_job *j, const char *severity, const char *reason,
                                 int64_t sample_row, char *err, size_t errlen)
 {
-    char raw[RAW_MAX + 1];
-    size_t n = j->raw_len < RAW_MAX ? j->raw_len : RAW_MAX;
-    if (j->raw)
-        memcpy(raw, j->raw, n);
-    raw[j->raw ? n : 0] = '\0';
+    char raw[3 * RAW_MAX + 1];
+    size_t n = j->raw_len < RAW_MAX ? j->raw_len : RAW_MAX, w = 0;
+    for (size_t i = 0; j->raw && i < n; i++) {
+        if (j->raw[i] == '\0') { /* kept visible as U+2400 (a NUL would end the text) */
+            memcpy(raw + w, "\xe2\x90\x80", 3);
+            w += 3;
+        } else {
+            raw[w++] = j->raw[i];
+        }
+    }
+    raw[w] = '\0';
     lt_store_issue is = {.line = j->line,
                          .column = j->column,
                          .severity = severity,

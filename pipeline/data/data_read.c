@@ -563,6 +563,24 @@ static lt_read_kind next_csv(lt_reader *r, lt_read_row *row)
                      (long long)row->column);
             return LT_READ_BAD;
         }
+        const char *nul = memchr(r->row, '\0', len);
+        if (nul) { /* a field with a NUL would be cut short: refused, naming the column */
+            int field = 0;
+            bool quoted = false;
+            for (const char *q = r->row; q < nul; q++) {
+                if (*q == '"')
+                    quoted = !quoted;
+                else if (*q == ',' && !quoted)
+                    field++;
+            }
+            row->column = (int64_t)(nul - r->row) + 1;
+            snprintf(row->reason, sizeof row->reason,
+                     "NUL byte at line %lld, byte column %lld, in column '%s'; text with NUL "
+                     "cannot be kept whole, so the row was not imported",
+                     (long long)row->line, (long long)row->column,
+                     field < r->n_header ? r->header[field] : "?");
+            return LT_READ_BAD;
+        }
         char *out = malloc(len + 1);
         char *fields[CSV_MAX_FIELDS];
         if (!out)
