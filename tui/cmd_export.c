@@ -371,11 +371,14 @@ int lt_cmd_export(int argc, char **argv)
                    fl->f[i].path, (long long)fl->f[i].bytes, fl->f[i].sha256);
         printf("]}\n");
     } else {
-        printf("export %lld: %s (%s%s%s)\n", (long long)eid, a.out, a.format,
-               f_gguf ? ", " : "", f_gguf ? dtype_s : "");
-        for (int i = 0; i < fl->n; i++)
-            printf("  %s  %lld bytes  sha256 %s\n", fl->f[i].path, (long long)fl->f[i].bytes,
-                   fl->f[i].sha256);
+        printf("export %lld: ", (long long)eid);
+        lt_cli_print_sanitized(stdout, a.out, false);
+        printf(" (%s%s%s)\n", a.format, f_gguf ? ", " : "", f_gguf ? dtype_s : "");
+        for (int i = 0; i < fl->n; i++) {
+            printf("  ");
+            lt_cli_print_sanitized(stdout, fl->f[i].path, false);
+            printf("  %lld bytes  sha256 %s\n", (long long)fl->f[i].bytes, fl->f[i].sha256);
+        }
     }
     rc = checked && !chk.ok ? LT_EXIT_FAIL : LT_EXIT_OK;
     if (rc != LT_EXIT_OK)

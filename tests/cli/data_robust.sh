@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # data_robust.sh - `lathe data` on hostile input with the real binary: NUL characters (escaped
-# and raw, past the binary probe) refused per row with their line and field.
+# and raw, past the binary probe) refused per row with their line and field; no raw escape
+# or bidi control on stdout or stderr whatever a file name, argument or row holds.
 # usage: bash data_robust.sh /path/to/lathe /path/to/tests/data
 set -u
 LATHE=$1
@@ -44,6 +45,35 @@ check "raw NUL in CSV: 200 good rows, 1 bad" grep -q "200 rows (alpaca), 1 bad r
 out=$(run data issues nul)
 check "raw NUL in CSV: the issue names line and column" \
     grep -q "nul.csv:202:6: error: NUL byte.*column 'output'" <<<"$out"
+
+# ---- terminal injection: no raw ESC, C1 or bidi control reaches stdout or stderr ----
+E=$'x\e]52;c;aGk=\a\e[2J\u202e'
+raw_bytes() { # text -> true when it carries ESC, BEL, CSI (U+009B) or a bidi control
+    LC_ALL=C grep -q $'\e\|\a\|\xc2\x9b\|\xe2\x80[\xaa-\xae]\|\xe2\x81[\xa6-\xa9]\|\xe2\x80[\x8e\x8f]\|\xd8\x9c' <<<"$1"
+}
+export -f raw_bytes
+cp "$WS/nul_escape.jsonl" "$WS/$E.jsonl" # a bad row, so the import names the dataset twice
+out=$(run data import "$WS/$E.jsonl" 2>&1)
+check "import of a file named with escapes exits 0" test $? -eq 0
+check "import echoes the default name escaped" grep -qF 'x\x1b]52;c;aGk=\x07\x1b[2J\u202e' <<<"$out"
+check "import prints no raw escape" bash -c '! raw_bytes "$1"' _ "$out"
+for cmd in "runs show" "runs stop" "runs pause" "watch" "eval show" "export" "train --resume" \
+    "data show" "data issues" "data inspect" "data export" "data dedup" "plan --data" "runs"; do
+    out=$(run $cmd "$E" 2>&1 </dev/null)
+    check "$cmd ARG with escapes: nothing raw on stdout or stderr" bash -c '! raw_bytes "$1"' _ "$out"
+done
+out=$("$LATHE" "$E" 2>&1)
+check "unknown command with escapes: nothing raw" bash -c '! raw_bytes "$1"' _ "$out"
+printf '{"instruction": "rtl \xe2\x80\xae here", "output": "ok \\u202e \\u2066 \\u200f"}\n' >"$WS/bidi.jsonl"
+run data import "$WS/bidi.jsonl" >/dev/null 2>&1
+out=$(run data show bidi 0 2>&1)
+check "data show makes U+202E visible" grep -qF 'rtl \u202e here' <<<"$out"
+check "data show: no raw bidi control" bash -c '! raw_bytes "$1"' _ "$out"
+"$LATHE" tokenizer train --vocab 300 --out "$WS/tk" "$WS/bidi.jsonl" >/dev/null 2>&1
+ids=$(printf 'a \xe2\x80\xae b \e[2J' | "$LATHE" tokenizer encode --model "$WS/tk" 2>/dev/null)
+out=$("$LATHE" tokenizer decode --model "$WS/tk" $ids 2>&1)
+check "tokenizer decode makes U+202E and ESC visible" grep -qF 'a \u202e b \x1b[2J' <<<"$out"
+check "tokenizer decode: nothing raw" bash -c '! raw_bytes "$1"' _ "$out"
 
 echo "$pass passed, $fail failed"
 test "$fail" -eq 0
