@@ -10,6 +10,7 @@
  */
 #include "data_impl.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -352,6 +353,15 @@ static lt_data_status import_file(importer *im, lt_reader *rd, const char *path,
     r = pipeline(&f, &c, pool, jobs, err, errlen);
     if (r != LT_DATA_OK)
         return r;
+    if (lt_reader_error(rd)) { /* the rows stopped early: nothing of a short read is kept */
+        if (lt_reader_error(rd) == EINTR && im->o->interrupt && *im->o->interrupt) {
+            snprintf(err, errlen, "interrupted while reading %s; nothing was kept", path);
+            return LT_DATA_INTERRUPTED;
+        }
+        snprintf(err, errlen, "%s: read error after %lld bytes: %s; nothing was kept", path,
+                 (long long)lt_reader_bytes_read(rd), strerror(lt_reader_error(rd)));
+        return LT_DATA_IO;
+    }
     const char *sha = lt_reader_sha256(rd);
     int64_t size = lt_reader_file_size(rd);
     im->res->bytes += size;

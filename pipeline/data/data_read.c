@@ -38,6 +38,10 @@ struct lt_reader {
     int hasher_stop;        /* set (atomically) to make the hasher give up early */
     char sha_hex[65];
     bool sha_done;
+    bool hash_inline;       /* not a regular file (a FIFO, a pipe): hashed as it is read,
+                             * since it cannot be opened and read a second time */
+    lt_sha256 sha;
+    int read_errno;         /* the first failed read's errno, 0 when none */
     cJSON *json;
     char *row;              /* NUL-terminated copy of the current row */
     size_t row_cap;
@@ -71,9 +75,13 @@ static bool refill(lt_reader *r, size_t need)
     }
     size_t got = fread(r->buf + r->end, 1, r->cap - 1 - r->end, r->f);
     if (got == 0) {
+        if (ferror(r->f) && !r->read_errno)
+            r->read_errno = errno ? errno : EIO;
         r->eof = true;
         return false;
     }
+    if (r->hash_inline)
+        lt_sha256_update(&r->sha, r->buf + r->end, got);
     r->bytes_read += (int64_t)got;
     r->end += got;
     return true;
@@ -661,11 +669,21 @@ lt_data_status lt_reader_open(const char *path, int64_t max_row_bytes, lt_reader
         st = LT_DATA_IO;
         goto free_reader;
     }
-    r->file_size = (int64_t)sb.st_size;
+    r->file_size = S_ISREG(sb.st_mode) ? (int64_t)sb.st_size : 0;
+    r->hash_inline = !S_ISREG(sb.st_mode);
+    if (r->hash_inline)
+        lt_sha256_init(&r->sha);
     refill(r, CHUNK);
     size_t n = r->end;
     const unsigned char *b = (const unsigned char *)r->buf;
     st = LT_DATA_ENCODING;
+    if (n == 0 && r->read_errno) {
+        snprintf(err, errlen, "%s: %s", path,
+                 r->read_errno == EINTR ? "interrupted before anything was read"
+                                        : strerror(r->read_errno));
+        st = r->read_errno == EINTR ? LT_DATA_INTERRUPTED : LT_DATA_IO;
+        goto free_reader;
+    }
     if (n == 0) {
         snprintf(err, errlen, "%s: the file is empty", path);
         st = LT_DATA_EMPTY;
@@ -718,7 +736,7 @@ lt_data_status lt_reader_open(const char *path, int64_t max_row_bytes, lt_reader
     size_t k = r->start;
     while (k < n && is_ws(r->buf[k]))
         k++;
-    if (k == n && (r->eof || (int64_t)n >= r->file_size)) {
+    if (k == n && (r->eof || (!r->hash_inline && (int64_t)n >= r->file_size))) {
         snprintf(err, errlen, "%s: the file holds only whitespace", path);
         st = LT_DATA_EMPTY;
         goto free_reader;
@@ -741,7 +759,8 @@ lt_data_status lt_reader_open(const char *path, int64_t max_row_bytes, lt_reader
         if (st != LT_DATA_OK)
             goto free_reader;
     }
-    r->hasher_running = pthread_create(&r->hasher, NULL, hash_file, r) == 0;
+    if (!r->hash_inline)
+        r->hasher_running = pthread_create(&r->hasher, NULL, hash_file, r) == 0;
     *out = r;
     return LT_DATA_OK;
 free_reader:
@@ -782,11 +801,17 @@ cJSON *lt_reader_take_json(lt_reader *r)
 }
 int64_t lt_reader_bytes_read(const lt_reader *r) { return r->bytes_read; }
 int64_t lt_reader_file_size(const lt_reader *r) { return r->file_size; }
+int lt_reader_error(const lt_reader *r) { return r->read_errno; }
 
 const char *lt_reader_sha256(lt_reader *r)
 {
     if (!r->sha_done) {
-        if (r->hasher_running) {
+        if (r->hash_inline) {
+            uint8_t d[32];
+            while (refill(r, r->end - r->start + CHUNK)) /* what the rows left unread */
+                r->start = r->end;
+            lt_sha256_final(&r->sha, d, r->sha_hex);
+        } else if (r->hasher_running) {
             pthread_join(r->hasher, NULL);
             r->hasher_running = false;
         } else {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # data_robust.sh - `lathe data` on hostile input with the real binary: NUL characters (escaped
 # and raw, past the binary probe) refused per row with their line and field; no raw escape
-# or bidi control on stdout or stderr whatever a file name, argument or row holds.
+# or bidi control on stdout or stderr whatever a file name, argument or row holds; a FIFO
+# imported without hanging, and ended by SIGTERM when its writer stalls.
 # usage: bash data_robust.sh /path/to/lathe /path/to/tests/data
 set -u
 LATHE=$1
@@ -74,6 +75,32 @@ ids=$(printf 'a \xe2\x80\xae b \e[2J' | "$LATHE" tokenizer encode --model "$WS/t
 out=$("$LATHE" tokenizer decode --model "$WS/tk" $ids 2>&1)
 check "tokenizer decode makes U+202E and ESC visible" grep -qF 'a \u202e b \x1b[2J' <<<"$out"
 check "tokenizer decode: nothing raw" bash -c '! raw_bytes "$1"' _ "$out"
+
+# ---- a FIFO: read once (hashed as it is read), never opened twice; SIGTERM ends it ----
+mkfifo "$WS/pipe.jsonl"
+cat "$WS/nul_escape.jsonl" "$WS/bidi.jsonl" >"$WS/pipe.jsonl" &
+writer=$!
+timeout -s KILL 20 "$LATHE" data import "$WS/pipe.jsonl" --name piped --workspace "$WS/ws" \
+    >"$WS/fifo.out" 2>&1
+rc=$?
+kill $writer 2>/dev/null
+wait $writer 2>/dev/null
+check "FIFO import ends (exit $rc, not killed by the timeout)" test $rc -eq 0
+check "FIFO import keeps its rows" grep -q "2 rows (alpaca), 1 bad rows" "$WS/fifo.out"
+sleep 30 >"$WS/pipe.jsonl" & # a writer that never writes
+writer=$!
+"$LATHE" data import "$WS/pipe.jsonl" --name stalled --workspace "$WS/ws" >"$WS/fifo.out" 2>&1 &
+importer=$!
+sleep 0.3
+kill -TERM $importer
+for ((i = 0; i < 100; i++)); do kill -0 $importer 2>/dev/null || break; sleep 0.1; done
+kill -0 $importer 2>/dev/null && { kill -KILL $importer; echo "importer hung after SIGTERM"; }
+wait $importer
+rc=$?
+kill $writer 2>/dev/null
+wait $writer 2>/dev/null
+check "stalled FIFO: SIGTERM ends the import with exit 1" test $rc -eq 1
+check "stalled FIFO: says it was interrupted" grep -q "interrupted" "$WS/fifo.out"
 
 echo "$pass passed, $fail failed"
 test "$fail" -eq 0
