@@ -148,6 +148,10 @@ static bool write_checkpoint(trun *r, double val_loss)
 {
     if (r->last_ckpt_step == r->s.step && isnan(val_loss))
         return true;
+    /* the metrics of every step up to this one reach the store first: a run killed after
+     * the checkpoint resumes from it and recomputes only later steps, so a metric still in
+     * the buffer would be lost for good */
+    trun_flush_metrics(r);
     char path[4300];
     snprintf(path, sizeof(path), "%s/checkpoints/step-%lld.ckpt", r->dir, (long long)r->s.step);
     lt_ckpt_tensor *ts = NULL;

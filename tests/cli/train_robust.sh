@@ -1,6 +1,7 @@
 #!/bin/bash
 # train_robust.sh - training runs under hostile conditions, on a tiny random model: a relative
-# --workspace used again from another folder (resume and export find their checkpoints).
+# --workspace used again from another folder (resume and export find their checkpoints);
+# kill -9 mid-run then resume keeps every step of the metric curve.
 # usage: bash train_robust.sh /path/to/lathe /path/to/tests/data
 lathe=$1
 pass=0
@@ -42,6 +43,34 @@ check "relative workspace: the model was written" test -s out/model.safetensors
 "$lathe" runs show 1 --workspace ../a/ws >"$tmp/show.out" 2>&1
 check "relative workspace: the run is done" grep -q "done" "$tmp/show.out"
 cd "$tmp" || exit 1
+
+# kill -9 in the middle of a run, then --resume: the loss curve has every step
+cat >"$tmp/long.json" <<EOF
+{"model": "$tmp/m", "dataset": "chat", "method": "full", "seq_len": 64, "batch_size": 4,
+ "epochs": 40, "checkpoint": {"every": 3, "keep_last": 2}, "seed": 1}
+EOF
+ws=$tmp/ws9
+"$lathe" data import "$tmp/chat.jsonl" --name chat --workspace "$ws" >/dev/null
+"$lathe" train --device cpu --threads 1 "$tmp/long.json" --workspace "$ws" >/dev/null 2>&1 &
+pid=$!
+for ((i = 0; i < 600; i++)); do
+    ls "$ws"/runs/1/checkpoints/step-*.ckpt >/dev/null 2>&1 && break
+    sleep 0.01
+done
+sleep 0.$((RANDOM % 3))
+kill -KILL $pid
+wait $pid 2>/dev/null
+"$lathe" train --resume 1 --device cpu --threads 1 --workspace "$ws" >"$tmp/resume9.out" 2>&1
+check "kill -9 then resume: exits 0" test $? -eq 0
+check "kill -9 then resume: resumed from a checkpoint" grep -q "resumed from" "$tmp/resume9.out"
+missing=$(python3 - "$ws/lathe.db" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+steps = {r[0] for r in db.execute("SELECT step FROM metrics WHERE run_id=1 AND name='loss'")}
+print(len([s for s in range(1, 241) if s not in steps]))
+PY
+)
+check "kill -9 then resume: every step of the loss curve is there ($missing missing)" test "$missing" = 0
 
 echo "$pass passed, $fail failed"
 test "$fail" -eq 0
