@@ -1,7 +1,8 @@
 #!/bin/bash
 # train_robust.sh - training runs under hostile conditions, on a tiny random model: a relative
 # --workspace used again from another folder (resume and export find their checkpoints);
-# kill -9 mid-run then resume keeps every step of the metric curve.
+# kill -9 mid-run then resume keeps every step of the metric curve; a checkpoint that cannot be
+# written fails the run.
 # usage: bash train_robust.sh /path/to/lathe /path/to/tests/data
 lathe=$1
 pass=0
@@ -71,6 +72,19 @@ print(len([s for s in range(1, 241) if s not in steps]))
 PY
 )
 check "kill -9 then resume: every step of the loss curve is there ($missing missing)" test "$missing" = 0
+
+# a checkpoint that cannot be written (its name taken by a folder) fails the run with the reason
+ws=$tmp/ws8
+"$lathe" data import "$tmp/chat.jsonl" --name chat --workspace "$ws" >/dev/null
+mkdir -p "$ws/runs/1/checkpoints/step-4.ckpt"
+"$lathe" train --device cpu --threads 1 "$tmp/a/cfg.json" --workspace "$ws" >"$tmp/ck.out" 2>&1
+check "unwritable checkpoint: train exits 1" test $? -eq 1
+check "unwritable checkpoint: the reason names the step and the file" \
+    grep -q "checkpoint at step 4 could not be written: .*step-4.ckpt" "$tmp/ck.out"
+"$lathe" runs show 1 --workspace "$ws" >"$tmp/ck.show" 2>&1
+check "unwritable checkpoint: the run is failed, not done" grep -q "^run 1  failed" "$tmp/ck.show"
+check "unwritable checkpoint: no step after it was trained" \
+    test "$(sed -n 's/^  steps *//p' "$tmp/ck.show")" = 4
 
 echo "$pass passed, $fail failed"
 test "$fail" -eq 0
