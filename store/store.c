@@ -463,7 +463,7 @@ void lt_store_close(lt_store *st)
     free(st);
 }
 
-static bool pid_alive(int64_t pid)
+bool lt_store_pid_alive(int64_t pid)
 {
     if (pid <= 0)
         return false;
@@ -484,7 +484,7 @@ lt_store_status lt_store_cleanup_partial(lt_store *st, bool all, int *n_removed)
         return LT_STORE_SQL;
     while (sqlite3_step(q) == SQLITE_ROW && n_dead < 256) {
         int64_t id = sqlite3_column_int64(q, 0), pid = sqlite3_column_int64(q, 1);
-        if (all || !pid_alive(pid))
+        if (all || !lt_store_pid_alive(pid))
             dead[n_dead++] = id;
     }
     sqlite3_finalize(q);

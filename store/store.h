@@ -263,6 +263,11 @@ lt_store_status lt_store_run_find(lt_store *st, const char *id_or_name, int64_t 
  * time; stopped, done and failed set ended_at, running clears it. */
 lt_store_status lt_store_run_set_status(lt_store *st, int64_t run_id, const char *status,
                                         const char *message, int64_t pid);
+/* Marks every run whose process is gone 'failed' with the message "process gone (pid N)":
+ * runs 'running' or 'paused' whose pid no longer exists on this machine (killed, crashed,
+ * the machine rebooted). lt_store_run_get and lt_store_runs_iter call it first, so any
+ * reader sees a dead run as failed. OUT *n_marked (may be NULL). */
+lt_store_status lt_store_runs_reap(lt_store *st, int *n_marked);
 /* Iterates every run, newest first. */
 lt_store_status lt_store_runs_iter(lt_store *st, lt_store_iter **it);
 lt_store_status lt_store_runs_next(lt_store_iter *it, lt_store_run *r);

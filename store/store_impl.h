@@ -63,6 +63,8 @@ lt_store_status lt_store_map_rc(int rc);
  * (through realpath when it exists). Returns path itself when already absolute or NULL, else
  * buf (PATH_MAX bytes), or path unchanged when the current directory cannot be read. */
 const char *lt_store_abs_path(const char *path, char *buf);
+/* Whether process pid runs on this machine (this process counts; EPERM means it exists). */
+bool lt_store_pid_alive(int64_t pid);
 lt_store_status lt_store_iter_new(lt_store *st, const char *sql, lt_store_iter **it);
 
 #endif

@@ -96,9 +96,47 @@ lt_store_status lt_store_run_create(lt_store *st, const lt_store_run *r, int64_t
     return rc;
 }
 
+lt_store_status lt_store_runs_reap(lt_store *st, int *n_marked)
+{
+    int64_t dead[64];
+    int n = 0;
+    if (n_marked)
+        *n_marked = 0;
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(st->db,
+                           "SELECT id, pid FROM runs WHERE status IN ('running','paused') AND "
+                           "pid > 0",
+                           -1, &q, NULL) != SQLITE_OK)
+        return LT_STORE_SQL;
+    while (sqlite3_step(q) == SQLITE_ROW && n < 64)
+        if (!lt_store_pid_alive(sqlite3_column_int64(q, 1)))
+            dead[n++] = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    for (int i = 0; i < n; i++) {
+        sqlite3_stmt *u = NULL;
+        /* the status is checked again: the run may have finished since it was read */
+        if (sqlite3_prepare_v2(st->db,
+                               "UPDATE runs SET status='failed', message='process gone (pid '||"
+                               "pid||')', ended_at=?2 WHERE id=?1 AND status IN "
+                               "('running','paused')",
+                               -1, &u, NULL) != SQLITE_OK)
+            return LT_STORE_SQL;
+        sqlite3_bind_int64(u, 1, dead[i]);
+        sqlite3_bind_int64(u, 2, (int64_t)time(NULL));
+        lt_store_status r = lt_store_step_done(st, u);
+        sqlite3_finalize(u);
+        if (r != LT_STORE_OK)
+            return r;
+        if (n_marked)
+            *n_marked += sqlite3_changes(st->db);
+    }
+    return LT_STORE_OK;
+}
+
 lt_store_status lt_store_run_get(lt_store *st, int64_t run_id, lt_store_iter **it,
                                  lt_store_run *r)
 {
+    lt_store_runs_reap(st, NULL); /* best effort: a busy store still reads */
     lt_store_status rc = lt_store_iter_new(st, "SELECT " RUN_COLS " FROM runs WHERE id=?", it);
     if (rc != LT_STORE_OK)
         return rc;
@@ -154,6 +192,7 @@ lt_store_status lt_store_run_set_status(lt_store *st, int64_t run_id, const char
 
 lt_store_status lt_store_runs_iter(lt_store *st, lt_store_iter **it)
 {
+    lt_store_runs_reap(st, NULL); /* best effort: a busy store still reads */
     return lt_store_iter_new(st, "SELECT " RUN_COLS " FROM runs ORDER BY id DESC", it);
 }
 

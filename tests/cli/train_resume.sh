@@ -132,8 +132,9 @@ L train --device cpu --threads 1 --json "$tmp/lora.json" >"$tmp/l.out" 2>/dev/nu
 check "lora + packing + file dataset: done" grep -q '"status":"done","steps":5' "$tmp/l.out"
 id=$(sed -n 's/.*"run_id":\([0-9]*\).*/\1/p' "$tmp/l.out")
 check "lora run exports a PEFT adapter" test -s "$ws/runs/$id/adapter/adapter_config.json"
-L runs stop "$id" >/dev/null
-check "a control request is recorded" test $? -eq 0
+L runs stop "$id" >/dev/null 2>"$tmp/err"
+check "stop on a finished run: exit 1" test $? -eq 1
+check "stop on a finished run: says no process reads it" grep -q "is done.*no process" "$tmp/err"
 
 # --detach: a run id on stdout, the log in the workspace
 sed 's/"max_steps": 5/"max_steps": 400/' "$tmp/lora.json" >"$tmp/long_lora.json"

@@ -1,7 +1,8 @@
 #!/bin/bash
 # train_robust.sh - training runs under hostile conditions, on a tiny random model: a relative
 # --workspace used again from another folder (resume and export find their checkpoints);
-# kill -9 mid-run then resume keeps every step of the metric curve; a checkpoint that cannot be
+# kill -9 mid-run: the run is seen failed (process gone) and a resume keeps every step of
+# the metric curve; a checkpoint that cannot be
 # written fails the run.
 # usage: bash train_robust.sh /path/to/lathe /path/to/tests/data
 lathe=$1
@@ -61,6 +62,14 @@ done
 sleep 0.$((RANDOM % 3))
 kill -KILL $pid
 wait $pid 2>/dev/null
+# any reader marks the dead run failed; a stop request to it is refused
+"$lathe" runs --workspace "$ws" >"$tmp/runs9.out" 2>&1
+check "killed run: lathe runs lists it failed" grep -q "^1 *failed" "$tmp/runs9.out"
+"$lathe" runs show 1 --workspace "$ws" >"$tmp/show9.out" 2>&1
+check "killed run: runs show says the process is gone" grep -q "^run 1  failed: process gone" "$tmp/show9.out"
+"$lathe" runs stop 1 --workspace "$ws" >/dev/null 2>"$tmp/stop9.out"
+check "killed run: runs stop exits 1" test $? -eq 1
+check "killed run: runs stop says why" grep -q "run 1 is failed (process gone" "$tmp/stop9.out"
 "$lathe" train --resume 1 --device cpu --threads 1 --workspace "$ws" >"$tmp/resume9.out" 2>&1
 check "kill -9 then resume: exits 0" test $? -eq 0
 check "kill -9 then resume: resumed from a checkpoint" grep -q "resumed from" "$tmp/resume9.out"
