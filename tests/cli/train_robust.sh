@@ -2,8 +2,8 @@
 # train_robust.sh - training runs under hostile conditions, on a tiny random model: a relative
 # --workspace used again from another folder (resume and export find their checkpoints);
 # kill -9 mid-run: the run is seen failed (process gone) and a resume keeps every step of
-# the metric curve; a checkpoint that cannot be
-# written fails the run.
+# the metric curve; a checkpoint that cannot be written fails the run; a model with NaN
+# weights makes generate fail, not print nothing.
 # usage: bash train_robust.sh /path/to/lathe /path/to/tests/data
 lathe=$1
 pass=0
@@ -94,6 +94,24 @@ check "unwritable checkpoint: the reason names the step and the file" \
 check "unwritable checkpoint: the run is failed, not done" grep -q "^run 1  failed" "$tmp/ck.show"
 check "unwritable checkpoint: no step after it was trained" \
     test "$(sed -n 's/^  steps *//p' "$tmp/ck.show")" = 4
+
+# a model whose weights are NaN: generate fails naming the cause, never empty text with exit 0
+cp -r "$tmp/m" "$tmp/mnan"
+python3 - "$tmp/mnan/model.safetensors" <<'PY'
+import json, struct, sys
+p = sys.argv[1]
+b = bytearray(open(p, 'rb').read())
+n = struct.unpack('<Q', b[:8])[0]
+for k, v in json.loads(b[8:8 + n]).items():
+    if k != '__metadata__' and v['dtype'] == 'F32':
+        s, e = v['data_offsets']
+        b[8 + n + s:8 + n + e] = struct.pack('<f', float('nan')) * ((e - s) // 4)
+open(p, 'wb').write(b)
+PY
+"$lathe" generate --model "$tmp/mnan" --device cpu --threads 1 --prompt "say the cat" \
+    >"$tmp/nan.out" 2>"$tmp/nan.err"
+check "NaN weights: generate exits 1" test $? -eq 1
+check "NaN weights: the error says the logits are not finite" grep -q "logits are not finite (NaN" "$tmp/nan.err"
 
 echo "$pass passed, $fail failed"
 test "$fail" -eq 0
