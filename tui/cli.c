@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 const lt_command lt_commands[] = {
@@ -108,6 +109,14 @@ int lt_cli_fail(const char *cmd, int code, const char *fmt, ...)
     lt_cli_print_sanitized(stderr, msg, true);
     fputc('\n', stderr);
     return code;
+}
+
+int lt_cli_check_overwrite(const char *cmd, const char *path, bool force)
+{
+    struct stat sb;
+    if (force || lstat(path, &sb) != 0)
+        return LT_EXIT_OK;
+    return lt_cli_fail(cmd, LT_EXIT_USAGE, "%s exists; add --force to replace it", path);
 }
 
 void lt_cli_print_sanitized(FILE *f, const char *s, bool keep_newlines)

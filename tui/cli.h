@@ -58,6 +58,11 @@ void lt_cli_print_sanitized(FILE *f, const char *s, bool keep_newlines);
  * through ncurses and keeps the real stderr. */
 void lt_cli_sanitize_stderr(void);
 
+/* --force semantics: when path exists and force is false, prints "lathe <cmd>: PATH exists;
+ * add --force to replace it" and returns LT_EXIT_USAGE; otherwise returns LT_EXIT_OK. Every
+ * command that would replace a file the user named asks this first. */
+int lt_cli_check_overwrite(const char *cmd, const char *path, bool force);
+
 /* Subcommands. */
 int lt_cmd_devices(int argc, char **argv);
 int lt_cmd_data(int argc, char **argv);

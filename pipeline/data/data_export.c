@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char *sharegpt_from(const char *role)
@@ -139,8 +140,8 @@ static cJSON *convert(const cJSON *s, const char *format)
 }
 
 lt_data_status lt_data_export(lt_store *st, const char *name, int version, const char *split,
-                              const char *format, const char *out_path, int64_t *n_written,
-                              char *err, size_t errlen)
+                              const char *format, const char *out_path, bool overwrite,
+                              int64_t *n_written, char *err, size_t errlen)
 {
     lt_store_version v;
     lt_store_iter *it = NULL;
@@ -166,6 +167,11 @@ lt_data_status lt_data_export(lt_store *st, const char *name, int version, const
     }
     if (strlen(out_path) > 4000) {
         snprintf(err, errlen, "output path too long");
+        return LT_DATA_USAGE;
+    }
+    struct stat sb;
+    if (!overwrite && lstat(out_path, &sb) == 0) {
+        snprintf(err, errlen, "%s exists; add --force to replace it", out_path);
         return LT_DATA_USAGE;
     }
     snprintf(tmp, sizeof tmp, "%s.tmp-%ld", out_path, (long)getpid());
@@ -221,7 +227,18 @@ lt_data_status lt_data_export(lt_store *st, const char *name, int version, const
         goto remove_tmp;
     }
     f = NULL;
-    if (rename(tmp, out_path) != 0) {
+    if (!overwrite) { /* link fails when out_path appeared meanwhile: never clobbered */
+        if (link(tmp, out_path) != 0) {
+            if (errno == EEXIST) {
+                snprintf(err, errlen, "%s exists; add --force to replace it", out_path);
+                r = LT_DATA_USAGE;
+            } else {
+                snprintf(err, errlen, "cannot create %s: %s", out_path, strerror(errno));
+            }
+            goto remove_tmp;
+        }
+        unlink(tmp);
+    } else if (rename(tmp, out_path) != 0) {
         snprintf(err, errlen, "cannot rename %s to %s: %s", tmp, out_path, strerror(errno));
         goto remove_tmp;
     }

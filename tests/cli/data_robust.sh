@@ -2,7 +2,8 @@
 # data_robust.sh - `lathe data` on hostile input with the real binary: NUL characters (escaped
 # and raw, past the binary probe) refused per row with their line and field; no raw escape
 # or bidi control on stdout or stderr whatever a file name, argument or row holds; a FIFO
-# imported without hanging, and ended by SIGTERM when its writer stalls.
+# imported without hanging, and ended by SIGTERM when its writer stalls; nothing overwritten
+# without --force.
 # usage: bash data_robust.sh /path/to/lathe /path/to/tests/data
 set -u
 LATHE=$1
@@ -75,6 +76,21 @@ ids=$(printf 'a \xe2\x80\xae b \e[2J' | "$LATHE" tokenizer encode --model "$WS/t
 out=$("$LATHE" tokenizer decode --model "$WS/tk" $ids 2>&1)
 check "tokenizer decode makes U+202E and ESC visible" grep -qF 'a \u202e b \x1b[2J' <<<"$out"
 check "tokenizer decode: nothing raw" bash -c '! raw_bytes "$1"' _ "$out"
+
+# ---- --force: nothing the user named is replaced without it ----
+echo "keep me" >"$WS/existing.jsonl"
+run data export bidi "$WS/existing.jsonl" >/dev/null 2>"$WS/err"
+check "data export over an existing file: exit 2" test $? -eq 2
+check "data export over an existing file: says --force" grep -q "existing.jsonl exists; add --force" "$WS/err"
+check "data export over an existing file: the file is untouched" grep -qx "keep me" "$WS/existing.jsonl"
+run data export bidi "$WS/existing.jsonl" --force >/dev/null 2>&1
+check "data export --force replaces it" bash -c '! grep -q "keep me" "$1"' _ "$WS/existing.jsonl"
+"$LATHE" tokenizer train --vocab 300 --out "$WS/tk" "$WS/bidi.jsonl" >/dev/null 2>"$WS/err"
+check "tokenizer train over a tokenizer: exit 2 with --force hint" grep -q "tokenizer.json exists; add --force" "$WS/err"
+"$LATHE" model init --arch llama --dim 32 --layers 1 --heads 4 --vocab 300 --seq 64 "$WS/tk" >/dev/null 2>&1
+check "model init beside a tokenizer: exit 0" test $? -eq 0
+"$LATHE" model init --arch llama --dim 32 --layers 1 --heads 4 --vocab 300 --seq 64 "$WS/tk" >/dev/null 2>"$WS/err"
+check "model init over a model: refused with --force hint" grep -q "config.json exists; add --force" "$WS/err"
 
 # ---- a FIFO: read once (hashed as it is read), never opened twice; SIGTERM ends it ----
 mkfifo "$WS/pipe.jsonl"
