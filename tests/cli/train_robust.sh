@@ -3,7 +3,8 @@
 # --workspace used again from another folder (resume and export find their checkpoints);
 # kill -9 mid-run: the run is seen failed (process gone) and a resume keeps every step of
 # the metric curve; a checkpoint that cannot be written fails the run; a model with NaN
-# weights makes generate fail, not print nothing.
+# weights makes generate fail, not print nothing, and its GGUF export fail its check without
+# leaving files behind.
 # usage: bash train_robust.sh /path/to/lathe /path/to/tests/data
 lathe=$1
 pass=0
@@ -112,6 +113,18 @@ PY
     >"$tmp/nan.out" 2>"$tmp/nan.err"
 check "NaN weights: generate exits 1" test $? -eq 1
 check "NaN weights: the error says the logits are not finite" grep -q "logits are not finite (NaN" "$tmp/nan.err"
+
+# a GGUF export whose check fails leaves nothing behind, so the next attempt is not "exists"
+mkdir -p "$tmp/gg"
+for attempt in 1 2; do
+    "$lathe" export --model "$tmp/mnan" --format gguf "$tmp/gg/m.gguf" --device cpu --threads 1 \
+        >/dev/null 2>"$tmp/gg.err"
+    check "failed GGUF check (attempt $attempt): exit 1" test $? -eq 1
+    check "failed GGUF check (attempt $attempt): the check failed, not 'exists'" \
+        bash -c '! grep -q "exists" "$1" && grep -q "check of" "$1"' _ "$tmp/gg.err"
+    check "failed GGUF check (attempt $attempt): no .gguf or .Modelfile left" \
+        test -z "$(ls -A "$tmp/gg")"
+done
 
 echo "$pass passed, $fail failed"
 test "$fail" -eq 0
