@@ -242,7 +242,7 @@ static lt_store_status migrate(lt_store *st, const char *dbpath, const lt_store_
         return LT_STORE_OK; /* the common case: no lock taken */
     char lockpath[4200];
     snprintf(lockpath, sizeof lockpath, "%s.lock", dbpath);
-    int fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    int fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0666); /* umask decides */
     if (fd < 0 || flock(fd, LOCK_EX) != 0) {
         snprintf(err, errlen, "cannot lock %s for the schema migration: %s", lockpath,
                  strerror(errno));
@@ -400,6 +400,8 @@ lt_store_status lt_store_open_steps(const char *workspace, const lt_store_migrat
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     /* a store is used by one thread at a time (worker threads never touch it), so the
      * connection needs no mutex of its own */
+    struct stat db_sb;
+    bool db_new = stat(dbpath, &db_sb) != 0;
     if (sqlite3_open_v2(dbpath, &st->db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK) {
@@ -408,6 +410,14 @@ lt_store_status lt_store_open_steps(const char *workspace, const lt_store_migrat
         goto close_db;
     }
     sqlite3_busy_timeout(st->db, 10000);
+    if (db_new) {
+        /* SQLite creates files 0644 before the umask: the umask alone decides instead (the
+         * WAL and shared-memory files copy this mode), so a group-shared workspace
+         * (LATHE_UMASK=007) has a database the group can write */
+        mode_t mask = umask(0);
+        umask(mask);
+        chmod(dbpath, 0666 & ~mask);
+    }
     char *msg = NULL;
     if (sqlite3_exec(st->db,
                      "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "

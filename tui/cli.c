@@ -111,6 +111,22 @@ int lt_cli_fail(const char *cmd, int code, const char *fmt, ...)
     return code;
 }
 
+void lt_cli_apply_umask(void)
+{
+    mode_t mask = 077;
+    const char *v = getenv("LATHE_UMASK");
+    if (v && *v) {
+        char *end = NULL;
+        long m = strtol(v, &end, 8);
+        if (*end || m < 0 || m > 0777)
+            fprintf(stderr, "lathe: LATHE_UMASK=%.16s is not an octal mask from 000 to 777; "
+                            "using 077 (files readable by their owner alone)\n", v);
+        else
+            mask = (mode_t)m;
+    }
+    umask(mask);
+}
+
 int lt_cli_check_overwrite(const char *cmd, const char *path, bool force)
 {
     struct stat sb;

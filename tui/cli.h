@@ -63,6 +63,13 @@ void lt_cli_sanitize_stderr(void);
  * command that would replace a file the user named asks this first. */
 int lt_cli_check_overwrite(const char *cmd, const char *path, bool force);
 
+/* The file mode creation mask for everything lathe writes (the workspace, lathe.db,
+ * checkpoints, adapters, exports): 077 by default, so the workspace is 0700 and files 0600
+ * whatever the shell's umask; LATHE_UMASK (octal, e.g. 007 or 027) sets another for a team
+ * sharing a workspace through a group. A bad value is reported and 077 kept. main calls it
+ * first. */
+void lt_cli_apply_umask(void);
+
 /* Subcommands. */
 int lt_cmd_devices(int argc, char **argv);
 int lt_cmd_data(int argc, char **argv);

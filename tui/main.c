@@ -18,6 +18,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    lt_cli_apply_umask();
     if (argc < 2)
         return lt_cmd_dashboard(argc, argv);
     const char *name = argv[1];

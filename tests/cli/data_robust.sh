@@ -3,7 +3,7 @@
 # and raw, past the binary probe) refused per row with their line and field; no raw escape
 # or bidi control on stdout or stderr whatever a file name, argument or row holds; a FIFO
 # imported without hanging, and ended by SIGTERM when its writer stalls; nothing overwritten
-# without --force.
+# without --force; the workspace 0700 and files 0600 whatever the umask, LATHE_UMASK for teams.
 # usage: bash data_robust.sh /path/to/lathe /path/to/tests/data
 set -u
 LATHE=$1
@@ -91,6 +91,18 @@ check "tokenizer train over a tokenizer: exit 2 with --force hint" grep -q "toke
 check "model init beside a tokenizer: exit 0" test $? -eq 0
 "$LATHE" model init --arch llama --dim 32 --layers 1 --heads 4 --vocab 300 --seq 64 "$WS/tk" >/dev/null 2>"$WS/err"
 check "model init over a model: refused with --force hint" grep -q "config.json exists; add --force" "$WS/err"
+
+# ---- file modes: the workspace 0700 and its files 0600 whatever the umask; LATHE_UMASK ----
+(umask 000 && "$LATHE" data import "$WS/bidi.jsonl" --workspace "$WS/open" >/dev/null 2>&1)
+check "umask 000: workspace 0700" test "$(stat -c %a "$WS/open")" = 700
+check "umask 000: lathe.db 0600" test "$(stat -c %a "$WS/open/lathe.db")" = 600
+(umask 000 && LATHE_UMASK=007 "$LATHE" data import "$WS/bidi.jsonl" --workspace "$WS/team" >/dev/null 2>&1)
+check "LATHE_UMASK=007: workspace 0770" test "$(stat -c %a "$WS/team")" = 770
+check "LATHE_UMASK=007: lathe.db 0660 (the group can write it)" test "$(stat -c %a "$WS/team/lathe.db")" = 660
+(umask 000 && "$LATHE" data export bidi "$WS/open.jsonl" --workspace "$WS/open" >/dev/null 2>&1)
+check "umask 000: an export is 0600" test "$(stat -c %a "$WS/open.jsonl")" = 600
+out=$(LATHE_UMASK=9x "$LATHE" data list --workspace "$WS/open" 2>&1)
+check "a bad LATHE_UMASK is reported" grep -q "LATHE_UMASK=9x is not an octal mask" <<<"$out"
 
 # ---- a FIFO: read once (hashed as it is read), never opened twice; SIGTERM ends it ----
 mkfifo "$WS/pipe.jsonl"

@@ -83,6 +83,11 @@ PY
 )
 check "kill -9 then resume: every step of the loss curve is there ($missing missing)" test "$missing" = 0
 
+# files a run writes are private: checkpoints 0600 in a 0700 run folder (umask 022 here)
+check "checkpoint files are 0600" \
+    test "$(stat -c %a "$(ls "$ws"/runs/1/checkpoints/*.ckpt | head -1)")" = 600
+check "the run folder is 0700" test "$(stat -c %a "$ws/runs/1")" = 700
+
 # a checkpoint that cannot be written (its name taken by a folder) fails the run with the reason
 ws=$tmp/ws8
 "$lathe" data import "$tmp/chat.jsonl" --name chat --workspace "$ws" >/dev/null
