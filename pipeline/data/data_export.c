@@ -114,8 +114,20 @@ static cJSON *convert(const cJSON *s, const char *format)
                 }
             }
         }
-        cJSON_AddStringToObject(o, "instruction", last_user);
-        cJSON_AddStringToObject(o, "input", "");
+        /* an imported alpaca row's input comes back in its own field: the user turn was
+         * built as "instruction\ninput" */
+        const cJSON *in = cJSON_GetObjectItemCaseSensitive(s, "alpaca_input");
+        size_t lu = strlen(last_user), li = cJSON_IsString(in) ? strlen(in->valuestring) : 0;
+        if (li && lu > li && last_user[lu - li - 1] == '\n' &&
+            strcmp(last_user + lu - li, in->valuestring) == 0) {
+            char *ins = strndup(last_user, lu - li - 1);
+            cJSON_AddStringToObject(o, "instruction", ins ? ins : last_user);
+            free(ins);
+            cJSON_AddStringToObject(o, "input", in->valuestring);
+        } else {
+            cJSON_AddStringToObject(o, "instruction", last_user);
+            cJSON_AddStringToObject(o, "input", "");
+        }
         if (!chosen)
             cJSON_AddStringToObject(o, "output", last_asst ? last_asst : "");
         if (cJSON_IsString(sys))

@@ -360,6 +360,16 @@ static void json_field(norm *z, const char *key, const char *val)
     add_text(z, val);
 }
 
+/* A field kept only so that an export gives back the row's layout: not sample text (no
+ * share in the text hash, the character counts or dedup). */
+static void json_layout_field(norm *z, const char *key, const char *val)
+{
+    sb_str(&z->json, z->n_fields++ ? ",\"" : "{\"");
+    sb_str(&z->json, key);
+    sb_str(&z->json, "\":");
+    sb_json(&z->json, val);
+}
+
 static void turn(norm *z, const char *role, const char *content)
 {
     if (z->n_turns == 0) {
@@ -589,6 +599,10 @@ static bool norm_alpaca(norm *z, const cJSON *row)
     }
     turn(z, "assistant", out);
     end_turns(z);
+    /* the user turn is "instruction\ninput"; the input is kept apart too, so an alpaca export
+     * splits it back into its own field */
+    if (input && input[strspn(input, " \t\r\n")])
+        json_layout_field(z, "alpaca_input", input);
     return true;
 }
 

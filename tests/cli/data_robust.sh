@@ -3,7 +3,7 @@
 # and raw, past the binary probe) refused per row with their line and field; no raw escape
 # or bidi control on stdout or stderr whatever a file name, argument or row holds; a FIFO
 # imported without hanging, and ended by SIGTERM when its writer stalls; nothing overwritten
-# without --force; the workspace 0700 and files 0600 whatever the umask, LATHE_UMASK for teams.
+# without --force; alpaca import/export a round trip; the workspace 0700 and files 0600 whatever the umask, LATHE_UMASK for teams.
 # usage: bash data_robust.sh /path/to/lathe /path/to/tests/data
 set -u
 LATHE=$1
@@ -103,6 +103,24 @@ check "LATHE_UMASK=007: lathe.db 0660 (the group can write it)" test "$(stat -c 
 check "umask 000: an export is 0600" test "$(stat -c %a "$WS/open.jsonl")" = 600
 out=$(LATHE_UMASK=9x "$LATHE" data list --workspace "$WS/open" 2>&1)
 check "a bad LATHE_UMASK is reported" grep -q "LATHE_UMASK=9x is not an octal mask" <<<"$out"
+
+# ---- alpaca import then export is a round trip: the input field comes back on its own ----
+cat >"$WS/al.jsonl" <<'EOF'
+{"instruction": "Translate to French", "input": "good morning", "output": "bonjour"}
+{"instruction": "Say hi", "input": "", "output": "hi"}
+{"instruction": "Sum", "input": "2 and 3\nplease", "output": "5", "system": "be brief", "history": [["q1", "a1"]]}
+EOF
+run data import "$WS/al.jsonl" >/dev/null 2>&1
+run data export al "$WS/al_out.jsonl" --format alpaca >/dev/null 2>&1
+check "alpaca export: 3 rows" test "$(wc -l <"$WS/al_out.jsonl")" -eq 3
+check "alpaca import then export gives back every row" python3 -c '
+import json, sys
+a = [json.loads(l) for l in open(sys.argv[1])]
+b = [json.loads(l) for l in open(sys.argv[2])]
+sys.exit(0 if a == b else 1)' "$WS/al.jsonl" "$WS/al_out.jsonl"
+run data import "$WS/al_out.jsonl" --name al2 >/dev/null 2>&1
+run data export al2 "$WS/al_out2.jsonl" --format alpaca >/dev/null 2>&1
+check "alpaca round trip is stable" cmp -s "$WS/al_out.jsonl" "$WS/al_out2.jsonl"
 
 # ---- a FIFO: read once (hashed as it is read), never opened twice; SIGTERM ends it ----
 mkfifo "$WS/pipe.jsonl"
