@@ -401,7 +401,7 @@ lt_store_status lt_store_open_steps(const char *workspace, const lt_store_migrat
     /* a store is used by one thread at a time (worker threads never touch it), so the
      * connection needs no mutex of its own */
     struct stat db_sb;
-    bool db_new = stat(dbpath, &db_sb) != 0;
+    bool db_new = stat(dbpath, &db_sb) != 0 || db_sb.st_size == 0;
     if (sqlite3_open_v2(dbpath, &st->db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK) {
@@ -418,6 +418,11 @@ lt_store_status lt_store_open_steps(const char *workspace, const lt_store_migrat
         umask(mask);
         chmod(dbpath, 0666 & ~mask);
     }
+    /* a new database gives the pages of a removed import back to the file system
+     * (lt_store_release_space); settable only before the file's first page is written, so
+     * before the switch to WAL */
+    if (db_new)
+        sqlite3_exec(st->db, "PRAGMA auto_vacuum=INCREMENTAL", NULL, NULL, NULL);
     char *msg = NULL;
     if (sqlite3_exec(st->db,
                      "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
@@ -473,6 +478,12 @@ void lt_store_close(lt_store *st)
     free(st);
 }
 
+void lt_store_release_space(lt_store *st)
+{
+    /* a no-op on databases made before auto_vacuum was set (their free pages are reused) */
+    sqlite3_exec(st->db, "PRAGMA incremental_vacuum", NULL, NULL, NULL);
+}
+
 bool lt_store_pid_alive(int64_t pid)
 {
     if (pid <= 0)
@@ -505,6 +516,8 @@ lt_store_status lt_store_cleanup_partial(lt_store *st, bool all, int *n_removed)
     if (r == LT_STORE_OK && n_dead > 0)
         r = exec(st, "DELETE FROM datasets WHERE status='building' AND id NOT IN "
                      "(SELECT dataset_id FROM dataset_versions)");
+    if (r == LT_STORE_OK && n_dead > 0)
+        lt_store_release_space(st);
     if (n_removed)
         *n_removed = removed;
     return r;

@@ -61,6 +61,10 @@ lt_store_status lt_store_begin(lt_store *st);
 lt_store_status lt_store_commit(lt_store *st);
 lt_store_status lt_store_rollback(lt_store *st);
 
+/* Gives the free pages of the database (left by a removed import) back to the file system,
+ * so an abandoned import does not leave a large file behind. Best effort, outside a
+ * transaction. */
+void lt_store_release_space(lt_store *st);
 /* Removes every version still marked 'building' whose process is gone (or every one when
  * all is true), with its samples, files and issues, then datasets with no finished version.
  * OUT *n_removed (may be NULL): versions removed. Called by lt_store_open. */

@@ -9,6 +9,8 @@
  */
 #include "data_impl.h"
 
+#include <errno.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -243,6 +245,88 @@ static int64_t find_nul(const char *raw, size_t n, char *field, size_t flen)
     return -1;
 }
 
+/* The deepest nesting of arrays and objects in a JSON text (strings skipped). */
+static int json_depth(const char *raw, size_t n)
+{
+    int depth = 0, max = 0;
+    bool in_str = false;
+    for (size_t i = 0; i < n; i++) {
+        char c = raw[i];
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = false;
+        } else if (c == '"') {
+            in_str = true;
+        } else if (c == '[' || c == '{') {
+            max = ++depth > max ? depth : max;
+        } else if (c == ']' || c == '}') {
+            depth--;
+        }
+    }
+    return max;
+}
+
+/* Finds a number outside strings that a double cannot hold (1e-999 reads as 0, 1e999 as
+ * infinity). Returns its offset, -1 when none. */
+static int64_t find_out_of_range(const char *raw, size_t n)
+{
+    bool in_str = false;
+    for (size_t i = 0; i < n; i++) {
+        char c = raw[i];
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = false;
+            continue;
+        }
+        if (c == '"') {
+            in_str = true;
+            continue;
+        }
+        if (c != '-' && (c < '0' || c > '9'))
+            continue;
+        size_t j = i + 1;
+        bool exp = false;
+        while (j < n && strchr("0123456789.eE+-", raw[j])) {
+            exp |= raw[j] == 'e' || raw[j] == 'E';
+            j++;
+        }
+        if (exp || j - i > 300) {
+            char tmp[400];
+            size_t len = j - i < sizeof tmp - 1 ? j - i : sizeof tmp - 1;
+            memcpy(tmp, raw + i, len);
+            tmp[len] = '\0';
+            errno = 0;
+            strtod(tmp, NULL);
+            if (errno == ERANGE)
+                return (int64_t)i;
+        }
+        i = j - 1;
+    }
+    return -1;
+}
+
+/* The first key that appears twice in one object (anywhere in j); NULL when none. */
+static const char *find_duplicate_key(const cJSON *j)
+{
+    if (!cJSON_IsObject(j) && !cJSON_IsArray(j))
+        return NULL;
+    const cJSON *a, *b;
+    for (a = j->child; a; a = a->next) {
+        if (cJSON_IsObject(j) && a->string)
+            for (b = a->next; b; b = b->next)
+                if (b->string && strcmp(a->string, b->string) == 0)
+                    return a->string;
+        const char *d = find_duplicate_key(a);
+        if (d)
+            return d;
+    }
+    return NULL;
+}
+
 /* The reader hands rows here (or to a worker thread) to be parsed. */
 lt_read_kind lt_parse_row(const char *raw, size_t n, int64_t line, cJSON **json, char *reason,
                           size_t rlen, int64_t *column)
@@ -269,6 +353,13 @@ lt_read_kind lt_parse_row(const char *raw, size_t n, int64_t line, cJSON **json,
     }
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithLengthOpts(raw, n + 1, &end, true);
+    if (!j && json_depth(raw, n) > CJSON_NESTING_LIMIT) {
+        *column = 1;
+        snprintf(reason, rlen,
+                 "JSON at line %lld is nested %d levels deep, deeper than the %d lathe reads",
+                 (long long)line, json_depth(raw, n), CJSON_NESTING_LIMIT);
+        return LT_READ_BAD;
+    }
     if (!j) {
         int64_t col = end ? (int64_t)(end - raw) + 1 : 1;
         if (col > (int64_t)n)
@@ -285,6 +376,17 @@ lt_read_kind lt_parse_row(const char *raw, size_t n, int64_t line, cJSON **json,
         cJSON_Delete(j);
         return LT_READ_BAD;
     }
+    /* kept, with a warning (reason on LT_READ_ROW): what a JSON parser decides silently */
+    reason[0] = '\0';
+    const char *dup = find_duplicate_key(j);
+    int64_t big = dup ? -1 : find_out_of_range(raw, n);
+    if (dup)
+        snprintf(reason, rlen, "duplicate key '%.64s' in one object (the first is used)", dup);
+    else if (big >= 0)
+        snprintf(reason, rlen,
+                 "number at byte column %lld is out of range for a double (read as 0 or "
+                 "infinity)",
+                 (long long)big + 1);
     *json = j;
     return LT_READ_ROW;
 }

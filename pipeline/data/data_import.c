@@ -196,7 +196,7 @@ static bool make_job(lt_reader *rd, lt_read_kind k, const lt_read_row *row, lt_r
     memcpy(j->raw, row->raw, n);
     j->raw[n] = '\0';
     j->raw_len = n;
-    if (k == LT_READ_BAD)
+    if (k == LT_READ_BAD || k == LT_READ_ROW) /* ROW: a parser warning, or "" */
         snprintf(j->reason, sizeof j->reason, "%s", row->reason);
     if (k == LT_READ_ROW)
         j->json = lt_reader_take_json(rd);
@@ -488,6 +488,15 @@ lt_data_status lt_data_import(lt_store *st, const char *const *paths, int n_path
     if (r != LT_DATA_OK)
         goto abandon;
     res->format = im.format;
+    if (res->n_rows == 0 && res->n_bad == 0) {
+        bool csv = lt_reader_container(readers[0]) == LT_CONTAINER_CSV;
+        snprintf(err, errlen, "no rows in %s%s: %s; nothing was kept", paths[0],
+                 n_paths > 1 ? " and the other files" : "",
+                 csv ? "the CSV file holds its header line and no data rows"
+                     : "the file holds no rows (an empty array, or only blank lines)");
+        r = LT_DATA_EMPTY;
+        goto abandon;
+    }
     if (res->n_rows == 0) {
         snprintf(err, errlen, "no good rows in %s%s (%lld bad rows; first: %s); nothing was kept",
                  paths[0], n_paths > 1 ? " and the other files" : "", (long long)res->n_bad,
@@ -517,8 +526,9 @@ lt_data_status lt_data_import(lt_store *st, const char *const *paths, int n_path
 abandon:
     lt_store_rollback(st);
     if (lt_store_begin(st) == LT_STORE_OK) {
-        if (lt_store_version_delete(st, im.version_id) == LT_STORE_OK)
-            lt_store_commit(st);
+        if (lt_store_version_delete(st, im.version_id) == LT_STORE_OK &&
+            lt_store_commit(st) == LT_STORE_OK)
+            lt_store_release_space(st);
         else
             lt_store_rollback(st); /* the next open removes it: its version stays 'building' */
     }

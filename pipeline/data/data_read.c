@@ -200,6 +200,33 @@ static lt_read_kind next_jsonl(lt_reader *r, lt_read_row *row)
 
 /* ---- JSON array, element by element ---- */
 
+/* After the array's closing ']' at buf[i]: anything but whitespace is reported once, as a bad
+ * row, rather than silently ignored. */
+static lt_read_kind array_end(lt_reader *r, size_t i, lt_read_row *row)
+{
+    r->done = true;
+    i++;
+    for (;;) {
+        while (i < r->end && is_ws(r->buf[i]))
+            r->line += r->buf[i++] == '\n';
+        if (i < r->end)
+            break;
+        r->start = i;
+        if (!refill(r, CHUNK))
+            return LT_READ_EOF;
+        i = r->start;
+    }
+    row->line = r->line;
+    set_row(r, r->buf + i, r->end - i < RAW_KEEP ? r->end - i : RAW_KEEP);
+    row->raw = r->row;
+    row->raw_len = strlen(r->row);
+    snprintf(row->reason, sizeof row->reason,
+             "trailing data after the JSON array's closing ']', at line %lld: not read (a JSON "
+             "file holds one array; for one object per line use JSONL)",
+             (long long)r->line);
+    return LT_READ_BAD;
+}
+
 static lt_read_kind next_array(lt_reader *r, lt_read_row *row)
 {
     size_t i = r->start;
@@ -233,10 +260,8 @@ static lt_read_kind next_array(lt_reader *r, lt_read_row *row)
                 break;
             i = r->start;
         }
-        if (i < r->end && r->buf[i] == ']') {
-            r->done = true;
-            return LT_READ_EOF;
-        }
+        if (i < r->end && r->buf[i] == ']')
+            return array_end(r, i, row);
     }
     for (;;) {
         while (i < r->end && is_ws(r->buf[i]))
@@ -258,10 +283,8 @@ static lt_read_kind next_array(lt_reader *r, lt_read_row *row)
         i = r->start;
     }
     if (need_sep) {
-        if (r->buf[i] == ']') {
-            r->done = true;
-            return LT_READ_EOF;
-        }
+        if (r->buf[i] == ']')
+            return array_end(r, i, row);
         if (r->buf[i] != ',') {
             row->line = r->line;
             set_row(r, r->buf + i, r->end - i < RAW_KEEP ? r->end - i : RAW_KEEP);
@@ -740,6 +763,16 @@ lt_data_status lt_reader_open(const char *path, int64_t max_row_bytes, lt_reader
         snprintf(err, errlen, "%s: the file holds only whitespace", path);
         st = LT_DATA_EMPTY;
         goto free_reader;
+    }
+    if (!memchr(r->buf + k, '\n', n - k)) {
+        const char *cr = memchr(r->buf + k, '\r', n - k);
+        if (cr && memchr(cr + 1, '\r', (size_t)(r->buf + n - cr - 1))) {
+            snprintf(err, errlen,
+                     "%s: the lines end in a lone CR (old Mac line endings), so the file reads as "
+                     "one line; convert them first, e.g. tr '\\r' '\\n' < IN > OUT",
+                     path);
+            goto free_reader;
+        }
     }
     size_t plen = strlen(path);
     bool ext_csv = (plen > 4 && strcmp(path + plen - 4, ".csv") == 0);

@@ -41,6 +41,13 @@ typedef struct lt_gguf_export_info {
 /* True when path names a GGUF file (ends in ".gguf"). */
 bool lt_gguf_is_path(const char *path);
 
+/* Loads the tokenizer a GGUF model file carries in its metadata (rebuilt as tokenizer.json in
+ * a temporary folder, as lt_model_load does for the weights). OUT *out: free with
+ * lt_tokenizer_free. LT_MODEL_ERR_UNSUPPORTED when its metadata holds none lathe can use. */
+typedef struct lt_tokenizer lt_tokenizer;
+lt_model_status lt_gguf_tokenizer_load(const char *path, lt_tokenizer **out, char *err,
+                                       size_t errlen);
+
 /*
  * Write the model in src_dir as one GGUF file at out_path (atomically). An architecture or
  * tokenizer GGUF cannot express is LT_MODEL_ERR_UNSUPPORTED naming what; info (may be NULL)

@@ -464,3 +464,30 @@ lt_model_status lt_gguf_model_load(const char *path, lt_device *dev, int weight_
     remove_dir(dir);
     return st;
 }
+
+lt_model_status lt_gguf_tokenizer_load(const char *path, lt_tokenizer **out, char *err,
+                                       size_t errlen)
+{
+    const char *tmpdir = getenv("TMPDIR");
+    char dir[4096], e[1024];
+    lt_gguf_file *f = NULL;
+    *out = NULL;
+    snprintf(dir, sizeof(dir), "%s/lathe-gguf-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
+    if (!mkdtemp(dir))
+        return gguf_fail(LT_MODEL_ERR_IO, err, errlen, "%s: cannot make a temporary folder: %s",
+                         dir, strerror(errno));
+    lt_model_status st = lt_gguf_open(path, &f, err, errlen);
+    if (!st && (st = gguf_tok_to_hf(f, dir, e, sizeof(e))) == LT_MODEL_ERR_UNSUPPORTED) {
+        copy_beside(path, dir, "tokenizer.json"); /* what the export left beside the file */
+        copy_beside(path, dir, "tokenizer_config.json");
+        st = LT_MODEL_OK;
+    } else if (st && f) {
+        gguf_fail(st, err, errlen, "%s: %s", path, e);
+    }
+    lt_gguf_close(f);
+    if (!st && lt_tokenizer_load_dir(dir, out, e, sizeof(e)) != LT_TOK_OK)
+        st = gguf_fail(LT_MODEL_ERR_UNSUPPORTED, err, errlen,
+                       "%s: no tokenizer lathe can use in its metadata (%s)", path, e);
+    remove_dir(dir);
+    return st;
+}

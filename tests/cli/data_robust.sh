@@ -3,7 +3,8 @@
 # and raw, past the binary probe) refused per row with their line and field; no raw escape
 # or bidi control on stdout or stderr whatever a file name, argument or row holds; a FIFO
 # imported without hanging, and ended by SIGTERM when its writer stalls; nothing overwritten
-# without --force; alpaca import/export a round trip; the workspace 0700 and files 0600 whatever the umask, LATHE_UMASK for teams.
+# without --force; clear messages for deep nesting, lone CR, header-only CSV, duplicate keys,
+# out-of-range numbers, trailing data, and no large database left by a killed import; alpaca import/export a round trip; the workspace 0700 and files 0600 whatever the umask, LATHE_UMASK for teams.
 # usage: bash data_robust.sh /path/to/lathe /path/to/tests/data
 set -u
 LATHE=$1
@@ -121,6 +122,56 @@ sys.exit(0 if a == b else 1)' "$WS/al.jsonl" "$WS/al_out.jsonl"
 run data import "$WS/al_out.jsonl" --name al2 >/dev/null 2>&1
 run data export al2 "$WS/al_out2.jsonl" --format alpaca >/dev/null 2>&1
 check "alpaca round trip is stable" cmp -s "$WS/al_out.jsonl" "$WS/al_out2.jsonl"
+
+# ---- clear messages: deep nesting, lone CR, header-only CSV, warnings the parser would hide ----
+python3 -c '
+import sys
+d = "[" * 1200 + "]" * 1200
+open(sys.argv[1], "w").write("{\"text\": \"ok\"}\n{\"text\": \"x\", \"deep\": %s}\n"
+    "{\"text\": \"y\", \"text\": \"z\"}\n{\"text\": \"n\", \"score\": 1e-999}\n" % d)' "$WS/odd.jsonl"
+out=$(run data import "$WS/odd.jsonl" 2>&1)
+check "odd JSON: 3 rows kept, 1 bad, 2 warnings" grep -q "3 rows (text), 1 bad rows, 2 warnings" <<<"$out"
+out=$(run data issues odd)
+check "nesting 1201 deep is named as such, not 'malformed'" grep -q "odd.jsonl:2:1: error: JSON at line 2 is nested 1201 levels deep" <<<"$out"
+check "a duplicate key is a warning" grep -q "odd.jsonl:3: warning: .*duplicate key 'text'" <<<"$out"
+check "1e-999 is a warning" grep -q "odd.jsonl:4: warning: .*out of range for a double" <<<"$out"
+printf '[{"text": "a"}, {"text": "b"}] {"text": "c"}\n' >"$WS/trail.json"
+run data import "$WS/trail.json" >/dev/null 2>&1
+out=$(run data issues trail)
+check "trailing data after a JSON array is reported" grep -q "trailing data after the JSON array" <<<"$out"
+printf '{"text": "a"}\r{"text": "b"}\r' >"$WS/cr.jsonl"
+out=$(run data import "$WS/cr.jsonl" 2>&1)
+check "lone CR line endings: named" grep -q "lines end in a lone CR" <<<"$out"
+printf 'instruction,output\n' >"$WS/header.csv"
+out=$(run data import "$WS/header.csv" 2>&1)
+check "header-only CSV: says so" grep -q "the CSV file holds its header line and no data rows" <<<"$out"
+
+# ---- a killed import leaves no large database behind once it is cleaned up ----
+python3 -c '
+import json, sys
+with open(sys.argv[1], "w") as f:
+    for i in range(60000):
+        f.write(json.dumps({"instruction": "question %d about things" % i,
+                            "output": "answer %d " % i + "lorem ipsum dolor sit amet " * 3}) + "\n")' "$WS/big.jsonl"
+"$LATHE" data import "$WS/big.jsonl" --workspace "$WS/killed" >/dev/null 2>&1 &
+imp=$!
+python3 - "$WS/killed/lathe.db" <<'PY' # until a batch of rows is committed (at most 30 s)
+import os, sqlite3, sys, time
+for _ in range(600):
+    try:
+        if not os.path.exists(sys.argv[1] + "-wal"):
+            raise sqlite3.Error("not created yet")
+        if sqlite3.connect(sys.argv[1]).execute("SELECT COUNT(*) FROM samples").fetchone()[0]:
+            break
+    except sqlite3.Error:
+        pass
+    time.sleep(0.05)
+PY
+kill -KILL $imp 2>/dev/null
+wait $imp 2>/dev/null
+"$LATHE" data list --workspace "$WS/killed" >/dev/null 2>&1
+check "killed import: the cleaned-up database is small ($(stat -c %s "$WS/killed/lathe.db") bytes)" \
+    test "$(stat -c %s "$WS/killed/lathe.db")" -lt 1000000
 
 # ---- a FIFO: read once (hashed as it is read), never opened twice; SIGTERM ends it ----
 mkfifo "$WS/pipe.jsonl"

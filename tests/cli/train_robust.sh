@@ -131,5 +131,14 @@ for attempt in 1 2; do
         test -z "$(ls -A "$tmp/gg")"
 done
 
+# generate --model FILE.gguf --prompt reads the tokenizer from the GGUF's metadata
+"$lathe" export --model "$tmp/m" --format gguf "$tmp/m.gguf" --no-check >/dev/null 2>&1
+"$lathe" generate --model "$tmp/m.gguf" --prompt "say the cat" --max-tokens 3 --device cpu \
+    --threads 1 >/dev/null 2>"$tmp/gen.err"
+check "generate --model X.gguf --prompt: exit 0" test $? -eq 0
+cp "$tmp/m.gguf" "$tmp/m.bin"
+"$lathe" generate --model "$tmp/m.bin" --prompt "hi" --device cpu >/dev/null 2>"$tmp/gen.err"
+check "generate --model FILE (not a folder): says so" grep -q "is a file, not a model folder" "$tmp/gen.err"
+
 echo "$pass passed, $fail failed"
 test "$fail" -eq 0
