@@ -136,6 +136,7 @@ done
 "$lathe" generate --model "$tmp/m.gguf" --prompt "say the cat" --max-tokens 3 --device cpu \
     --threads 1 >/dev/null 2>"$tmp/gen.err"
 check "generate --model X.gguf --prompt: exit 0" test $? -eq 0
+check "a GGUF export is 0600 like every file lathe writes" test "$(stat -c %a "$tmp/m.gguf")" = 600
 cp "$tmp/m.gguf" "$tmp/m.bin"
 "$lathe" generate --model "$tmp/m.bin" --prompt "hi" --device cpu >/dev/null 2>"$tmp/gen.err"
 check "generate --model FILE (not a folder): says so" grep -q "is a file, not a model folder" "$tmp/gen.err"
