@@ -187,7 +187,7 @@ void lt_cli_sanitize_stderr(void)
     FILE *f = fopencookie(&ss, "w", io);
     if (!f)
         return; /* ss.out is left open: closing it would close fd 2 */
-    setvbuf(f, NULL, _IOLBF, 0);
+    setvbuf(f, NULL, _IONBF, 0); /* progress lines end in \r, not \n: shown at once */
     fflush(stderr);
     stderr = f;
 }
