@@ -40,7 +40,7 @@ check "relative workspace: run stopped with a checkpoint" test -s ws/runs/1/chec
 cd "$tmp/b" || exit 1
 "$lathe" train --resume 1 --device cpu --threads 1 --workspace ../a/ws >"$tmp/resume.out" 2>&1
 check "relative workspace: resume from another folder exits 0" test $? -eq 0
-"$lathe" export 1 --format merged out --workspace ../a/ws >"$tmp/export.out" 2>&1
+"$lathe" export 1 --format merged out --device cpu --workspace ../a/ws >"$tmp/export.out" 2>&1
 check "relative workspace: export from another folder exits 0" test $? -eq 0
 check "relative workspace: the model was written" test -s out/model.safetensors
 "$lathe" runs show 1 --workspace ../a/ws >"$tmp/show.out" 2>&1
@@ -132,7 +132,7 @@ for attempt in 1 2; do
 done
 
 # generate --model FILE.gguf --prompt reads the tokenizer from the GGUF's metadata
-"$lathe" export --model "$tmp/m" --format gguf "$tmp/m.gguf" --no-check >/dev/null 2>&1
+"$lathe" export --model "$tmp/m" --format gguf "$tmp/m.gguf" --no-check --device cpu >/dev/null 2>&1
 "$lathe" generate --model "$tmp/m.gguf" --prompt "say the cat" --max-tokens 3 --device cpu \
     --threads 1 >/dev/null 2>"$tmp/gen.err"
 check "generate --model X.gguf --prompt: exit 0" test $? -eq 0
