@@ -141,5 +141,8 @@ cp "$tmp/m.gguf" "$tmp/m.bin"
 "$lathe" generate --model "$tmp/m.bin" --prompt "hi" --device cpu >/dev/null 2>"$tmp/gen.err"
 check "generate --model FILE (not a folder): says so" grep -q "is a file, not a model folder" "$tmp/gen.err"
 
+out=$("$lathe" plan --model "$tmp/m" --data chat --out "$tmp/a/cfg.json" --workspace "$tmp/a/ws" --no-calibrate 2>&1)
+check "plan --out over an existing file: refused with --force hint" grep -q "cfg.json exists; add --force" <<<"$out"
+
 echo "$pass passed, $fail failed"
 test "$fail" -eq 0
