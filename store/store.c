@@ -10,11 +10,14 @@
 #include "store_impl.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -49,6 +52,24 @@ const char *lt_store_workspace_resolve(const char *dir)
 }
 
 const char *lt_store_workspace(const lt_store *st) { return st->workspace; }
+
+const char *lt_store_abs_path(const char *path, char *buf)
+{
+    if (!path || !*path || path[0] == '/')
+        return path;
+    if (realpath(path, buf))
+        return buf;
+    if (path[0] == '.' && path[1] == '/')
+        path += 2;
+    if (!getcwd(buf, PATH_MAX))
+        return path;
+    size_t n = strlen(buf), m = strlen(path);
+    if (n + 1 + m >= PATH_MAX)
+        return path;
+    buf[n] = '/';
+    memcpy(buf + n + 1, path, m + 1);
+    return buf;
+}
 const char *lt_store_errmsg(const lt_store *st) { return sqlite3_errmsg(st->db); }
 
 lt_store_status lt_store_map_rc(int rc)
@@ -152,8 +173,9 @@ close_out:
     return r;
 }
 
-static lt_store_status migrate(lt_store *st, const char *dbpath, const lt_store_migration *steps,
-                               int n_steps, char *err, size_t errlen)
+static lt_store_status migrate_locked(lt_store *st, const char *dbpath,
+                                      const lt_store_migration *steps, int n_steps, char *err,
+                                      size_t errlen)
 {
     sqlite3_stmt *s = NULL;
     int have = 0;
@@ -201,6 +223,36 @@ static lt_store_status migrate(lt_store *st, const char *dbpath, const lt_store_
         }
     }
     return LT_STORE_OK;
+}
+
+/* Brings the schema up to date. Processes opening one workspace at once are serialized by an
+ * exclusive lock on lathe.db.lock (held only while a migration is due), and the version is
+ * read again under it: only the first runs the steps and takes the backup, the others find
+ * the schema current. */
+static lt_store_status migrate(lt_store *st, const char *dbpath, const lt_store_migration *steps,
+                               int n_steps, char *err, size_t errlen)
+{
+    int have = -1;
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW)
+        have = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    if (have == steps[n_steps - 1].version)
+        return LT_STORE_OK; /* the common case: no lock taken */
+    char lockpath[4200];
+    snprintf(lockpath, sizeof lockpath, "%s.lock", dbpath);
+    int fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0666); /* umask decides */
+    if (fd < 0 || flock(fd, LOCK_EX) != 0) {
+        snprintf(err, errlen, "cannot lock %s for the schema migration: %s", lockpath,
+                 strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return LT_STORE_IO;
+    }
+    lt_store_status r = migrate_locked(st, dbpath, steps, n_steps, err, errlen);
+    close(fd); /* releases the lock */
+    return r;
 }
 
 /* ---- checkpoints on their own thread ---- */
@@ -331,20 +383,25 @@ lt_store_status lt_store_open_steps(const char *workspace, const lt_store_migrat
         snprintf(err, errlen, "out of memory");
         return LT_STORE_IO;
     }
-    st->workspace = strdup(workspace);
-    if (!st->workspace)
-        goto free_store;
     if (make_dirs(workspace) != 0) {
         snprintf(err, errlen, "cannot create workspace folder %s: %s", workspace,
                  strerror(errno));
         goto free_store;
     }
+    /* absolute, so every path built from it (checkpoints, adapters) works from any folder */
+    char abs_ws[PATH_MAX];
+    st->workspace = strdup(lt_store_abs_path(workspace, abs_ws));
+    if (!st->workspace)
+        goto free_store;
+    workspace = st->workspace;
     snprintf(dbpath, sizeof dbpath, "%s/lathe.db", workspace);
     /* no global memory statistics (nothing reads them; they cost a mutex per allocation);
      * refused, harmlessly, once SQLite is initialized */
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     /* a store is used by one thread at a time (worker threads never touch it), so the
      * connection needs no mutex of its own */
+    struct stat db_sb;
+    bool db_new = stat(dbpath, &db_sb) != 0 || db_sb.st_size == 0;
     if (sqlite3_open_v2(dbpath, &st->db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK) {
@@ -353,6 +410,19 @@ lt_store_status lt_store_open_steps(const char *workspace, const lt_store_migrat
         goto close_db;
     }
     sqlite3_busy_timeout(st->db, 10000);
+    if (db_new) {
+        /* SQLite creates files 0644 before the umask: the umask alone decides instead (the
+         * WAL and shared-memory files copy this mode), so a group-shared workspace
+         * (LATHE_UMASK=007) has a database the group can write */
+        mode_t mask = umask(0);
+        umask(mask);
+        chmod(dbpath, 0666 & ~mask);
+    }
+    /* a new database gives the pages of a removed import back to the file system
+     * (lt_store_release_space); settable only before the file's first page is written, so
+     * before the switch to WAL */
+    if (db_new)
+        sqlite3_exec(st->db, "PRAGMA auto_vacuum=INCREMENTAL", NULL, NULL, NULL);
     char *msg = NULL;
     if (sqlite3_exec(st->db,
                      "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
@@ -408,7 +478,13 @@ void lt_store_close(lt_store *st)
     free(st);
 }
 
-static bool pid_alive(int64_t pid)
+void lt_store_release_space(lt_store *st)
+{
+    /* a no-op on databases made before auto_vacuum was set (their free pages are reused) */
+    sqlite3_exec(st->db, "PRAGMA incremental_vacuum", NULL, NULL, NULL);
+}
+
+bool lt_store_pid_alive(int64_t pid)
 {
     if (pid <= 0)
         return false;
@@ -429,7 +505,7 @@ lt_store_status lt_store_cleanup_partial(lt_store *st, bool all, int *n_removed)
         return LT_STORE_SQL;
     while (sqlite3_step(q) == SQLITE_ROW && n_dead < 256) {
         int64_t id = sqlite3_column_int64(q, 0), pid = sqlite3_column_int64(q, 1);
-        if (all || !pid_alive(pid))
+        if (all || !lt_store_pid_alive(pid))
             dead[n_dead++] = id;
     }
     sqlite3_finalize(q);
@@ -440,6 +516,8 @@ lt_store_status lt_store_cleanup_partial(lt_store *st, bool all, int *n_removed)
     if (r == LT_STORE_OK && n_dead > 0)
         r = exec(st, "DELETE FROM datasets WHERE status='building' AND id NOT IN "
                      "(SELECT dataset_id FROM dataset_versions)");
+    if (r == LT_STORE_OK && n_dead > 0)
+        lt_store_release_space(st);
     if (n_removed)
         *n_removed = removed;
     return r;

@@ -61,6 +61,10 @@ lt_store_status lt_store_begin(lt_store *st);
 lt_store_status lt_store_commit(lt_store *st);
 lt_store_status lt_store_rollback(lt_store *st);
 
+/* Gives the free pages of the database (left by a removed import) back to the file system,
+ * so an abandoned import does not leave a large file behind. Best effort, outside a
+ * transaction. */
+void lt_store_release_space(lt_store *st);
 /* Removes every version still marked 'building' whose process is gone (or every one when
  * all is true), with its samples, files and issues, then datasets with no finished version.
  * OUT *n_removed (may be NULL): versions removed. Called by lt_store_open. */
@@ -107,6 +111,17 @@ lt_store_status lt_store_version_delete(lt_store *st, int64_t version_id);
  * removed in to_version (dedup_removals or filter_drops). OUT *n_copied. */
 lt_store_status lt_store_version_copy_members(lt_store *st, int64_t from_version,
                                               int64_t to_version, int64_t *n_copied);
+
+/* Makes an unfinished appended version the dataset's newest, inside the caller's write
+ * transaction (BEGIN IMMEDIATE, so no other version can finish meanwhile). When another version
+ * of the dataset finished since this one started, its members replace those this version
+ * inherited from its old parent (the samples this version introduced stay members) and
+ * parent_id points at it; the rows it introduced (row indexes first_row and up) move past any
+ * row index another version took meanwhile; the version number moves past every other
+ * version's. OUT *version: the number after the move. Without it, two appends that started from
+ * the same parent would each leave out the other's rows. */
+lt_store_status lt_store_version_rebase(lt_store *st, int64_t version_id, int64_t first_row,
+                                        int *version);
 
 /* Iterates the datasets with their latest finished version. */
 lt_store_status lt_store_datasets_iter(lt_store *st, lt_store_iter **it);
@@ -252,6 +267,11 @@ lt_store_status lt_store_run_find(lt_store *st, const char *id_or_name, int64_t 
  * time; stopped, done and failed set ended_at, running clears it. */
 lt_store_status lt_store_run_set_status(lt_store *st, int64_t run_id, const char *status,
                                         const char *message, int64_t pid);
+/* Marks every run whose process is gone 'failed' with the message "process gone (pid N)":
+ * runs 'running' or 'paused' whose pid no longer exists on this machine (killed, crashed,
+ * the machine rebooted). lt_store_run_get and lt_store_runs_iter call it first, so any
+ * reader sees a dead run as failed. OUT *n_marked (may be NULL). */
+lt_store_status lt_store_runs_reap(lt_store *st, int *n_marked);
 /* Iterates every run, newest first. */
 lt_store_status lt_store_runs_iter(lt_store *st, lt_store_iter **it);
 lt_store_status lt_store_runs_next(lt_store_iter *it, lt_store_run *r);

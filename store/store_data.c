@@ -6,6 +6,8 @@
  */
 #include "store_impl.h"
 
+#include <limits.h>
+
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -224,6 +226,87 @@ lt_store_status lt_store_version_copy_members(lt_store *st, int64_t from_version
     return r;
 }
 
+/* Reads one int64 from a one-off statement with int64 parameters; OUT *out (0 when no row). */
+static lt_store_status query_i64(lt_store *st, const char *sql, int n, const int64_t *v,
+                                 int64_t *out)
+{
+    sqlite3_stmt *s = NULL;
+    *out = 0;
+    if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK)
+        return LT_STORE_SQL;
+    for (int i = 0; i < n; i++)
+        sqlite3_bind_int64(s, i + 1, v[i]);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        *out = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? LT_STORE_OK : lt_store_map_rc(rc);
+}
+
+lt_store_status lt_store_version_rebase(lt_store *st, int64_t version_id, int64_t first_row,
+                                        int *version)
+{
+    int64_t parent = 0, latest = 0, number = 0;
+    lt_store_status r = query_i64(
+        st, "SELECT IFNULL(parent_id,0) FROM dataset_versions WHERE id=?1", 1, &version_id,
+        &parent);
+    if (r == LT_STORE_OK)
+        r = query_i64(st,
+                      "SELECT o.id FROM dataset_versions o JOIN dataset_versions v ON "
+                      "v.dataset_id=o.dataset_id WHERE v.id=?1 AND o.id<>?1 AND "
+                      "o.status='ready' ORDER BY o.version DESC LIMIT 1",
+                      1, &version_id, &latest);
+    if (r == LT_STORE_OK && latest && latest != parent) {
+        int64_t v[2] = {version_id, latest};
+        r = run_i64(st,
+                    "DELETE FROM version_samples WHERE version_id=?1 AND sample_id NOT IN "
+                    "(SELECT id FROM samples WHERE version_id=?1)",
+                    1, v);
+        if (r == LT_STORE_OK)
+            r = lt_store_version_copy_members(st, latest, version_id, NULL);
+        if (r == LT_STORE_OK)
+            r = run_i64(st, "UPDATE dataset_versions SET parent_id=?2 WHERE id=?1", 2, v);
+    }
+    /* rows another version introduced meanwhile may hold the same row indexes: move ours past
+     * them so a row index still names one row of the dataset */
+    int64_t shift = 0;
+    if (r == LT_STORE_OK) {
+        int64_t v[2] = {version_id, first_row};
+        r = query_i64(st,
+                      "SELECT IFNULL(MAX(row_index) - ?2 + 1, 0) FROM samples WHERE "
+                      "dataset_id=(SELECT dataset_id FROM dataset_versions WHERE id=?1) AND "
+                      "row_index>=?2 AND version_id<>?1",
+                      2, v, &shift);
+    }
+    if (r == LT_STORE_OK && shift > 0) {
+        int64_t v[2] = {version_id, shift};
+        r = run_i64(st, "UPDATE samples SET row_index=row_index+?2 WHERE version_id=?1", 2, v);
+        if (r == LT_STORE_OK)
+            r = run_i64(st,
+                        "UPDATE dedup_signatures SET row_index=row_index+?2 WHERE sample_id IN "
+                        "(SELECT id FROM samples WHERE version_id=?1)",
+                        2, v);
+        if (r == LT_STORE_OK)
+            r = run_i64(st,
+                        "UPDATE row_issues SET sample_row=sample_row+?2 WHERE version_id=?1 AND "
+                        "sample_row IS NOT NULL AND sample_row>=0",
+                        2, v);
+    }
+    if (r == LT_STORE_OK)
+        r = run_i64(st,
+                    "UPDATE dataset_versions SET version=(SELECT MAX(o.version)+1 FROM "
+                    "dataset_versions o WHERE o.dataset_id=dataset_versions.dataset_id) "
+                    "WHERE id=?1 AND version < (SELECT MAX(o.version) FROM dataset_versions o "
+                    "WHERE o.dataset_id=dataset_versions.dataset_id AND o.status='ready')",
+                    1, &version_id);
+    if (r == LT_STORE_OK)
+        r = query_i64(st, "SELECT version FROM dataset_versions WHERE id=?1", 1, &version_id,
+                      &number);
+    if (r == LT_STORE_OK && version)
+        *version = (int)number;
+    return r;
+}
+
 lt_store_status lt_store_datasets_iter(lt_store *st, lt_store_iter **it)
 {
     return lt_store_iter_new(
@@ -252,8 +335,9 @@ lt_store_status lt_store_file_add(lt_store *st, int64_t version_id, const char *
     if (sqlite3_prepare_v2(st->db, "INSERT INTO dataset_files(version_id, path) VALUES(?1,?2)",
                            -1, &s, NULL) != SQLITE_OK)
         return LT_STORE_SQL;
+    char abs[PATH_MAX];
     sqlite3_bind_int64(s, 1, version_id);
-    sqlite3_bind_text(s, 2, path, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, lt_store_abs_path(path, abs), -1, SQLITE_TRANSIENT);
     lt_store_status r = lt_store_step_done(st, s);
     sqlite3_finalize(s);
     if (r == LT_STORE_OK)

@@ -7,6 +7,8 @@
  */
 #include "store_impl.h"
 
+#include <limits.h>
+
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -41,7 +43,8 @@ lt_store_status lt_store_export_add(lt_store *st, const lt_store_export *e,
     bind_id_or_null(s, 1, e->run_id);
     bind_id_or_null(s, 2, e->checkpoint_id);
     sqlite3_bind_text(s, 3, e->kind, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(s, 4, e->path, -1, SQLITE_TRANSIENT);
+    char abs[PATH_MAX];
+    sqlite3_bind_text(s, 4, lt_store_abs_path(e->path, abs), -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(s, 5, (int64_t)time(NULL));
     if (e->detail)
         sqlite3_bind_text(s, 6, e->detail, -1, SQLITE_TRANSIENT);
@@ -63,7 +66,8 @@ lt_store_status lt_store_export_add(lt_store *st, const lt_store_export *e,
     for (int i = 0; i < n; i++) {
         sqlite3_reset(s);
         sqlite3_bind_int64(s, 1, eid);
-        sqlite3_bind_text(s, 2, files[i].path, -1, SQLITE_TRANSIENT);
+        char abs[PATH_MAX];
+        sqlite3_bind_text(s, 2, lt_store_abs_path(files[i].path, abs), -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64(s, 3, files[i].bytes);
         sqlite3_bind_text(s, 4, files[i].sha256, -1, SQLITE_TRANSIENT);
         if ((rc = lt_store_step_done(st, s)) != LT_STORE_OK)

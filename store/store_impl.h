@@ -58,6 +58,13 @@ sqlite3_stmt *lt_store_cached(lt_store *st, int which, const char *sql);
 /* Runs a statement that returns no rows; maps SQLite codes to a status. */
 lt_store_status lt_store_step_done(lt_store *st, sqlite3_stmt *s);
 lt_store_status lt_store_map_rc(int rc);
+/* Every path the store records is absolute, so a run, checkpoint or export recorded from one
+ * directory opens from any other: a relative path is resolved against the current directory
+ * (through realpath when it exists). Returns path itself when already absolute or NULL, else
+ * buf (PATH_MAX bytes), or path unchanged when the current directory cannot be read. */
+const char *lt_store_abs_path(const char *path, char *buf);
+/* Whether process pid runs on this machine (this process counts; EPERM means it exists). */
+bool lt_store_pid_alive(int64_t pid);
 lt_store_status lt_store_iter_new(lt_store *st, const char *sql, lt_store_iter **it);
 
 #endif

@@ -7,6 +7,8 @@
  */
 #include "store_impl.h"
 
+#include <limits.h>
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,7 +79,8 @@ lt_store_status lt_store_run_create(lt_store *st, const lt_store_run *r, int64_t
     bind_text_or_null(s, 1, r->name);
     sqlite3_bind_text(s, 2, r->config ? r->config : "{}", -1, SQLITE_TRANSIENT);
     bind_text_or_null(s, 3, r->method);
-    bind_text_or_null(s, 4, r->model_path);
+    char abs[PATH_MAX];
+    bind_text_or_null(s, 4, lt_store_abs_path(r->model_path, abs));
     bind_text_or_null(s, 5, r->model_hash);
     if (r->dataset_version_id > 0)
         sqlite3_bind_int64(s, 6, r->dataset_version_id);
@@ -93,9 +96,47 @@ lt_store_status lt_store_run_create(lt_store *st, const lt_store_run *r, int64_t
     return rc;
 }
 
+lt_store_status lt_store_runs_reap(lt_store *st, int *n_marked)
+{
+    int64_t dead[64];
+    int n = 0;
+    if (n_marked)
+        *n_marked = 0;
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(st->db,
+                           "SELECT id, pid FROM runs WHERE status IN ('running','paused') AND "
+                           "pid > 0",
+                           -1, &q, NULL) != SQLITE_OK)
+        return LT_STORE_SQL;
+    while (sqlite3_step(q) == SQLITE_ROW && n < 64)
+        if (!lt_store_pid_alive(sqlite3_column_int64(q, 1)))
+            dead[n++] = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    for (int i = 0; i < n; i++) {
+        sqlite3_stmt *u = NULL;
+        /* the status is checked again: the run may have finished since it was read */
+        if (sqlite3_prepare_v2(st->db,
+                               "UPDATE runs SET status='failed', message='process gone (pid '||"
+                               "pid||')', ended_at=?2 WHERE id=?1 AND status IN "
+                               "('running','paused')",
+                               -1, &u, NULL) != SQLITE_OK)
+            return LT_STORE_SQL;
+        sqlite3_bind_int64(u, 1, dead[i]);
+        sqlite3_bind_int64(u, 2, (int64_t)time(NULL));
+        lt_store_status r = lt_store_step_done(st, u);
+        sqlite3_finalize(u);
+        if (r != LT_STORE_OK)
+            return r;
+        if (n_marked)
+            *n_marked += sqlite3_changes(st->db);
+    }
+    return LT_STORE_OK;
+}
+
 lt_store_status lt_store_run_get(lt_store *st, int64_t run_id, lt_store_iter **it,
                                  lt_store_run *r)
 {
+    lt_store_runs_reap(st, NULL); /* best effort: a busy store still reads */
     lt_store_status rc = lt_store_iter_new(st, "SELECT " RUN_COLS " FROM runs WHERE id=?", it);
     if (rc != LT_STORE_OK)
         return rc;
@@ -151,6 +192,7 @@ lt_store_status lt_store_run_set_status(lt_store *st, int64_t run_id, const char
 
 lt_store_status lt_store_runs_iter(lt_store *st, lt_store_iter **it)
 {
+    lt_store_runs_reap(st, NULL); /* best effort: a busy store still reads */
     return lt_store_iter_new(st, "SELECT " RUN_COLS " FROM runs ORDER BY id DESC", it);
 }
 
@@ -275,7 +317,8 @@ lt_store_status lt_store_checkpoint_add(lt_store *st, const lt_store_checkpoint 
         return LT_STORE_SQL;
     sqlite3_bind_int64(s, 1, c->run_id);
     sqlite3_bind_int64(s, 2, c->step);
-    sqlite3_bind_text(s, 3, c->path, -1, SQLITE_TRANSIENT);
+    char abs[PATH_MAX];
+    sqlite3_bind_text(s, 3, lt_store_abs_path(c->path, abs), -1, SQLITE_TRANSIENT);
     bind_text_or_null(s, 4, c->kind);
     if (isfinite(c->loss))
         sqlite3_bind_double(s, 5, c->loss);

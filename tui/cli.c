@@ -2,11 +2,14 @@
  * cli.c - the subcommand table and the options every command shares.
  */
 #include "cli.h"
+#include "sanitize.h"
 
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 const lt_command lt_commands[] = {
     {"devices", "list compute devices (CPU and Vulkan)", lt_cmd_devices},
@@ -97,30 +100,94 @@ int lt_cli_common_parse(lt_cli_common *c, int argc, char **argv, int *i)
 
 int lt_cli_fail(const char *cmd, int code, const char *fmt, ...)
 {
+    char msg[4096];
     va_list ap;
-    fprintf(stderr, "lathe %s: ", cmd);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    fprintf(stderr, "lathe %s: ", cmd);
+    lt_cli_print_sanitized(stderr, msg, true);
     fputc('\n', stderr);
     return code;
 }
 
+void lt_cli_apply_umask(void)
+{
+    mode_t mask = 077;
+    const char *v = getenv("LATHE_UMASK");
+    if (v && *v) {
+        char *end = NULL;
+        long m = strtol(v, &end, 8);
+        if (*end || m < 0 || m > 0777)
+            fprintf(stderr, "lathe: LATHE_UMASK=%.16s is not an octal mask from 000 to 777; "
+                            "using 077 (files readable by their owner alone)\n", v);
+        else
+            mask = (mode_t)m;
+    }
+    umask(mask);
+}
+
+int lt_cli_check_overwrite(const char *cmd, const char *path, bool force)
+{
+    struct stat sb;
+    if (force || lstat(path, &sb) != 0)
+        return LT_EXIT_OK;
+    return lt_cli_fail(cmd, LT_EXIT_USAGE, "%s exists; add --force to replace it", path);
+}
+
 void lt_cli_print_sanitized(FILE *f, const char *s, bool keep_newlines)
 {
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        unsigned char ch = *p;
-        if (ch == '\n' && keep_newlines)
-            fputc('\n', f);
-        else if (ch == '\t')
-            fputc('\t', f);
-        else if (ch < 0x20 || ch == 0x7f)
-            fprintf(f, "\\x%02x", ch);
-        else if (ch == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
-            /* C1 control characters (U+0080..U+009F) include CSI */
-            fprintf(f, "\\u%04x", p[1]);
-            p++;
-        } else
-            fputc(ch, f);
+    lt_sanitize_write(f, s, s ? strlen(s) : 0, keep_newlines, false);
+}
+
+/* ---- stderr through the sanitizer ---- */
+
+typedef struct sane_stream {
+    FILE *out;       /* the real stream, on fd 2 */
+    char carry[4];   /* the start of a UTF-8 character the next write completes */
+    size_t n_carry;
+} sane_stream;
+
+static ssize_t sane_write(void *cookie, const char *buf, size_t size)
+{
+    sane_stream *ss = cookie;
+    char tmp[4096 + 4];
+    size_t done = 0;
+    while (done < size) {
+        size_t take = size - done < 4096 ? size - done : 4096;
+        memcpy(tmp, ss->carry, ss->n_carry);
+        memcpy(tmp + ss->n_carry, buf + done, take);
+        size_t n = ss->n_carry + take;
+        ss->n_carry = lt_utf8_incomplete_tail(tmp, n);
+        memcpy(ss->carry, tmp + n - ss->n_carry, ss->n_carry);
+        if (lt_sanitize_write(ss->out, tmp, n - ss->n_carry, true, true) != 0)
+            return done ? (ssize_t)done : -1;
+        done += take;
     }
+    fflush(ss->out);
+    return (ssize_t)size;
+}
+
+static int sane_close(void *cookie)
+{
+    sane_stream *ss = cookie;
+    if (ss->n_carry)
+        lt_sanitize_write(ss->out, ss->carry, ss->n_carry, true, true);
+    return fflush(ss->out);
+}
+
+void lt_cli_sanitize_stderr(void)
+{
+    static sane_stream ss;
+    /* fd 2 itself, not a copy: a detached run that moves fd 2 to its log keeps logging */
+    ss.out = fdopen(STDERR_FILENO, "w");
+    if (!ss.out)
+        return; /* stderr stays as it is */
+    cookie_io_functions_t io = {.write = sane_write, .close = sane_close};
+    FILE *f = fopencookie(&ss, "w", io);
+    if (!f)
+        return; /* ss.out is left open: closing it would close fd 2 */
+    setvbuf(f, NULL, _IONBF, 0); /* progress lines end in \r, not \n: shown at once */
+    fflush(stderr);
+    stderr = f;
 }

@@ -45,10 +45,30 @@ int lt_cli_common_parse(lt_cli_common *c, int argc, char **argv, int *i);
 int lt_cli_fail(const char *cmd, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Write s to f with control characters and escape sequences made visible (\x1b, \n kept
- * only when keep_newlines). Every string that came from a dataset, a model or a driver goes
- * through this before reaching the terminal. */
+/* Write s to f through lt_sanitize_write: control characters, escape sequences and bidi
+ * controls made visible (\x1b, \u202e; \n kept only when keep_newlines). Every string that
+ * came from a dataset, a model, a driver or the command line goes through this before reaching
+ * the terminal. */
 void lt_cli_print_sanitized(FILE *f, const char *s, bool keep_newlines);
+
+/* Routes stderr, for the rest of the process, through the one sanitizer (lt_sanitize_write:
+ * escape sequences, controls and bidi controls shown as visible escapes; newlines, tabs and
+ * carriage returns pass), so no diagnostic line can carry a raw escape to the terminal,
+ * whatever text it echoes. main calls it before any subcommand runs; the dashboard draws
+ * through ncurses and keeps the real stderr. */
+void lt_cli_sanitize_stderr(void);
+
+/* --force semantics: when path exists and force is false, prints "lathe <cmd>: PATH exists;
+ * add --force to replace it" and returns LT_EXIT_USAGE; otherwise returns LT_EXIT_OK. Every
+ * command that would replace a file the user named asks this first. */
+int lt_cli_check_overwrite(const char *cmd, const char *path, bool force);
+
+/* The file mode creation mask for everything lathe writes (the workspace, lathe.db,
+ * checkpoints, adapters, exports): 077 by default, so the workspace is 0700 and files 0600
+ * whatever the shell's umask; LATHE_UMASK (octal, e.g. 007 or 027) sets another for a team
+ * sharing a workspace through a group. A bad value is reported and 077 kept. main calls it
+ * first. */
+void lt_cli_apply_umask(void);
 
 /* Subcommands. */
 int lt_cmd_devices(int argc, char **argv);

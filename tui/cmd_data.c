@@ -262,8 +262,11 @@ static int cmd_import(int argc, char **argv, lt_cli_common *c)
                lt_data_format_name(res.format), (long long)res.n_bad,
                (long long)res.n_warnings, (double)res.bytes / 1e6, secs,
                secs > 0 ? (double)res.bytes / 1e6 / secs : 0.0);
-        if (res.n_bad || res.n_warnings)
-            printf("see the reasons with: lathe data issues %s\n", *name ? name : "NAME");
+        if (res.n_bad || res.n_warnings) {
+            printf("see the reasons with: lathe data issues ");
+            lt_cli_print_sanitized(stdout, *name ? name : "NAME", false);
+            printf("\n");
+        }
     }
     rc = LT_EXIT_OK;
 done:

@@ -564,13 +564,16 @@ int lt_data_cmd_split(int argc, char **argv, lt_cli_common *c)
 
 typedef struct export_ctx {
     const char *split, *format;
+    bool force;
 } export_ctx;
 
 static int export_opt(void *ctx, int argc, char **argv, int *i)
 {
     export_ctx *x = ctx;
     const char *v;
-    if (lt_data_opt(argc, argv, i, "--split", &v)) {
+    if (strcmp(argv[*i], "--force") == 0) {
+        x->force = true;
+    } else if (lt_data_opt(argc, argv, i, "--split", &v)) {
         if (!v)
             return -1;
         x->split = v;
@@ -589,10 +592,11 @@ int lt_data_cmd_export(int argc, char **argv, lt_cli_common *c)
     static const char *help =
         "usage: lathe data export NAME OUT.jsonl [--split train|val|test]\n"
         "                         [--format alpaca|sharegpt|messages|multiple_choice|jsonl]\n"
-        "                         [--version N]\n\n"
+        "                         [--version N] [--force]\n\n"
         "Writes the version (or one split) as JSONL. jsonl is lathe's own sample shape.\n"
-        "The file is written under a temporary name and renamed when complete.\n";
-    export_ctx x = {NULL, "jsonl"};
+        "The file is written under a temporary name and renamed when complete; an existing\n"
+        "OUT is replaced only with --force.\n";
+    export_ctx x = {NULL, "jsonl", false};
     const char *name, *out;
     int version = 0;
     int rc = parse("data export", argc, argv, c, help, export_opt, &x, &name, &out, &version);
@@ -604,7 +608,7 @@ int lt_data_cmd_export(int argc, char **argv, lt_cli_common *c)
     char err[1024];
     int64_t n = 0;
     lt_data_status s =
-        lt_data_export(st, name, version, x.split, x.format, out, &n, err, sizeof err);
+        lt_data_export(st, name, version, x.split, x.format, out, x.force, &n, err, sizeof err);
     lt_store_close(st);
     if (s != LT_DATA_OK)
         return fail_data("data export", s, err);

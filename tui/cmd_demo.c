@@ -668,7 +668,8 @@ int lt_cmd_demo(int argc, char **argv)
     if (has_command("plan")) {
         STEP("plan: the wizard chooses the method from this machine, the model and the data",
              1, "plan", "--model", d.model, "--data", DEMO_DATASET, "--need", "new_task",
-             "--fewshot-tried", "yes", "--concern-forgetting", "no", "--out", plan_path);
+             "--fewshot-tried", "yes", "--concern-forgetting", "no", "--out", plan_path,
+             "--force");
         if (rc != LT_EXIT_OK)
             fprintf(d.out, "(the wizard failed; the demo trains with its own LoRA settings)\n");
     }

@@ -230,6 +230,7 @@ int lt_cmd_export(int argc, char **argv)
 
     int rc = LT_EXIT_FAIL;
     char err[2048], stage[4400] = "";
+    bool drop_files = false; /* the GGUF and Modelfile written, removed on failure */
     lt_store *st = NULL;
     lt_device *dev = NULL;
     lt_run_loaded rl;
@@ -327,6 +328,9 @@ int lt_cmd_export(int argc, char **argv)
         }
         add_file(fl, a.out);
     }
+    /* from here a failure removes the GGUF and its Modelfile: a file that failed its check
+     * must not stay to be used, nor block the next attempt with "exists" */
+    drop_files = f_gguf || f_lora;
     if ((f_gguf || f_lora) &&
         write_modelfile(&a, src_dir, &info, lt_model_get_config(src)->max_pos, fl, err,
                         sizeof(err))) {
@@ -349,6 +353,13 @@ int lt_cmd_export(int argc, char **argv)
         lt_tokenizer_free(tok);
         checked = true;
         print_check(&chk, cc.json);
+        if (!chk.ok) {
+            lt_cli_fail(cmd, LT_EXIT_FAIL,
+                        "%s does not behave like its source (see the check lines); it was "
+                        "removed (--no-check keeps an export without checking it)",
+                        a.out);
+            goto out;
+        }
     }
     char detail[1024];
     snprintf(detail, sizeof(detail),
@@ -371,17 +382,25 @@ int lt_cmd_export(int argc, char **argv)
                    fl->f[i].path, (long long)fl->f[i].bytes, fl->f[i].sha256);
         printf("]}\n");
     } else {
-        printf("export %lld: %s (%s%s%s)\n", (long long)eid, a.out, a.format,
-               f_gguf ? ", " : "", f_gguf ? dtype_s : "");
-        for (int i = 0; i < fl->n; i++)
-            printf("  %s  %lld bytes  sha256 %s\n", fl->f[i].path, (long long)fl->f[i].bytes,
-                   fl->f[i].sha256);
+        printf("export %lld: ", (long long)eid);
+        lt_cli_print_sanitized(stdout, a.out, false);
+        printf(" (%s%s%s)\n", a.format, f_gguf ? ", " : "", f_gguf ? dtype_s : "");
+        for (int i = 0; i < fl->n; i++) {
+            printf("  ");
+            lt_cli_print_sanitized(stdout, fl->f[i].path, false);
+            printf("  %lld bytes  sha256 %s\n", (long long)fl->f[i].bytes, fl->f[i].sha256);
+        }
     }
-    rc = checked && !chk.ok ? LT_EXIT_FAIL : LT_EXIT_OK;
-    if (rc != LT_EXIT_OK)
-        fprintf(stderr, "lathe export: %s does not behave like its source (see the check "
-                        "lines)\n", a.out);
+    rc = LT_EXIT_OK;
+    drop_files = false;
 out:
+    if (drop_files) {
+        for (int i = 0; i < fl->n; i++)
+            unlink(fl->f[i].path);
+        if (fl->n)
+            fprintf(stderr, "lathe export: removed the %d file%s it had written\n", fl->n,
+                    fl->n == 1 ? "" : "s");
+    }
     if (stage[0])
         rm_tree(stage);
     if (plain_ad) {

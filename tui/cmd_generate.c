@@ -6,6 +6,7 @@
  * pipeline's. Generated text is printed sanitized, as it arrives.
  */
 #include "cli.h"
+#include "export/gguf_model.h"
 
 #include "export/gguf_model.h"
 #include "export/peft.h"
@@ -17,6 +18,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 static const char *help =
@@ -221,6 +223,15 @@ int lt_cmd_generate(int argc, char **argv)
     lt_tok_ids enc = {0};
     char *text = NULL;
     /* text needs a tokenizer; with ids it is optional (decoded output when present) */
+    struct stat msb;
+    if (!lt_gguf_is_path(model) && stat(model, &msb) == 0 && !S_ISDIR(msb.st_mode)) {
+        lt_cli_fail("generate", LT_EXIT_USAGE,
+                    "--model %s is a file, not a model folder (config.json, *.safetensors, "
+                    "tokenizer.json); a GGUF file is read when its name ends in .gguf",
+                    model);
+        rc = LT_EXIT_USAGE;
+        goto out;
+    }
     bool tok_ok = lt_gguf_is_path(model)
                       ? lt_gguf_tokenizer_load(model, &tok, err, sizeof(err)) == LT_MODEL_OK
                       : lt_tokenizer_load_dir(model, &tok, err, sizeof(err)) == LT_TOK_OK;

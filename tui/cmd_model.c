@@ -32,6 +32,7 @@ static const char *init_help =
     "  --vocab N       vocabulary (256)          --seq N        max positions (256)\n"
     "  --tie | --untie tie lm_head to the embeddings (gpt2 tied, llama untied by default)\n"
     "  --seed N        random seed (0)           --dtype f32|f16|bf16  stored dtype (f32)\n"
+    "  --force         replace a config.json or model.safetensors already in OUT_DIR\n"
     "  --json          print the result as JSON\n";
 
 /* Tokenizer facts for info: kind and chat template family, or whether tokenizer.json exists. */
@@ -305,6 +306,7 @@ static int model_init(int argc, char **argv)
     } nums[] = {{"--dim", 0, 0},   {"--layers", 0, 0}, {"--heads", 0, 0}, {"--kv-heads", 0, 0},
                 {"--ffn", 0, 0},   {"--vocab", 0, 0},  {"--seq", 0, 0},   {"--seed", 0, 0}};
     int tie = -1;
+    bool force = false;
     for (int i = 1; i < argc; i++) {
         int r = lt_cli_common_parse(&cc, argc, argv, &i);
         if (r < 0)
@@ -315,6 +317,10 @@ static int model_init(int argc, char **argv)
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             fputs(init_help, stdout);
             return LT_EXIT_OK;
+        }
+        if (!strcmp(a, "--force")) {
+            force = true;
+            continue;
         }
         if (!strcmp(a, "--tie") || !strcmp(a, "--untie")) {
             tie = !strcmp(a, "--tie");
@@ -376,7 +382,15 @@ static int model_init(int argc, char **argv)
         o.save_dtype = LT_BF16;
     else
         return lt_cli_fail("model init", LT_EXIT_USAGE, "--dtype must be f32, f16 or bf16");
-    char err[1024];
+    char err[1024], have[4200];
+    /* a tokenizer.json already there is kept (train the tokenizer first, then the model) */
+    const char *mine[] = {"config.json", "model.safetensors"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(have, sizeof(have), "%s/%s", out, mine[k]);
+        int rc = lt_cli_check_overwrite("model init", have, force);
+        if (rc != LT_EXIT_OK)
+            return rc;
+    }
     lt_model_config cfg;
     lt_model_status st = lt_model_init_random(&o, out, &cfg, err, sizeof(err));
     if (st != LT_MODEL_OK)

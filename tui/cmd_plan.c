@@ -41,7 +41,7 @@ static const char *help =
     "  --explain                  print the path with the rationale at each step, and every\n"
     "                             method's memory (with and without gradient checkpointing)\n"
     "                             part by part against the budget, and why the leaf chose\n"
-    "  --out FILE                 write the training config there\n"
+    "  --out FILE                 write the training config there (--force replaces a file)\n"
     "  --tree FILE                use another decision tree (JSON) than the built-in one\n"
     "  --no-calibrate             no throughput measurement (no time estimate unless cached)\n"
     "  --no-save                  do not record the plan in the store\n"
@@ -52,7 +52,7 @@ typedef struct plan_args {
     const char *model, *data, *answers_file, *out, *tree_file;
     double memory_gb;
     int64_t seq_len, batch, epochs;
-    bool explain, no_calibrate, no_save;
+    bool explain, no_calibrate, no_save, force;
     cJSON *answers, *overrides; /* from flags */
 } plan_args;
 
@@ -184,6 +184,8 @@ static int parse_args(int argc, char **argv, plan_args *a)
             a->no_calibrate = true;
         } else if (strcmp(o, "--no-save") == 0) {
             a->no_save = true;
+        } else if (strcmp(o, "--force") == 0) {
+            a->force = true;
         } else {
             fprintf(stderr, "lathe plan: unknown option %s (lathe plan --help)\n", o);
             return -1;
@@ -390,6 +392,9 @@ int lt_cmd_plan(int argc, char **argv)
         rc = pr > 0 ? LT_EXIT_OK : LT_EXIT_USAGE;
         goto cleanup;
     }
+    if (a.out && (rc = lt_cli_check_overwrite("plan", a.out, a.force)) != LT_EXIT_OK)
+        goto cleanup;
+    rc = LT_EXIT_USAGE;
     if (a.answers_file && load_answers(a.answers_file, a.answers) < 0)
         goto cleanup;
     if (a.tree_file) {

@@ -256,8 +256,24 @@ int lt_cmd_runs(int argc, char **argv)
         rc = runs_show(st, pos[1], cc.json);
     } else {
         int64_t run_id, id;
+        char ended[1200] = "";
+        if (lt_store_run_find(st, pos[1], &run_id) == LT_STORE_OK) {
+            /* a request only means something to a run that is there to read it */
+            lt_store_iter *it = NULL;
+            lt_store_run run;
+            if (lt_store_run_get(st, run_id, &it, &run) == LT_STORE_OK && run.status &&
+                strcmp(run.status, "running") != 0 && strcmp(run.status, "paused") != 0 &&
+                strcmp(run.status, "queued") != 0)
+                snprintf(ended, sizeof(ended),
+                         "run %lld is %s%s%.900s%s; no process is there to read a %s request",
+                         (long long)run_id, run.status, run.message ? " (" : "",
+                         run.message ? run.message : "", run.message ? ")" : "", sub);
+            lt_store_iter_free(it);
+        }
         if (lt_store_run_find(st, pos[1], &run_id) != LT_STORE_OK)
             rc = lt_cli_fail("runs", LT_EXIT_FAIL, "no run '%s'", pos[1]);
+        else if (ended[0])
+            rc = lt_cli_fail("runs", LT_EXIT_FAIL, "%s", ended);
         else if (lt_store_control_post(st, run_id, sub, &id) != LT_STORE_OK)
             rc = lt_cli_fail("runs", LT_EXIT_FAIL, "cannot post the request: %s",
                              lt_store_errmsg(st));

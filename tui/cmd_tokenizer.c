@@ -17,7 +17,7 @@ static void help_main(FILE *f)
             "usage: lathe tokenizer encode --model DIR [--file F] [--json] [--chat [--template X]\n"
             "                              [--generation-prompt]] [--no-add-special] [--no-special-split]\n"
             "       lathe tokenizer decode --model DIR [--skip-special] [--json] IDS...\n"
-            "       lathe tokenizer train --vocab N [--out DIR] [--min-frequency N] FILES...\n\n"
+            "       lathe tokenizer train --vocab N [--out DIR] [--min-frequency N] [--force] FILES...\n\n"
             "encode  prints the token ids of the text in F (or stdin), one line; --json prints each\n"
             "        id with its piece. --chat reads a JSON list of {\"role\", \"content\"} messages\n"
             "        (or {\"messages\": [...]}) and renders it with the model's chat template first;\n"
@@ -358,6 +358,7 @@ static int cmd_train(int argc, char **argv)
     lt_cli_common common;
     lt_bpe_train_opts o = {0, 2, true};
     const char *out = "tokenizer";
+    bool force = false;
     const char **files = calloc((size_t)argc + 1, sizeof *files);
     int n_files = 0, rc = LT_EXIT_USAGE;
     char err[LT_TOK_ERR_LEN];
@@ -381,6 +382,8 @@ static int cmd_train(int argc, char **argv)
             o.min_frequency = atoi(argv[++i]);
         else if (strcmp(a, "--out") == 0 && i + 1 < argc)
             out = argv[++i];
+        else if (strcmp(a, "--force") == 0)
+            force = true;
         else if (a[0] == '-') {
             lt_cli_fail("tokenizer train", LT_EXIT_USAGE,
                         "unknown or incomplete option '%s' (see --help)", a);
@@ -392,6 +395,11 @@ static int cmd_train(int argc, char **argv)
         lt_cli_fail("tokenizer train", LT_EXIT_USAGE, "needs --vocab N and at least one file");
         goto done;
     }
+    char tok_path[4200];
+    snprintf(tok_path, sizeof tok_path, "%s/tokenizer.json", out);
+    if ((rc = lt_cli_check_overwrite("tokenizer train", tok_path, force)) != LT_EXIT_OK)
+        goto done;
+    rc = LT_EXIT_USAGE;
     if (lt_bpe_train(files, n_files, &o, out, err, sizeof err) != LT_TOK_OK) {
         rc = LT_EXIT_FAIL;
         fputs("lathe tokenizer train: ", stderr);

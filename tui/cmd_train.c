@@ -102,7 +102,11 @@ static void on_start(void *ctx, int64_t run_id, const char *run_dir)
         t->tty = false;
     }
     if (!t->json)
-        printf("run %lld: %s\n", (long long)run_id, run_dir);
+    {
+        printf("run %lld: ", (long long)run_id);
+        lt_cli_print_sanitized(stdout, run_dir, false);
+        printf("\n");
+    }
     fflush(stdout);
 }
 
@@ -225,7 +229,9 @@ static int run_here(lt_cli_common *cc, const char *config_path, const char *resu
                 putchar(*p);
         printf("\"}\n");
     } else {
-        printf("run %lld %s: %s\n", (long long)res.run_id, res.status, res.message);
+        printf("run %lld %s: ", (long long)res.run_id, res.status);
+        lt_cli_print_sanitized(stdout, res.message, false);
+        printf("\n");
     }
     rc = strcmp(res.status, "failed") == 0 ? LT_EXIT_FAIL : LT_EXIT_OK;
 done:

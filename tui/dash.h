@@ -238,6 +238,9 @@ void lt_form_draw(const lt_form *f, const lt_dash *d);
 
 /* True when the run says running or paused but its process is gone (died without a word). */
 bool lt_dash_run_dead(const char *status, int64_t pid);
+/* lt_dash_run_dead, or a run the store already marked failed for it ("process gone", see
+ * lt_store_runs_reap): either way the view shows it died and its last log lines. */
+bool lt_dash_run_gone(const char *status, int64_t pid, const char *message);
 /* The last n lines of the newest *.log file under WORKSPACE/runs/<id>/ into out (lines
  * separated by '\n'); false when there is none. */
 bool lt_dash_run_log_tail(const char *workspace, int64_t run_id, int n, char *out,

@@ -18,6 +18,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    lt_cli_apply_umask();
     if (argc < 2)
         return lt_cmd_dashboard(argc, argv);
     const char *name = argv[1];
@@ -31,6 +32,7 @@ int main(int argc, char **argv)
     }
     if (name[0] == '-') /* `lathe --workspace DIR`: the dashboard with options */
         return lt_cmd_dashboard(argc, argv);
+    lt_cli_sanitize_stderr();
     for (const lt_command *c = lt_commands; c->name; c++)
         if (strcmp(c->name, name) == 0)
             return c->run(argc - 1, argv + 1);

@@ -48,6 +48,13 @@ static bool deceptive(unsigned cp)
            cp == 0x200f || cp == 0x061c || cp == 0xfeff;
 }
 
+/* Code points never sent raw: C0 controls, DEL, C1 controls (CSI among them) and the
+ * deceptive ones above. */
+static bool needs_escape(unsigned cp)
+{
+    return cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f) || deceptive(cp);
+}
+
 /* Appends piece (plen bytes, cols wide) if both budgets allow; false when it does not fit. */
 static bool put(char *out, size_t outsz, size_t *o, int *cols, int max_cols, const char *piece,
                 size_t plen, int pcols)
@@ -131,4 +138,51 @@ int lt_text_width(const char *s)
         i += (size_t)l;
     }
     return cols;
+}
+
+int lt_sanitize_write(FILE *f, const char *s, size_t len, bool keep_newlines, bool keep_cr)
+{
+    const unsigned char *p = (const unsigned char *)(s ? s : "");
+    size_t i = 0, start = 0; /* bytes [start, i) pass through unchanged */
+    while (i < len) {
+        unsigned cp = 0;
+        int l = lt_utf8_decode(p + i, len - i, &cp);
+        bool pass = l > 0 && (!needs_escape(cp) || cp == '\t' || (cp == '\n' && keep_newlines) ||
+                              (cp == '\r' && keep_cr));
+        if (pass) {
+            i += (size_t)l;
+            continue;
+        }
+        if (i > start && fwrite(p + start, 1, i - start, f) != i - start)
+            return -1;
+        int w;
+        if (l == 0)
+            w = fprintf(f, "\\x%02x", p[i]);
+        else if (cp == '\n')
+            w = fputs("\\n", f);
+        else if (cp < 0x80)
+            w = fprintf(f, "\\x%02x", cp);
+        else
+            w = fprintf(f, cp > 0xffff ? "\\U%08x" : "\\u%04x", cp);
+        if (w < 0)
+            return -1;
+        i += l > 0 ? (size_t)l : 1;
+        start = i;
+    }
+    if (i > start && fwrite(p + start, 1, i - start, f) != i - start)
+        return -1;
+    return 0;
+}
+
+size_t lt_utf8_incomplete_tail(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t k = 1; k <= 3 && k <= len; k++) {
+        unsigned char c = p[len - k];
+        if ((c & 0xc0) == 0x80)
+            continue; /* a continuation byte: look further back for the lead */
+        size_t need = (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 1;
+        return need > k ? k : 0;
+    }
+    return 0;
 }

@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 /*
  * Sanitizes len bytes of s (len < 0: up to the NUL) into out (outsz bytes, always
@@ -26,6 +27,20 @@
  */
 int lt_sanitize(const char *s, long len, char *out, size_t outsz, int max_cols,
                 bool newline_as_space, size_t *consumed);
+
+/*
+ * The one sanitizer of command-line output: writes len bytes of s to f with the escapes of
+ * lt_sanitize (controls, escape sequences, C1, bidi controls and invalid UTF-8 made visible),
+ * without a column budget and whatever the locale (printable UTF-8 passes as is). Tabs pass;
+ * newlines pass when keep_newlines (else "\n"), carriage returns when keep_cr (else "\x0d").
+ * Returns 0, or -1 when f fails.
+ */
+int lt_sanitize_write(FILE *f, const char *s, size_t len, bool keep_newlines, bool keep_cr);
+
+/* How many bytes at the end of s (len bytes) start a UTF-8 sequence that is not complete yet
+ * (0..3): a stream sanitizer keeps them for its next write instead of escaping half a
+ * character. */
+size_t lt_utf8_incomplete_tail(const char *s, size_t len);
 
 /* Display columns of text that is already sanitized (valid UTF-8, no controls). */
 int lt_text_width(const char *s);

@@ -31,6 +31,13 @@ bool lt_dash_run_dead(const char *status, int64_t pid)
     return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
 }
 
+bool lt_dash_run_gone(const char *status, int64_t pid, const char *message)
+{
+    return lt_dash_run_dead(status, pid) ||
+           (status && strcmp(status, "failed") == 0 && message &&
+            strncmp(message, "process gone", 12) == 0);
+}
+
 bool lt_dash_run_log_tail(const char *workspace, int64_t run_id, int n, char *out,
                           size_t outsz)
 {
@@ -163,7 +170,7 @@ static void load_runs(runs_view *v, lt_dash *d)
         copy(w->device, sizeof w->device, r.device);
         copy(w->message, sizeof w->message, r.message);
         w->created_at = r.created_at;
-        w->dead = lt_dash_run_dead(r.status, r.pid);
+        w->dead = lt_dash_run_gone(r.status, r.pid, r.message);
         int64_t end = r.ended_at ? r.ended_at : (w->dead ? r.started_at : (int64_t)now);
         w->duration = r.started_at ? (double)(end - r.started_at) : 0;
         if (r.dataset_version_id)

@@ -118,7 +118,7 @@ static void load_run(train_view *v, lt_dash *d)
     v->pid = r.pid;
     v->started_at = r.started_at;
     v->ended_at = r.ended_at;
-    v->dead = lt_dash_run_dead(r.status, r.pid);
+    v->dead = lt_dash_run_gone(r.status, r.pid, r.message);
     cJSON *cfg = cJSON_Parse(r.config ? r.config : "{}");
     const cJSON *ms = cJSON_GetObjectItemCaseSensitive(cfg, "max_steps");
     const cJSON *ep = cJSON_GetObjectItemCaseSensitive(cfg, "epochs");

@@ -50,6 +50,8 @@ static inline float lt_cpu_expf(float x)
     const float hi = 88.72283905206835f, lo = -87.33654475055310f;
     float xc = x > hi ? hi : x;
     xc = xc < lo ? lo : xc;
+    xc = xc == xc ? xc : 0.0f; /* NaN: any finite stand-in (the result is x), so the integer
+                                * conversion and shifts below stay defined */
     /* round xc / ln2 to the nearest integer with the 1.5 * 2^23 trick */
     float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = xc - n * 0.693359375f; /* ln2 in two parts */
@@ -62,8 +64,8 @@ static inline float lt_cpu_expf(float x)
     p = p * r + 5.0000001201e-1f;
     float y = p * r * r + r + 1.0f;
     /* 2^n as two factors, so n = 128 (xc near hi) does not overflow the exponent field */
-    int32_t ni = (int32_t)n, n1 = ni >> 1, n2 = ni - n1;
-    int32_t b1 = (n1 + 127) << 23, b2 = (n2 + 127) << 23;
+    int32_t ni = (int32_t)n, n1 = ni >> 1, n2 = ni - n1; /* n in [-126, 128] */
+    uint32_t b1 = (uint32_t)(n1 + 127) << 23, b2 = (uint32_t)(n2 + 127) << 23;
     float s1, s2;
     memcpy(&s1, &b1, sizeof s1);
     memcpy(&s2, &b2, sizeof s2);

@@ -209,10 +209,12 @@ lt_data_status lt_data_split(lt_store *st, const char *name, const lt_data_split
  * format: "alpaca", "sharegpt", "messages", "multiple_choice" ({"question", "choices",
  * "answer"}, "system" when set; only multiple-choice samples can be written so) or "jsonl"
  * (the sample shape). Written to a
- * temporary name and renamed. OUT *n_written. */
+ * temporary name and renamed. An existing out_path is replaced only when overwrite is true;
+ * otherwise LT_DATA_USAGE, checked first and again, atomically, when the file is put in
+ * place (a file created meanwhile is not clobbered). OUT *n_written. */
 lt_data_status lt_data_export(lt_store *st, const char *name, int version, const char *split,
-                              const char *format, const char *out_path, int64_t *n_written,
-                              char *err, size_t errlen);
+                              const char *format, const char *out_path, bool overwrite,
+                              int64_t *n_written, char *err, size_t errlen);
 
 /* ---- inspect ---- */
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char *sharegpt_from(const char *role)
@@ -113,8 +114,20 @@ static cJSON *convert(const cJSON *s, const char *format)
                 }
             }
         }
-        cJSON_AddStringToObject(o, "instruction", last_user);
-        cJSON_AddStringToObject(o, "input", "");
+        /* an imported alpaca row's input comes back in its own field: the user turn was
+         * built as "instruction\ninput" */
+        const cJSON *in = cJSON_GetObjectItemCaseSensitive(s, "alpaca_input");
+        size_t lu = strlen(last_user), li = cJSON_IsString(in) ? strlen(in->valuestring) : 0;
+        if (li && lu > li && last_user[lu - li - 1] == '\n' &&
+            strcmp(last_user + lu - li, in->valuestring) == 0) {
+            char *ins = strndup(last_user, lu - li - 1);
+            cJSON_AddStringToObject(o, "instruction", ins ? ins : last_user);
+            free(ins);
+            cJSON_AddStringToObject(o, "input", in->valuestring);
+        } else {
+            cJSON_AddStringToObject(o, "instruction", last_user);
+            cJSON_AddStringToObject(o, "input", "");
+        }
         if (!chosen)
             cJSON_AddStringToObject(o, "output", last_asst ? last_asst : "");
         if (cJSON_IsString(sys))
@@ -139,8 +152,8 @@ static cJSON *convert(const cJSON *s, const char *format)
 }
 
 lt_data_status lt_data_export(lt_store *st, const char *name, int version, const char *split,
-                              const char *format, const char *out_path, int64_t *n_written,
-                              char *err, size_t errlen)
+                              const char *format, const char *out_path, bool overwrite,
+                              int64_t *n_written, char *err, size_t errlen)
 {
     lt_store_version v;
     lt_store_iter *it = NULL;
@@ -166,6 +179,11 @@ lt_data_status lt_data_export(lt_store *st, const char *name, int version, const
     }
     if (strlen(out_path) > 4000) {
         snprintf(err, errlen, "output path too long");
+        return LT_DATA_USAGE;
+    }
+    struct stat sb;
+    if (!overwrite && lstat(out_path, &sb) == 0) {
+        snprintf(err, errlen, "%s exists; add --force to replace it", out_path);
         return LT_DATA_USAGE;
     }
     snprintf(tmp, sizeof tmp, "%s.tmp-%ld", out_path, (long)getpid());
@@ -221,7 +239,18 @@ lt_data_status lt_data_export(lt_store *st, const char *name, int version, const
         goto remove_tmp;
     }
     f = NULL;
-    if (rename(tmp, out_path) != 0) {
+    if (!overwrite) { /* link fails when out_path appeared meanwhile: never clobbered */
+        if (link(tmp, out_path) != 0) {
+            if (errno == EEXIST) {
+                snprintf(err, errlen, "%s exists; add --force to replace it", out_path);
+                r = LT_DATA_USAGE;
+            } else {
+                snprintf(err, errlen, "cannot create %s: %s", out_path, strerror(errno));
+            }
+            goto remove_tmp;
+        }
+        unlink(tmp);
+    } else if (rename(tmp, out_path) != 0) {
         snprintf(err, errlen, "cannot rename %s to %s: %s", tmp, out_path, strerror(errno));
         goto remove_tmp;
     }

@@ -9,6 +9,8 @@
  */
 #include "data_impl.h"
 
+#include <errno.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,6 +204,129 @@ static const char *type_name(const cJSON *j)
     return "null";
 }
 
+/* Finds a NUL in a JSON row: a raw 0 byte, or the escape \u0000 inside a string. Either would
+ * cut the text short wherever it is kept as a C string, so the row is refused rather than
+ * silently truncated. Returns the byte offset (-1 when none); OUT field: the key of the
+ * value holding it (the last key before it; "" when none). */
+static int64_t find_nul(const char *raw, size_t n, char *field, size_t flen)
+{
+    bool in_str = false;
+    size_t str_start = 0;
+    field[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        char c = raw[i];
+        if (c == '\0')
+            return (int64_t)i;
+        if (!in_str) {
+            if (c == '"') {
+                in_str = true;
+                str_start = i + 1;
+            }
+            continue;
+        }
+        if (c == '\\') {
+            if (i + 5 < n && raw[i + 1] == 'u' && memcmp(raw + i + 2, "0000", 4) == 0)
+                return (int64_t)i;
+            i++; /* the escaped character */
+            continue;
+        }
+        if (c != '"')
+            continue;
+        in_str = false;
+        size_t k = i + 1;
+        while (k < n && (raw[k] == ' ' || raw[k] == '\t' || raw[k] == '\r' || raw[k] == '\n'))
+            k++;
+        if (k < n && raw[k] == ':') { /* the string was a key */
+            size_t len = i - str_start < flen - 1 ? i - str_start : flen - 1;
+            memcpy(field, raw + str_start, len);
+            field[len] = '\0';
+        }
+    }
+    return -1;
+}
+
+/* The deepest nesting of arrays and objects in a JSON text (strings skipped). */
+static int json_depth(const char *raw, size_t n)
+{
+    int depth = 0, max = 0;
+    bool in_str = false;
+    for (size_t i = 0; i < n; i++) {
+        char c = raw[i];
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = false;
+        } else if (c == '"') {
+            in_str = true;
+        } else if (c == '[' || c == '{') {
+            max = ++depth > max ? depth : max;
+        } else if (c == ']' || c == '}') {
+            depth--;
+        }
+    }
+    return max;
+}
+
+/* Finds a number outside strings that a double cannot hold (1e-999 reads as 0, 1e999 as
+ * infinity). Returns its offset, -1 when none. */
+static int64_t find_out_of_range(const char *raw, size_t n)
+{
+    bool in_str = false;
+    for (size_t i = 0; i < n; i++) {
+        char c = raw[i];
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = false;
+            continue;
+        }
+        if (c == '"') {
+            in_str = true;
+            continue;
+        }
+        if (c != '-' && (c < '0' || c > '9'))
+            continue;
+        size_t j = i + 1;
+        bool exp = false;
+        while (j < n && strchr("0123456789.eE+-", raw[j])) {
+            exp |= raw[j] == 'e' || raw[j] == 'E';
+            j++;
+        }
+        if (exp || j - i > 300) {
+            char tmp[400];
+            size_t len = j - i < sizeof tmp - 1 ? j - i : sizeof tmp - 1;
+            memcpy(tmp, raw + i, len);
+            tmp[len] = '\0';
+            errno = 0;
+            strtod(tmp, NULL);
+            if (errno == ERANGE)
+                return (int64_t)i;
+        }
+        i = j - 1;
+    }
+    return -1;
+}
+
+/* The first key that appears twice in one object (anywhere in j); NULL when none. */
+static const char *find_duplicate_key(const cJSON *j)
+{
+    if (!cJSON_IsObject(j) && !cJSON_IsArray(j))
+        return NULL;
+    const cJSON *a, *b;
+    for (a = j->child; a; a = a->next) {
+        if (cJSON_IsObject(j) && a->string)
+            for (b = a->next; b; b = b->next)
+                if (b->string && strcmp(a->string, b->string) == 0)
+                    return a->string;
+        const char *d = find_duplicate_key(a);
+        if (d)
+            return d;
+    }
+    return NULL;
+}
+
 /* The reader hands rows here (or to a worker thread) to be parsed. */
 lt_read_kind lt_parse_row(const char *raw, size_t n, int64_t line, cJSON **json, char *reason,
                           size_t rlen, int64_t *column)
@@ -215,8 +340,26 @@ lt_read_kind lt_parse_row(const char *raw, size_t n, int64_t line, cJSON **json,
                  (long long)line, (long long)*column, (unsigned char)raw[bad]);
         return LT_READ_BAD;
     }
+    char field[64];
+    int64_t nul = find_nul(raw, n, field, sizeof field);
+    if (nul >= 0) {
+        *column = nul + 1;
+        snprintf(reason, rlen,
+                 "NUL character (%s) at line %lld, byte column %lld%s%s%s; text with NUL "
+                 "cannot be kept whole, so the row was not imported",
+                 raw[nul] ? "\\u0000" : "a raw 0 byte", (long long)line, (long long)*column,
+                 field[0] ? ", in field '" : "", field, field[0] ? "'" : "");
+        return LT_READ_BAD;
+    }
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithLengthOpts(raw, n + 1, &end, true);
+    if (!j && json_depth(raw, n) > CJSON_NESTING_LIMIT) {
+        *column = 1;
+        snprintf(reason, rlen,
+                 "JSON at line %lld is nested %d levels deep, deeper than the %d lathe reads",
+                 (long long)line, json_depth(raw, n), CJSON_NESTING_LIMIT);
+        return LT_READ_BAD;
+    }
     if (!j) {
         int64_t col = end ? (int64_t)(end - raw) + 1 : 1;
         if (col > (int64_t)n)
@@ -233,6 +376,17 @@ lt_read_kind lt_parse_row(const char *raw, size_t n, int64_t line, cJSON **json,
         cJSON_Delete(j);
         return LT_READ_BAD;
     }
+    /* kept, with a warning (reason on LT_READ_ROW): what a JSON parser decides silently */
+    reason[0] = '\0';
+    const char *dup = find_duplicate_key(j);
+    int64_t big = dup ? -1 : find_out_of_range(raw, n);
+    if (dup)
+        snprintf(reason, rlen, "duplicate key '%.64s' in one object (the first is used)", dup);
+    else if (big >= 0)
+        snprintf(reason, rlen,
+                 "number at byte column %lld is out of range for a double (read as 0 or "
+                 "infinity)",
+                 (long long)big + 1);
     *json = j;
     return LT_READ_ROW;
 }
@@ -306,6 +460,16 @@ static void json_field(norm *z, const char *key, const char *val)
     sb_str(&z->json, "\":");
     sb_json(&z->json, val);
     add_text(z, val);
+}
+
+/* A field kept only so that an export gives back the row's layout: not sample text (no
+ * share in the text hash, the character counts or dedup). */
+static void json_layout_field(norm *z, const char *key, const char *val)
+{
+    sb_str(&z->json, z->n_fields++ ? ",\"" : "{\"");
+    sb_str(&z->json, key);
+    sb_str(&z->json, "\":");
+    sb_json(&z->json, val);
 }
 
 static void turn(norm *z, const char *role, const char *content)
@@ -537,6 +701,10 @@ static bool norm_alpaca(norm *z, const cJSON *row)
     }
     turn(z, "assistant", out);
     end_turns(z);
+    /* the user turn is "instruction\ninput"; the input is kept apart too, so an alpaca export
+     * splits it back into its own field */
+    if (input && input[strspn(input, " \t\r\n")])
+        json_layout_field(z, "alpaca_input", input);
     return true;
 }
 

@@ -52,6 +52,10 @@ lt_read_kind lt_parse_row(const char *raw, size_t n, int64_t line, cJSON **json,
                           size_t rlen, int64_t *column);
 int64_t lt_reader_bytes_read(const lt_reader *r);
 int64_t lt_reader_file_size(const lt_reader *r);
+/* The errno of a failed read (0 when none): a reader stops at a read error as at the end of
+ * the file, so the caller must ask before it keeps what was read. An interrupted read
+ * (EINTR, a signal) counts. */
+int lt_reader_error(const lt_reader *r);
 /* Valid after LT_READ_EOF: hex sha256 of every byte of the file. */
 const char *lt_reader_sha256(lt_reader *r);
 void lt_reader_close(lt_reader *r);

@@ -10,6 +10,7 @@
  */
 #include "data_impl.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,11 +84,17 @@ static lt_data_status add_issue(importer *im, int64_t file_id, const char *path,
                                 const lt_row_job *j, const char *severity, const char *reason,
                                 int64_t sample_row, char *err, size_t errlen)
 {
-    char raw[RAW_MAX + 1];
-    size_t n = j->raw_len < RAW_MAX ? j->raw_len : RAW_MAX;
-    if (j->raw)
-        memcpy(raw, j->raw, n);
-    raw[j->raw ? n : 0] = '\0';
+    char raw[3 * RAW_MAX + 1];
+    size_t n = j->raw_len < RAW_MAX ? j->raw_len : RAW_MAX, w = 0;
+    for (size_t i = 0; j->raw && i < n; i++) {
+        if (j->raw[i] == '\0') { /* kept visible as U+2400 (a NUL would end the text) */
+            memcpy(raw + w, "\xe2\x90\x80", 3);
+            w += 3;
+        } else {
+            raw[w++] = j->raw[i];
+        }
+    }
+    raw[w] = '\0';
     lt_store_issue is = {.line = j->line,
                          .column = j->column,
                          .severity = severity,
@@ -189,7 +196,7 @@ static bool make_job(lt_reader *rd, lt_read_kind k, const lt_read_row *row, lt_r
     memcpy(j->raw, row->raw, n);
     j->raw[n] = '\0';
     j->raw_len = n;
-    if (k == LT_READ_BAD)
+    if (k == LT_READ_BAD || k == LT_READ_ROW) /* ROW: a parser warning, or "" */
         snprintf(j->reason, sizeof j->reason, "%s", row->reason);
     if (k == LT_READ_ROW)
         j->json = lt_reader_take_json(rd);
@@ -346,6 +353,15 @@ static lt_data_status import_file(importer *im, lt_reader *rd, const char *path,
     r = pipeline(&f, &c, pool, jobs, err, errlen);
     if (r != LT_DATA_OK)
         return r;
+    if (lt_reader_error(rd)) { /* the rows stopped early: nothing of a short read is kept */
+        if (lt_reader_error(rd) == EINTR && im->o->interrupt && *im->o->interrupt) {
+            snprintf(err, errlen, "interrupted while reading %s; nothing was kept", path);
+            return LT_DATA_INTERRUPTED;
+        }
+        snprintf(err, errlen, "%s: read error after %lld bytes: %s; nothing was kept", path,
+                 (long long)lt_reader_bytes_read(rd), strerror(lt_reader_error(rd)));
+        return LT_DATA_IO;
+    }
     const char *sha = lt_reader_sha256(rd);
     int64_t size = lt_reader_file_size(rd);
     im->res->bytes += size;
@@ -419,10 +435,24 @@ lt_data_status lt_data_import(lt_store *st, const char *const *paths, int n_path
             if (im.format == LT_DATA_FORMAT_AUTO && pf > 0)
                 im.format = (lt_data_format)pf;
         }
-    } else if (lt_store_dataset_create(st, name, &im.dataset_id) != LT_STORE_OK) {
-        r = store_fail(&im, "creating the dataset", err, errlen);
-        lt_store_rollback(st);
-        goto close_readers;
+    } else {
+        lt_store_status cs = lt_store_dataset_create(st, name, &im.dataset_id);
+        if (cs == LT_STORE_EXISTS) {
+            /* the name is held by a first import still running in another process */
+            lt_store_rollback(st);
+            snprintf(err, errlen,
+                     "a dataset named '%s' is being imported by another process; wait for it "
+                     "to finish and use --append to add these rows as a new version of it, or "
+                     "--name to pick another name",
+                     name);
+            r = LT_DATA_USAGE;
+            goto close_readers;
+        }
+        if (cs != LT_STORE_OK) {
+            r = store_fail(&im, "creating the dataset", err, errlen);
+            lt_store_rollback(st);
+            goto close_readers;
+        }
     }
     char params[512];
     snprintf(params, sizeof params, "{\"files\":%d,\"format\":\"%s\",\"strict\":%s}", n_paths,
@@ -437,6 +467,7 @@ lt_data_status lt_data_import(lt_store *st, const char *const *paths, int n_path
         goto close_readers;
     }
     im.next_row++;
+    int64_t first_row = im.next_row;
     res->dataset_id = im.dataset_id;
     res->version_id = im.version_id;
     snprintf(res->name, sizeof res->name, "%s", name);
@@ -457,6 +488,15 @@ lt_data_status lt_data_import(lt_store *st, const char *const *paths, int n_path
     if (r != LT_DATA_OK)
         goto abandon;
     res->format = im.format;
+    if (res->n_rows == 0 && res->n_bad == 0) {
+        bool csv = lt_reader_container(readers[0]) == LT_CONTAINER_CSV;
+        snprintf(err, errlen, "no rows in %s%s: %s; nothing was kept", paths[0],
+                 n_paths > 1 ? " and the other files" : "",
+                 csv ? "the CSV file holds its header line and no data rows"
+                     : "the file holds no rows (an empty array, or only blank lines)");
+        r = LT_DATA_EMPTY;
+        goto abandon;
+    }
     if (res->n_rows == 0) {
         snprintf(err, errlen, "no good rows in %s%s (%lld bad rows; first: %s); nothing was kept",
                  paths[0], n_paths > 1 ? " and the other files" : "", (long long)res->n_bad,
@@ -471,7 +511,11 @@ lt_data_status lt_data_import(lt_store *st, const char *const *paths, int n_path
         goto abandon;
     }
     int64_t members = 0;
-    if (lt_store_samples_count(st, im.version_id, &members) != LT_STORE_OK ||
+    /* appends rebase onto whatever finished meanwhile, in the same transaction that marks the
+     * version ready, so concurrent appends keep each other's rows */
+    if ((parent &&
+         lt_store_version_rebase(st, im.version_id, first_row, &res->version) != LT_STORE_OK) ||
+        lt_store_samples_count(st, im.version_id, &members) != LT_STORE_OK ||
         lt_store_version_finish(st, im.version_id, lt_data_format_name(im.format), members,
                                 res->n_bad + res->n_warnings) != LT_STORE_OK ||
         lt_store_commit(st) != LT_STORE_OK) {
@@ -482,8 +526,9 @@ lt_data_status lt_data_import(lt_store *st, const char *const *paths, int n_path
 abandon:
     lt_store_rollback(st);
     if (lt_store_begin(st) == LT_STORE_OK) {
-        if (lt_store_version_delete(st, im.version_id) == LT_STORE_OK)
-            lt_store_commit(st);
+        if (lt_store_version_delete(st, im.version_id) == LT_STORE_OK &&
+            lt_store_commit(st) == LT_STORE_OK)
+            lt_store_release_space(st);
         else
             lt_store_rollback(st); /* the next open removes it: its version stays 'building' */
     }

@@ -38,6 +38,10 @@ struct lt_reader {
     int hasher_stop;        /* set (atomically) to make the hasher give up early */
     char sha_hex[65];
     bool sha_done;
+    bool hash_inline;       /* not a regular file (a FIFO, a pipe): hashed as it is read,
+                             * since it cannot be opened and read a second time */
+    lt_sha256 sha;
+    int read_errno;         /* the first failed read's errno, 0 when none */
     cJSON *json;
     char *row;              /* NUL-terminated copy of the current row */
     size_t row_cap;
@@ -71,9 +75,13 @@ static bool refill(lt_reader *r, size_t need)
     }
     size_t got = fread(r->buf + r->end, 1, r->cap - 1 - r->end, r->f);
     if (got == 0) {
+        if (ferror(r->f) && !r->read_errno)
+            r->read_errno = errno ? errno : EIO;
         r->eof = true;
         return false;
     }
+    if (r->hash_inline)
+        lt_sha256_update(&r->sha, r->buf + r->end, got);
     r->bytes_read += (int64_t)got;
     r->end += got;
     return true;
@@ -192,6 +200,33 @@ static lt_read_kind next_jsonl(lt_reader *r, lt_read_row *row)
 
 /* ---- JSON array, element by element ---- */
 
+/* After the array's closing ']' at buf[i]: anything but whitespace is reported once, as a bad
+ * row, rather than silently ignored. */
+static lt_read_kind array_end(lt_reader *r, size_t i, lt_read_row *row)
+{
+    r->done = true;
+    i++;
+    for (;;) {
+        while (i < r->end && is_ws(r->buf[i]))
+            r->line += r->buf[i++] == '\n';
+        if (i < r->end)
+            break;
+        r->start = i;
+        if (!refill(r, CHUNK))
+            return LT_READ_EOF;
+        i = r->start;
+    }
+    row->line = r->line;
+    set_row(r, r->buf + i, r->end - i < RAW_KEEP ? r->end - i : RAW_KEEP);
+    row->raw = r->row;
+    row->raw_len = strlen(r->row);
+    snprintf(row->reason, sizeof row->reason,
+             "trailing data after the JSON array's closing ']', at line %lld: not read (a JSON "
+             "file holds one array; for one object per line use JSONL)",
+             (long long)r->line);
+    return LT_READ_BAD;
+}
+
 static lt_read_kind next_array(lt_reader *r, lt_read_row *row)
 {
     size_t i = r->start;
@@ -225,10 +260,8 @@ static lt_read_kind next_array(lt_reader *r, lt_read_row *row)
                 break;
             i = r->start;
         }
-        if (i < r->end && r->buf[i] == ']') {
-            r->done = true;
-            return LT_READ_EOF;
-        }
+        if (i < r->end && r->buf[i] == ']')
+            return array_end(r, i, row);
     }
     for (;;) {
         while (i < r->end && is_ws(r->buf[i]))
@@ -250,10 +283,8 @@ static lt_read_kind next_array(lt_reader *r, lt_read_row *row)
         i = r->start;
     }
     if (need_sep) {
-        if (r->buf[i] == ']') {
-            r->done = true;
-            return LT_READ_EOF;
-        }
+        if (r->buf[i] == ']')
+            return array_end(r, i, row);
         if (r->buf[i] != ',') {
             row->line = r->line;
             set_row(r, r->buf + i, r->end - i < RAW_KEEP ? r->end - i : RAW_KEEP);
@@ -563,6 +594,24 @@ static lt_read_kind next_csv(lt_reader *r, lt_read_row *row)
                      (long long)row->column);
             return LT_READ_BAD;
         }
+        const char *nul = memchr(r->row, '\0', len);
+        if (nul) { /* a field with a NUL would be cut short: refused, naming the column */
+            int field = 0;
+            bool quoted = false;
+            for (const char *q = r->row; q < nul; q++) {
+                if (*q == '"')
+                    quoted = !quoted;
+                else if (*q == ',' && !quoted)
+                    field++;
+            }
+            row->column = (int64_t)(nul - r->row) + 1;
+            snprintf(row->reason, sizeof row->reason,
+                     "NUL byte at line %lld, byte column %lld, in column '%s'; text with NUL "
+                     "cannot be kept whole, so the row was not imported",
+                     (long long)row->line, (long long)row->column,
+                     field < r->n_header ? r->header[field] : "?");
+            return LT_READ_BAD;
+        }
         char *out = malloc(len + 1);
         char *fields[CSV_MAX_FIELDS];
         if (!out)
@@ -643,11 +692,21 @@ lt_data_status lt_reader_open(const char *path, int64_t max_row_bytes, lt_reader
         st = LT_DATA_IO;
         goto free_reader;
     }
-    r->file_size = (int64_t)sb.st_size;
+    r->file_size = S_ISREG(sb.st_mode) ? (int64_t)sb.st_size : 0;
+    r->hash_inline = !S_ISREG(sb.st_mode);
+    if (r->hash_inline)
+        lt_sha256_init(&r->sha);
     refill(r, CHUNK);
     size_t n = r->end;
     const unsigned char *b = (const unsigned char *)r->buf;
     st = LT_DATA_ENCODING;
+    if (n == 0 && r->read_errno) {
+        snprintf(err, errlen, "%s: %s", path,
+                 r->read_errno == EINTR ? "interrupted before anything was read"
+                                        : strerror(r->read_errno));
+        st = r->read_errno == EINTR ? LT_DATA_INTERRUPTED : LT_DATA_IO;
+        goto free_reader;
+    }
     if (n == 0) {
         snprintf(err, errlen, "%s: the file is empty", path);
         st = LT_DATA_EMPTY;
@@ -700,10 +759,20 @@ lt_data_status lt_reader_open(const char *path, int64_t max_row_bytes, lt_reader
     size_t k = r->start;
     while (k < n && is_ws(r->buf[k]))
         k++;
-    if (k == n && (r->eof || (int64_t)n >= r->file_size)) {
+    if (k == n && (r->eof || (!r->hash_inline && (int64_t)n >= r->file_size))) {
         snprintf(err, errlen, "%s: the file holds only whitespace", path);
         st = LT_DATA_EMPTY;
         goto free_reader;
+    }
+    if (!memchr(r->buf + k, '\n', n - k)) {
+        const char *cr = memchr(r->buf + k, '\r', n - k);
+        if (cr && memchr(cr + 1, '\r', (size_t)(r->buf + n - cr - 1))) {
+            snprintf(err, errlen,
+                     "%s: the lines end in a lone CR (old Mac line endings), so the file reads as "
+                     "one line; convert them first, e.g. tr '\\r' '\\n' < IN > OUT",
+                     path);
+            goto free_reader;
+        }
     }
     size_t plen = strlen(path);
     bool ext_csv = (plen > 4 && strcmp(path + plen - 4, ".csv") == 0);
@@ -723,7 +792,8 @@ lt_data_status lt_reader_open(const char *path, int64_t max_row_bytes, lt_reader
         if (st != LT_DATA_OK)
             goto free_reader;
     }
-    r->hasher_running = pthread_create(&r->hasher, NULL, hash_file, r) == 0;
+    if (!r->hash_inline)
+        r->hasher_running = pthread_create(&r->hasher, NULL, hash_file, r) == 0;
     *out = r;
     return LT_DATA_OK;
 free_reader:
@@ -764,11 +834,17 @@ cJSON *lt_reader_take_json(lt_reader *r)
 }
 int64_t lt_reader_bytes_read(const lt_reader *r) { return r->bytes_read; }
 int64_t lt_reader_file_size(const lt_reader *r) { return r->file_size; }
+int lt_reader_error(const lt_reader *r) { return r->read_errno; }
 
 const char *lt_reader_sha256(lt_reader *r)
 {
     if (!r->sha_done) {
-        if (r->hasher_running) {
+        if (r->hash_inline) {
+            uint8_t d[32];
+            while (refill(r, r->end - r->start + CHUNK)) /* what the rows left unread */
+                r->start = r->end;
+            lt_sha256_final(&r->sha, d, r->sha_hex);
+        } else if (r->hasher_running) {
             pthread_join(r->hasher, NULL);
             r->hasher_running = false;
         } else {

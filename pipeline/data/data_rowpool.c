@@ -39,6 +39,8 @@ void lt_row_process(const lt_row_ctx *c, lt_row_job *j)
         snprintf(j->reason, sizeof j->reason, "line %lld: %s", (long long)j->line, reason);
         goto free_json;
     }
+    if (!j->ns.warning[0] && j->reason[0]) /* the parser's warning (lt_parse_row) */
+        snprintf(j->ns.warning, sizeof j->ns.warning, "%.200s", j->reason);
     if (c->max_chars > 0 && j->ns.n_chars > c->max_chars) {
         snprintf(j->reason, sizeof j->reason,
                  "line %lld: row has %lld characters, over the limit of %lld (--max-chars)",

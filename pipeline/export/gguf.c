@@ -374,7 +374,9 @@ lt_model_status lt_gguf_writer_write(lt_gguf_writer *w, const char *path, char *
              strerror(errno));
         goto out_free;
     }
-    fchmod(fd, 0644);
+    mode_t mask = umask(0); /* mkstemp made it 0600: give it the mode the umask gives */
+    umask(mask);
+    fchmod(fd, 0666 & ~mask);
     if (!(f = fdopen(fd, "wb"))) {
         close(fd);
         fail(st, err, errlen, "%s: %s", tmp, strerror(errno));

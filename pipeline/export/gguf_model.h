@@ -42,6 +42,7 @@ typedef struct lt_gguf_export_info {
 /* True when path names a GGUF file (ends in ".gguf"). */
 bool lt_gguf_is_path(const char *path);
 
+
 /*
  * Write the model in src_dir as one GGUF file at out_path (atomically). An architecture or
  * tokenizer GGUF cannot express is LT_MODEL_ERR_UNSUPPORTED naming what; info (may be NULL)

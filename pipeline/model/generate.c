@@ -143,6 +143,21 @@ static bool is_stop(const lt_model_config *c, const lt_generate_opts *o, int32_t
     return false;
 }
 
+/* Fails when a logit is NaN or +inf (a model with NaN or overflowing weights): a sampler
+ * would pick a token from garbage, and greedy decoding on NaN ends at once with empty text. */
+static lt_model_status check_logits(const float *logits, int64_t V, int64_t pos, char *err,
+                                    size_t errlen)
+{
+    for (int64_t i = 0; i < V; i++)
+        if (logits[i] != logits[i] || logits[i] == INFINITY)
+            return fail(LT_MODEL_ERR_TENSOR, err, errlen,
+                        "generate: the model's logits are not finite (%s at vocabulary id %lld, "
+                        "position %lld): its weights hold NaN or overflow; check the model files "
+                        "or the checkpoint they came from",
+                        logits[i] != logits[i] ? "NaN" : "+inf", (long long)i, (long long)pos);
+    return LT_MODEL_OK;
+}
+
 lt_model_status lt_generate(lt_model *m, const int32_t *prompt, int n_prompt,
                             const lt_generate_opts *o, int32_t *out, int *n_out, char *err,
                             size_t errlen)
@@ -194,6 +209,8 @@ lt_model_status lt_generate(lt_model *m, const int32_t *prompt, int n_prompt,
                       lt_device_last_error(m->dev));
             goto out;
         }
+        if ((st = check_logits(logits, V, len, err, errlen)))
+            goto out;
         int32_t t = lt_sample(logits, V, seq, len, &o->sampler, &rng);
         if (t < 0) {
             st = fail(LT_MODEL_ERR_OOM, err, errlen, "out of memory");
@@ -315,6 +332,8 @@ lt_model_status lt_generate_batch(lt_model *m, const int32_t *const *prompts, co
                           lt_device_last_error(m->dev));
                 goto out;
             }
+            if ((st = check_logits(logits, V, s->len, err, errlen)))
+                goto out;
             active++;
             if (s->len >= s->cap || slot_take(c, o, s, logits, outs, n_outs, &oom)) {
                 s->prompt = -1;

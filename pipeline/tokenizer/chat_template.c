@@ -310,6 +310,7 @@ lt_tok_status lt_chat_render(const lt_tokenizer *tok, lt_chat_family f, const lt
     case LT_CHAT_LLAMA2: render_llama2(&b, tok, msgs, n); break;
     case LT_CHAT_ALPACA: render_alpaca(&b, tok, msgs, n, gen); break;
     default:
+        lt_chat_text_free(out); /* the empty text puts_ started */
         return tok_fail(err, err_n, LT_TOK_ERR_TEMPLATE, "no chat template family chosen");
     }
     out->family = f;

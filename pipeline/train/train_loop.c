@@ -148,6 +148,10 @@ static bool write_checkpoint(trun *r, double val_loss)
 {
     if (r->last_ckpt_step == r->s.step && isnan(val_loss))
         return true;
+    /* the metrics of every step up to this one reach the store first: a run killed after
+     * the checkpoint resumes from it and recomputes only later steps, so a metric still in
+     * the buffer would be lost for good */
+    trun_flush_metrics(r);
     char path[4300];
     snprintf(path, sizeof(path), "%s/checkpoints/step-%lld.ckpt", r->dir, (long long)r->s.step);
     lt_ckpt_tensor *ts = NULL;
@@ -159,9 +163,24 @@ static bool write_checkpoint(trun *r, double val_loss)
         snprintf(err, sizeof(err), "out of memory listing the checkpoint's tensors");
     else
         ok = lt_ckpt_write(path, &r->s, ts, n, err, sizeof(err));
+    if (!ok && n >= 0) { /* one retry, for a passing error (space freed, a network hiccup) */
+        trun_event(r, "warning", "checkpoint at step %lld failed (%s); retrying once",
+                   (long long)r->s.step, err);
+        usleep(500000);
+        ok = lt_ckpt_write(path, &r->s, ts, n, err, sizeof(err));
+    }
     free_tensors(ts, n > 0 ? n : 0);
     if (!ok) {
-        trun_event(r, "error", "checkpoint at step %lld failed: %s", (long long)r->s.step, err);
+        /* training on without a durable checkpoint would lose the work on any crash: the
+         * loop fails the run with this reason */
+        char last[64] = "none";
+        if (r->last_ckpt_step >= 0)
+            snprintf(last, sizeof(last), "step %lld", (long long)r->last_ckpt_step);
+        snprintf(r->ckpt_error, sizeof(r->ckpt_error),
+                 "the checkpoint at step %lld could not be written: %s (the last durable "
+                 "checkpoint: %s)",
+                 (long long)r->s.step, err, last);
+        trun_event(r, "error", "%s", r->ckpt_error);
         return false;
     }
     if (r->last_ckpt_step == r->s.step) {
@@ -534,8 +553,11 @@ void trun_loop(trun *r)
             stop_early = eval_step(r);
         if (c->ckpt_every > 0 && r->s.step % c->ckpt_every == 0)
             write_checkpoint(r, NAN);
-        if (stop_early) {
-            write_checkpoint(r, NAN);
+        if (stop_early && !r->ckpt_error[0]) {
+            if (!write_checkpoint(r, NAN)) {
+                finish(r, "failed", r->ckpt_error);
+                return;
+            }
             char msg[200];
             snprintf(msg, sizeof(msg), "early stopping: no better validation loss in %d "
                      "evaluations (best %.4f at step %lld)", c->eval_patience, r->s.best_val,
@@ -547,8 +569,13 @@ void trun_loop(trun *r)
         bool stop = (r->o->stop && *r->o->stop) ||
                     (r->o->stop_after_step > 0 && r->s.step >= r->o->stop_after_step) ||
                     poll_control(r) == 1;
-        if (stop) {
+        if (!r->ckpt_error[0] && stop)
             write_checkpoint(r, NAN);
+        if (r->ckpt_error[0]) {
+            finish(r, "failed", r->ckpt_error);
+            return;
+        }
+        if (stop) {
             char msg[200];
             snprintf(msg, sizeof(msg), "stopped at step %lld of %lld; continue with lathe "
                      "train --resume %lld", (long long)r->s.step, (long long)r->total_steps,
@@ -559,7 +586,10 @@ void trun_loop(trun *r)
     }
     if (r->has_val && !(c->eval_every > 0 && r->s.step % c->eval_every == 0))
         eval_step(r);
-    write_checkpoint(r, NAN);
+    if (!write_checkpoint(r, NAN)) {
+        finish(r, "failed", r->ckpt_error);
+        return;
+    }
     char msg[1400];
     snprintf(msg, sizeof(msg), "finished %lld steps", (long long)r->s.step);
     if (c->method == LT_METHOD_LORA) {

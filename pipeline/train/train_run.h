@@ -46,6 +46,7 @@ typedef struct trun {
 
     lt_ckpt_state s;         /* everything a checkpoint restores */
     int64_t last_ckpt_step;  /* step of the newest checkpoint written (-1 none) */
+    char ckpt_error[1200];   /* why a checkpoint could not be written ("" none): fails the run */
 
     lt_store_metric metrics[METRIC_BUF];
     int n_metrics;

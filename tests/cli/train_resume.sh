@@ -148,8 +148,9 @@ L train --device cpu --threads 1 --json "$tmp/lora.json" >"$tmp/l.out" 2>/dev/nu
 check "lora + packing + file dataset: done" grep -q '"status":"done","steps":5' "$tmp/l.out"
 id=$(sed -n 's/.*"run_id":\([0-9]*\).*/\1/p' "$tmp/l.out")
 check "lora run exports a PEFT adapter" test -s "$ws/runs/$id/adapter/adapter_config.json"
-L runs stop "$id" >/dev/null
-check "a control request is recorded" test $? -eq 0
+L runs stop "$id" >/dev/null 2>"$tmp/err"
+check "stop on a finished run: exit 1" test $? -eq 1
+check "stop on a finished run: says no process reads it" grep -q "is done.*no process" "$tmp/err"
 
 # LoRA dropout (masks drawn on the device from the seed, the step and the micro-batch): a run
 # stopped at step 3 and resumed ends bitwise identical to an uninterrupted one

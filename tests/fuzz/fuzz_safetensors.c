@@ -3,7 +3,8 @@
  * reader: any bytes must give either a validated file or an error, never a crash, a leak or
  * an out-of-bounds read. After a successful parse every tensor's bytes are touched, so a
  * range the validator let through that leaves the buffer is caught by AddressSanitizer.
- * Built and run by tests/fuzz/run.sh (clang), outside the ctest suite.
+ * Built and run by scripts/fuzz.sh (clang); replayed over tests/fuzz/corpus/safetensors/ by
+ * the test fuzz_safetensors_corpus (with fuzz_driver.c).
  */
 #include "model/config.h"
 #include "model/safetensors.h"

@@ -1,8 +1,9 @@
 /*
  * fuzz_tokenizer.c - libFuzzer target for the tokenizer.json loader, tokenizer_config.json and
- * encode/decode. Built only by scripts/fuzz.sh (clang -fsanitize=fuzzer,address), never by the
- * normal build. The input is split at the first 0x00 byte: before it a tokenizer.json, after
- * it text to encode (and a config to apply when it starts with '{').
+ * encode/decode. Built by scripts/fuzz.sh (clang -fsanitize=fuzzer,address) and, with
+ * fuzz_driver.c, as the test fuzz_tokenizer_corpus over tests/fuzz/corpus/tokenizer/. The
+ * input is split at the first 0x00 byte: before it a tokenizer.json, after it text to encode
+ * (and a config to apply when it starts with '{').
  */
 #include "tokenizer/tokenizer.h"
 

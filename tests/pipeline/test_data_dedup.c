@@ -563,7 +563,7 @@ static void test_split_filter_export(void)
     char out[400];
     snprintf(out, sizeof out, "%s/val.jsonl", tmpdir);
     int64_t n_written = 0;
-    CHECK(lt_data_export(st, "docs", 0, "val", "jsonl", out, &n_written, err, sizeof err) ==
+    CHECK(lt_data_export(st, "docs", 0, "val", "jsonl", out, true, &n_written, err, sizeof err) ==
               LT_DATA_OK && n_written == sr.n_val,
           "export val: %lld rows (%s)", (long long)n_written, err);
     const char *vp[1] = {out};

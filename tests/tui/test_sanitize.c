@@ -32,6 +32,20 @@ static void expect(const char *in, long len, const char *want, int want_cols)
     CHECK(safe(out), "output of '%s' is safe", want);
 }
 
+/* lt_sanitize_write, the command line's sanitizer, through a memory stream. */
+static void expect_write(const char *in, bool keep_newlines, bool keep_cr, const char *want)
+{
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&buf, &n);
+    CHECK(f && lt_sanitize_write(f, in, strlen(in), keep_newlines, keep_cr) == 0,
+          "write '%s'", want);
+    if (f)
+        fclose(f);
+    CHECK(buf && strcmp(buf, want) == 0, "sanitize_write: got '%s', want '%s'", buf, want);
+    free(buf);
+}
+
 int main(void)
 {
     if (!setlocale(LC_CTYPE, "C.UTF-8"))
@@ -97,5 +111,18 @@ int main(void)
           "4-byte decode");
     CHECK(lt_utf8_decode((const unsigned char *)"\xf4\x90\x80\x80", 4, &cp) == 0,
           "above U+10FFFF is invalid");
+    /* the command line's sanitizer: same escapes, no column budget, any locale */
+    expect_write("name \x1b]52;c;aGk=\x07 ok", false, false, "name \\x1b]52;c;aGk=\\x07 ok");
+    expect_write("rtl \xe2\x80\xae lre \xe2\x80\xaa fsi \xe2\x81\xa8 lrm \xe2\x80\x8e alm \xd8\x9c",
+                 false, false, "rtl \\u202e lre \\u202a fsi \\u2068 lrm \\u200e alm \\u061c");
+    expect_write("csi \xc2\x9b" "2J bad \xff caf\xc3\xa9 \xe4\xb8\xad", false, false,
+                 "csi \\u009b2J bad \\xff caf\xc3\xa9 \xe4\xb8\xad");
+    expect_write("a\nb\tc\rd", true, true, "a\nb\tc\rd");
+    expect_write("a\nb\rd", false, false, "a\\nb\\x0dd");
+    CHECK(lt_utf8_incomplete_tail("ab\xe2\x80", 4) == 2, "incomplete 3-byte tail");
+    CHECK(lt_utf8_incomplete_tail("ab\xe2\x80\xae", 5) == 0, "complete tail");
+    CHECK(lt_utf8_incomplete_tail("ab\xf0", 3) == 1, "incomplete 4-byte lead");
+    CHECK(lt_utf8_incomplete_tail("ab\xff", 3) == 0, "invalid byte is not held back");
+
     return test_summary();
 }
