@@ -6,11 +6,12 @@
  * The activation terms mirror pipeline/model/forward.c and pipeline/train/backward.c: every
  * layer's activations are kept in f32 for the backward pass (no recomputation), attention
  * keeps only its log-sum-exp per query (lt_attention never stores the T^2 probabilities, so
- * there is no a*s^2 term), and the logits [B*T, V] are f32 with their gradient written in
- * place. When the engine's buffers change, change the sums here: the estimator test compares
+ * there is no a*s^2 term), and the logits are f32, one chunk of lt_logits_chunk_rows rows at
+ * a time (at most 64 MiB) with its gradient written in place, plus the [B*T] row losses. When the engine's buffers change, change the sums here: the estimator test compares
  * them with the engine's measured high-water mark.
  */
 #include "plan/plan.h"
+#include "model/forward.h"
 #include "train/trainer.h"
 
 #include <cjson/cJSON.h>
@@ -177,7 +178,7 @@ void lt_plan_estimate(const lt_model_config *c, const lt_est_opts *o, bool gpu, 
     /* the last residual, tmp, hf [N, D]; final norm statistics; ids, pos, seg and the
      * trainer's labels [N] i32 */
     e->activations += N * (3 * D + 2 + 4) * 4;
-    e->logits = N * V * 4;
+    e->logits = (uint64_t)lt_logits_chunk_rows((int64_t)V, (int64_t)N) * V * 4 + N * 4;
     /* backward.c: dres, dh, dtmp [N, D]; dq, datt [N, qd]; dk, dv [N, kvd]; dgate, dup,
      * dact [N, F]; the loss and the gradient norm */
     e->backward += N * (3 * D + 2 * qd + 2 * kvd + 3 * F) * 4 + 8;

@@ -105,7 +105,8 @@ typedef struct lt_estimate {
     uint64_t grads;          /* bytes: gradients of trainable parameters */
     uint64_t moments;        /* bytes: AdamW m and v */
     uint64_t activations;    /* bytes: every layer's kept activations (forward) */
-    uint64_t logits;         /* bytes: logits [B*T, V] f32 (dlogits written in place) */
+    uint64_t logits;         /* bytes: one chunk of logits [rows, V] f32 (dlogits written in
+                                place; rows = lt_logits_chunk_rows) and the [B*T] row losses */
     uint64_t backward;       /* bytes: the backward pass's scratch gradients */
     uint64_t tracked;        /* bytes the engine allocates as tensors (lt_device_mem_peak) */
     uint64_t workspace;      /* bytes: host scratch of the CPU matmul for half weights */
