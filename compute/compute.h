@@ -338,7 +338,8 @@ void lt_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out
  * {j & 0xFFFFFFFF, j >> 32, 0, 0} and key {key & 0xFFFFFFFF, key >> 32}, and takes word
  * w = out[c % 4] of that block. Element i is kept iff (w >> 8) * 2^-24 >= p (u
  * in [0, 1) with 24 bits, exact in fp32); a kept element becomes x[i] * s with
- * s = (float)(1 / (1 - p)) computed in fp32 as 1.0f / (1.0f - p), a dropped one 0.
+ * s = (float)(1 / (1 - p)) computed in fp32 as 1.0f / (1.0f - p), a dropped one 0. The
+ * Vulkan backend takes tensors of fewer than 2^32 - 6 elements (else LT_ERR_UNSUPPORTED).
  */
 /* Inverted dropout with a counter-based generator (Philox4x32-10, keyed by key): element i
  * of x is kept with probability 1 - p and scaled by 1 / (1 - p), else set to 0. The decision

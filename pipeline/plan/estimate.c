@@ -7,8 +7,9 @@
  * backward scratch, offloaded inputs) come from the engine's own sizing code
  * (lt_trainer_plan_mem, which counts what the forward and backward workspaces allocate), so
  * they follow the engine's buffers; the weights are the stored dtypes' bytes (NF4 by
- * lt_nf4_bytes per matrix). The estimator test compares the result with the engine's
- * measured high-water mark.
+ * lt_nf4_bytes per matrix). The logits are f32, one chunk of lt_logits_chunk_rows rows at a
+ * time (at most 64 MiB) with its gradient written in place, plus the [B*T] row losses. The
+ * estimator test compares the result with the engine's measured high-water mark.
  */
 #include "plan/plan.h"
 #include "train/trainer.h"
@@ -148,8 +149,10 @@ void lt_plan_estimate(const lt_model_config *c, const lt_est_opts *o, bool gpu, 
     e->moments = mem.moments;
     e->master = mem.master;
     e->activations = mem.activations - mem.logits;
-    e->logits = mem.logits;
-    e->backward = mem.backward + mem.other;
+    /* the logits chunk and the [B*T] f32 row losses (counted in the trainer's `other`) */
+    const uint64_t row_losses = (uint64_t)(o->batch * o->seq) * 4u;
+    e->logits = mem.logits + row_losses;
+    e->backward = mem.backward + mem.other - row_losses;
     e->host += mem.host;
     if (o->method == LT_EST_FULL_PURE_BF16) { /* a 16-bit engine: a reference point only */
         e->master = 0;

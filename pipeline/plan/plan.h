@@ -116,9 +116,8 @@ typedef struct lt_estimate {
     uint64_t moments;        /* bytes: AdamW m and v */
     uint64_t activations;    /* bytes: the forward's buffers (every layer's activations, or
                                 with checkpointing each layer's input and one layer's) */
-    uint64_t logits;         /* bytes: one chunk of logits [lt_logits_chunk_rows, V] f32 (the
-                                output layer and loss run a chunk of rows at a time, dlogits
-                                written in place) */
+    uint64_t logits;         /* bytes: one chunk of logits [rows, V] f32 (dlogits written in
+                                place; rows = lt_logits_chunk_rows) and the [B*T] row losses */
     uint64_t backward;       /* bytes: the backward pass's scratch gradients */
     uint64_t tracked;        /* device-class bytes the engine allocates as tensors
                                 (lt_device_mem_peak) */
