@@ -200,22 +200,30 @@ static lt_read_kind next_jsonl(lt_reader *r, lt_read_row *row)
 
 /* ---- JSON array, element by element ---- */
 
+/* Skips whitespace from *i (counting lines), reading more input as needed: true with
+ * buf[*i] the next byte, false at the end of the input (r->start = *i, *i unchanged). */
+static bool skip_ws(lt_reader *r, size_t *i)
+{
+    for (;;) {
+        while (*i < r->end && is_ws(r->buf[*i]))
+            r->line += r->buf[(*i)++] == '\n';
+        if (*i < r->end)
+            return true;
+        r->start = *i;
+        if (!refill(r, CHUNK))
+            return false;
+        *i = r->start;
+    }
+}
+
 /* After the array's closing ']' at buf[i]: anything but whitespace is reported once, as a bad
  * row, rather than silently ignored. */
 static lt_read_kind array_end(lt_reader *r, size_t i, lt_read_row *row)
 {
     r->done = true;
     i++;
-    for (;;) {
-        while (i < r->end && is_ws(r->buf[i]))
-            r->line += r->buf[i++] == '\n';
-        if (i < r->end)
-            break;
-        r->start = i;
-        if (!refill(r, CHUNK))
-            return LT_READ_EOF;
-        i = r->start;
-    }
+    if (!skip_ws(r, &i))
+        return LT_READ_EOF;
     row->line = r->line;
     set_row(r, r->buf + i, r->end - i < RAW_KEEP ? r->end - i : RAW_KEEP);
     row->raw = r->row;
@@ -250,37 +258,19 @@ static lt_read_kind next_array(lt_reader *r, lt_read_row *row)
         need_sep = false;
         r->start = i;
         /* an empty array */
-        for (;;) {
-            while (i < r->end && is_ws(r->buf[i]))
-                r->line += r->buf[i++] == '\n';
-            if (i < r->end)
-                break;
-            r->start = i;
-            if (!refill(r, CHUNK))
-                break;
-            i = r->start;
-        }
-        if (i < r->end && r->buf[i] == ']')
+        if (skip_ws(r, &i) && r->buf[i] == ']')
             return array_end(r, i, row);
     }
-    for (;;) {
-        while (i < r->end && is_ws(r->buf[i]))
-            r->line += r->buf[i++] == '\n';
-        if (i < r->end)
-            break;
-        r->start = i;
-        if (!refill(r, CHUNK)) {
-            row->line = r->line;
-            row->raw = "";
-            row->raw_len = 0;
-            snprintf(row->reason, sizeof row->reason,
-                     "JSON array is cut off: the file ends at line %lld without the closing "
-                     "']'; the rows before it were kept",
-                     (long long)r->line);
-            r->done = true;
-            return LT_READ_BAD;
-        }
-        i = r->start;
+    if (!skip_ws(r, &i)) {
+        row->line = r->line;
+        row->raw = "";
+        row->raw_len = 0;
+        snprintf(row->reason, sizeof row->reason,
+                 "JSON array is cut off: the file ends at line %lld without the closing ']'; "
+                 "the rows before it were kept",
+                 (long long)r->line);
+        r->done = true;
+        return LT_READ_BAD;
     }
     if (need_sep) {
         if (r->buf[i] == ']')
